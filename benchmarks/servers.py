@@ -1,0 +1,174 @@
+"""Start the servers under test as subprocesses on free loopback ports, and stop them.
+
+`serve_process` is generic (any command that takes a port and answers a readiness route);
+the `*_command` helpers build the three servers the benchmark compares.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _venv_tool(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment minus anything that would reconfigure the server behind our back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_RUNTIME_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # bentoml serve manages its own
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.update(extra or {})
+    return env
+
+
+def _tail(log_path: Path, chars: int = 4000) -> str:
+    try:
+        return log_path.read_text(errors="replace")[-chars:]
+    except FileNotFoundError:
+        return "(no log)"
+
+
+@contextmanager
+def serve_process(
+    make_command: Callable[[int], Sequence[str]],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "/readyz",
+    ready_timeout: float = 300.0,
+) -> Iterator[str]:
+    """Run `make_command(port)`; yield its base URL once `ready_path` answers 200, then stop it.
+
+    The child gets its own process group so that everything it forks (BentoML runs an arbiter
+    and workers) stops with it.
+    """
+    port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(make_command(port)),
+            cwd=REPO_ROOT,
+            env=child_env(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited ({process.returncode}):\n{_tail(log_path)}")
+            try:
+                if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready in {ready_timeout:.0f}s:\n{_tail(log_path)}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def hf_runtime_command(
+    config_path: Path, args: Mapping[str, str] | None = None
+) -> Callable[[int], list[str]]:
+    """`bentoml serve service:HFRuntime` with a config file and extra `--arg key=value`s."""
+
+    def command(port: int) -> list[str]:
+        argv = [
+            _venv_tool("bentoml"),
+            "serve",
+            "service:HFRuntime",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--arg",
+            f"config={config_path}",
+        ]
+        for key, value in (args or {}).items():
+            argv += ["--arg", f"{key}={value}"]
+        return argv
+
+    return command
+
+
+def baseline_command(dtype: str) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.baseline_server",
+            "--port",
+            str(port),
+            "--dtype",
+            dtype,
+        ]
+
+    return command
+
+
+def bentoml_batching_command() -> Callable[[int], list[str]]:
+    """The BentoML adaptive-batching variant; its dtype comes from BENCH_DTYPE in `env`."""
+
+    def command(port: int) -> list[str]:
+        return [
+            _venv_tool("bentoml"),
+            "serve",
+            "benchmarks.bentoml_batching_service:MiniLMBentoBatching",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ]
+
+    return command
+
+
+def config_subset(config_path: Path, model_names: Sequence[str], out_path: Path) -> Path:
+    """Write a copy of a runtime config that serves only `model_names` (faster to start)."""
+    data = yaml.safe_load(config_path.read_text()) or {}
+    models = [m for m in data.get("models") or [] if m.get("model_name") in model_names]
+    missing = set(model_names) - {m.get("model_name") for m in models}
+    if missing:
+        raise ValueError(f"{config_path} serves no model named {sorted(missing)}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+    return out_path

@@ -1,0 +1,3 @@
+from hf_runtime.cli import main
+
+main()

@@ -1,0 +1,250 @@
+"""Generation on vLLM's AsyncLLM: one `generate` call is one vLLM request streaming DELTAs.
+
+`VLLMGenerationEngine` is the engine half of a TextGenerator: it validates a request with the
+same rules and messages as the huggingface engine, maps our SamplingParams to vLLM's, and
+turns vLLM's RequestOutputs into GenerationDeltas. Tokenizing and chat templates are the
+model's (`hf_runtime.runtime.generative.GenerativeModel`), shared by both backends.
+
+Closing the delta iterator or cancelling the task that reads it aborts the vLLM request, so
+the engine frees the sequence's KV cache at its next step.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from vllm import SamplingParams as VLLMSamplingParams
+from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
+from vllm.inputs import TokensPrompt
+from vllm.logprobs import Logprob
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
+from hf_runtime.generation.detokenize import TokenTextCache
+from hf_runtime.generation.sampling import validate_sampling_params
+from hf_runtime.types import (
+    FinishReason,
+    GenerationDelta,
+    GenerationRequest,
+    SamplingParams,
+    TokenLogprob,
+)
+
+logger = logging.getLogger("hf_runtime")
+
+_FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort"}
+
+
+def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamplingParams:
+    """Our (OpenAI-semantics) parameters as vLLM's, streaming deltas. Raises InvalidInput."""
+    try:
+        return VLLMSamplingParams(
+            n=1,  # the protocol layer fans n out into separate sequences
+            max_tokens=max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else -1,  # -1: disabled on every vLLM
+            min_p=params.min_p,
+            seed=params.seed,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            repetition_penalty=params.repetition_penalty,
+            logit_bias={int(k): float(v) for k, v in params.logit_bias.items()} or None,
+            stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            ignore_eos=params.ignore_eos,
+            min_tokens=params.min_tokens,
+            logprobs=params.logprobs,
+            output_kind=RequestOutputKind.DELTA,
+            skip_special_tokens=True,
+        )
+    except VLLMValidationError as exc:
+        raise InvalidInput(str(exc), param=exc.parameter) from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"invalid sampling parameters: {exc}") from None
+
+
+def check_request(
+    request: GenerationRequest,
+    *,
+    max_model_len: int,
+    vocab_size: int,
+    is_encoder_decoder: bool,
+) -> int:
+    """Validate a request; return its effective max_tokens (None: the rest of the context).
+
+    Same rules and messages as the huggingface engine, so both backends answer alike.
+    """
+    prompt = request.prompt_token_ids
+    if not prompt:
+        raise InvalidInput("the prompt must contain at least one token", param="prompt")
+    bad = next((t for t in prompt if not 0 <= t < vocab_size), None)
+    if bad is not None:
+        raise InvalidInput(
+            f"prompt token id {bad} is outside the vocabulary [0, {vocab_size})", param="prompt"
+        )
+    validate_sampling_params(request.params, vocab_size)
+    limit, requested = max_model_len, request.params.max_tokens
+    if is_encoder_decoder:
+        if len(prompt) > limit:
+            raise InvalidInput(
+                f"This model's maximum input length is {limit} tokens. However, your prompt "
+                f"has {len(prompt)} tokens. Please reduce the length of the prompt.",
+                param="prompt",
+            )
+        if requested is not None and requested > limit:
+            raise InvalidInput(
+                f"max_tokens ({requested}) is greater than this model's maximum output length "
+                f"of {limit} tokens.",
+                param="max_tokens",
+            )
+        return limit if requested is None else requested
+    if requested is None:
+        if len(prompt) >= limit:
+            raise InvalidInput(
+                f"This model's maximum context length is {limit} tokens. However, your prompt "
+                f"has {len(prompt)} tokens, which leaves no room for a completion.",
+                param="prompt",
+            )
+        return limit - len(prompt)
+    if len(prompt) + requested > limit:
+        raise InvalidInput(
+            f"This model's maximum context length is {limit} tokens. However, you requested "
+            f"{len(prompt) + requested} tokens ({len(prompt)} in the messages, {requested} in "
+            "the completion). Please reduce the length of the messages or completion.",
+            param="max_tokens",
+        )
+    return requested
+
+
+class VLLMGenerationEngine:
+    """The generation engine behind a vLLM TextGenerator (see module docstring)."""
+
+    def __init__(
+        self,
+        engine: AsyncLLM,
+        tokenizer: Any,
+        *,
+        name: str,
+        max_queue_size: int,
+        lora_request: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        model_config = engine.model_config
+        self.max_model_len = int(model_config.max_model_len)
+        self.is_encoder_decoder = bool(model_config.is_encoder_decoder)
+        self.input_vocab_size = int(model_config.get_vocab_size())
+        self.max_num_seqs = int(engine.vllm_config.scheduler_config.max_num_seqs)
+        self.max_queue_size = max_queue_size
+        self.lora_request = lora_request
+        # Token texts for logprobs, exactly as the huggingface engine writes them; read on the
+        # event loop only (single-token decodes, memoised), so the copy is never shared.
+        self._token_texts = TokenTextCache(copy.deepcopy(tokenizer))
+        self._ids = itertools.count()
+
+    @property
+    def ready(self) -> bool:
+        return not self.engine.errored
+
+    def for_adapter(self, lora_request: Any) -> VLLMGenerationEngine:
+        """A view of this engine whose requests run with a LoRA adapter."""
+        view = copy.copy(self)
+        view.lora_request = lora_request
+        return view
+
+    def _admit(self) -> None:
+        if self.engine.errored:
+            raise ModelNotReady(self.name)
+        unfinished = self.engine.get_num_unfinished_requests()
+        if unfinished >= self.max_num_seqs + self.max_queue_size:
+            raise Overloaded(
+                f"model {self.name} has {unfinished} sequences running or waiting "
+                f"(max_num_seqs {self.max_num_seqs} + max_queue_size {self.max_queue_size}); "
+                "retry later"
+            )
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
+        max_tokens = check_request(
+            request,
+            max_model_len=self.max_model_len,
+            vocab_size=self.input_vocab_size,
+            is_encoder_decoder=self.is_encoder_decoder,
+        )
+        params = to_vllm_sampling_params(request.params, max_tokens)
+        self._admit()
+        # Unique per call: the protocol layer may reuse one id for the n sequences it fans out.
+        request_id = f"{request.request_id}-{next(self._ids)}"
+        prompt = TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
+        stream = self.engine.generate(prompt, params, request_id, lora_request=self.lora_request)
+        prompt_tokens = len(request.prompt_token_ids)
+        finished = False
+        try:
+            while True:  # until vLLM's stream ends, right after the finished output
+                try:
+                    output = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except EngineDeadError as exc:
+                    logger.error("model %s: the vLLM engine died: %s", self.name, exc)
+                    raise ModelNotReady(self.name) from exc
+                except VLLMValidationError as exc:
+                    raise InvalidInput(str(exc), param=exc.parameter) from exc
+                except VLLMClientError as exc:
+                    raise InvalidInput(str(exc)) from exc
+                except GracefulHTTPError as exc:
+                    raise Overloaded(exc.message) from exc
+                delta = self._delta(output.outputs[0], request.params.logprobs, prompt_tokens)
+                prompt_tokens = 0
+                finished = delta.finish_reason is not None
+                yield delta
+        finally:
+            if not finished:
+                await self.engine.abort(request_id)
+            await stream.aclose()
+
+    def _delta(self, completion: Any, logprobs: int | None, prompt_tokens: int) -> GenerationDelta:
+        reason = completion.finish_reason
+        finish: FinishReason | None = None
+        if reason is not None:
+            finish = _FINISH_REASONS.get(str(reason))
+            if finish is None:
+                raise HFRuntimeError(f"model {self.name}: vLLM ended the sequence with {reason}")
+        token_ids = list(completion.token_ids)
+        return GenerationDelta(
+            text=completion.text,
+            token_ids=token_ids,
+            logprobs=self._logprobs(token_ids, completion.logprobs, logprobs),
+            finish_reason=finish,
+            stop_reason=completion.stop_reason if finish == "stop" else None,
+            prompt_tokens=prompt_tokens,
+        )
+
+    def _logprobs(
+        self,
+        token_ids: Sequence[int],
+        positions: Sequence[Mapping[int, Logprob]] | None,
+        k: int | None,
+    ) -> list[TokenLogprob] | None:
+        """vLLM gives, per position, the sampled token plus the top k by rank."""
+        if k is None or positions is None:
+            return None
+        text = self._token_texts.text
+        result = []
+        for token_id, candidates in zip(token_ids, positions, strict=True):
+            ranked = sorted(candidates.items(), key=lambda item: item[1].rank or 0)
+            top = [(tid, text(tid), lp.logprob) for tid, lp in ranked if (lp.rank or 0) <= k][:k]
+            chosen = candidates[token_id]
+            result.append(TokenLogprob(token_id, text(token_id), chosen.logprob, top))
+        return result
+
+    async def aclose(self) -> None:
+        from hf_runtime.backends.vllm.engine import shutdown_engine
+
+        await shutdown_engine(self.engine)

@@ -1,0 +1,180 @@
+"""Encoder tasks on vLLM's pooling runner, behind the same `EncoderBackend` as huggingface.
+
+The task processors (`hf_runtime.tasks`) and `EncoderModel` stay the same; only the forward
+pass runs in vLLM. To give the same numbers as the huggingface backend, we ask vLLM for the
+model's raw outputs and apply KServe's semantics ourselves:
+  - text_embedding: per-token hidden states (`token_embed`, no activation), pooled here with
+    the modes the processor reads from the checkpoint (vLLM's own pooler would use its
+    defaults, e.g. CLS for a bare BertModel where KServe mean-pools);
+  - sequence_classification: the head's logits (`classify`, no activation); the processor does
+    argmax / softmax / raw logits.
+Token classification and fill-mask are not offered: KServe labels every padded position of a
+request and returns masked-LM logits, neither of which vLLM's pooling runner computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from vllm.inputs import TokensPrompt
+from vllm.pooling_params import PoolingParams
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
+from hf_runtime.errors import ConfigError
+from hf_runtime.tasks.names import Task
+
+POOLING_TASKS: dict[Task, str] = {
+    Task.text_embedding: "token_embed",
+    Task.sequence_classification: "classify",
+}
+UNSUPPORTED_REASONS: dict[Task, str] = {
+    Task.token_classification: (
+        "KServe's token_classification labels every padded position of a request, which "
+        "vLLM's pooling runner does not compute"
+    ),
+    Task.fill_mask: "vLLM's pooling runner returns no masked-LM logits",
+}
+
+
+def pool_token_states(hidden: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """[tokens, hidden] -> [hidden * len(modes)], sentence-transformers' formulas (the same as
+    the huggingface backend's `pool_hidden_states` for one unpadded text)."""
+    hidden = np.asarray(hidden, dtype=np.float32)
+    length = hidden.shape[0]
+    parts: list[np.ndarray] = []
+    for mode in modes:
+        if mode == "cls":
+            parts.append(hidden[0])
+        elif mode == "mean":
+            parts.append(hidden.sum(axis=0) / np.float32(length))
+        elif mode == "mean_sqrt_len":
+            parts.append(hidden.sum(axis=0) / np.sqrt(np.float32(length)))
+        elif mode == "max":
+            parts.append(hidden.max(axis=0))
+        elif mode == "weightedmean":
+            weights = np.arange(1, length + 1, dtype=np.float32)[:, None]
+            parts.append((hidden * weights).sum(axis=0) / weights.sum())
+        elif mode == "lasttoken":
+            parts.append(hidden[-1])
+        else:
+            raise ValueError(f"unknown pooling mode {mode!r}")
+    return np.concatenate(parts).astype(np.float32)
+
+
+class VLLMEncoderBackend:
+    """An `hf_runtime.backends.EncoderBackend` whose forward pass runs on a vLLM engine.
+
+    `forward` blocks (it is called from the batcher's inference thread): it submits every item
+    to the engine on the event loop the model was loaded on, where vLLM batches them, and
+    waits for the results. Tokenizing uses the same transformers tokenizer and settings as
+    the huggingface backend, so both backends see identical token ids.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncLLM,
+        tokenizer: Any,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        task: Task,
+        max_length: int,
+        add_special_tokens: bool,
+    ) -> None:
+        if task not in POOLING_TASKS:
+            reason = UNSUPPORTED_REASONS.get(task, "it is not a pooling task")
+            raise ConfigError(
+                f"task {task.value} is not available on the vllm backend: {reason}; use "
+                "backend: huggingface"
+            )
+        self.engine = engine
+        self.task = task
+        self._pooling_task = POOLING_TASKS[task]
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()  # a fast tokenizer must not be used by two threads
+        self._loop = loop
+        self._max_length = max_length
+        self._add_special_tokens = add_special_tokens
+        self._ids = itertools.count()
+        model_config = engine.model_config
+        self._hidden_size = int(model_config.get_hidden_size())
+        self._vocab_size = int(model_config.get_vocab_size())
+        self._num_labels = int(getattr(model_config.hf_config, "num_labels", 0) or 0)
+        self.padding_side = "right"  # vLLM never pads: any padding length is the same
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def hidden_size(self) -> int:
+        return self._hidden_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    @property
+    def num_labels(self) -> int:
+        return self._num_labels
+
+    @property
+    def mask_token(self) -> str | None:
+        return None
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return None
+
+    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
+        with self._lock:
+            batch = self._tokenizer(
+                list(texts),
+                max_length=self._max_length,
+                truncation=True,
+                padding=False,
+                add_special_tokens=self._add_special_tokens,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        return [Encoding(input_ids=tuple(ids)) for ids in batch["input_ids"]]
+
+    def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
+        return [Encoding(input_ids=tuple(int(t) for t in ids)) for ids in token_ids]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        with self._lock:
+            return str(self._tokenizer.decode(list(token_ids)))
+
+    def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
+        future = asyncio.run_coroutine_threadsafe(self._forward(items, spec), self._loop)
+        return future.result()
+
+    async def _forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
+        return list(await asyncio.gather(*(self._one(item, spec) for item in items)))
+
+    async def _one(self, item: ForwardItem, spec: ForwardSpec) -> np.ndarray:
+        params = PoolingParams(task=self._pooling_task, use_activation=False)
+        prompt = TokensPrompt(prompt_token_ids=list(item.encoding.input_ids))
+        request_id = f"pool-{next(self._ids)}"
+        data: Any = None
+        async for output in self.engine.encode(prompt, params, request_id):
+            data = output.outputs.data
+        values = np.asarray(data.float().numpy() if hasattr(data, "numpy") else data, np.float32)
+        if spec.pooling:
+            return pool_token_states(values, spec.pooling)
+        return values.reshape(-1)
+
+    def close(self) -> None:
+        """Blocking shutdown (EncoderBackend protocol); the model prefers `aclose`."""
+        self.engine.shutdown()
+
+    async def aclose(self) -> None:
+        from hf_runtime.backends.vllm.engine import shutdown_engine
+
+        await shutdown_engine(self.engine)

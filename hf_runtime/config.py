@@ -1,0 +1,247 @@
+"""Configuration: one pydantic model per served model, the only home of defaults.
+
+Sources, lowest to highest precedence:
+  defaults < YAML file (HF_RUNTIME_CONFIG or `--arg config=PATH`, default configs/default.yaml)
+  < environment variables HF_RUNTIME_<FLAG> < `bentoml serve --arg <flag>=<value>`.
+
+A YAML file lists one or more models under `models:`. When `model_id` or `model_dir` comes
+from the environment or `--arg`, exactly that one model is served (the file's models are
+dropped); other flags from env/args apply to every model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hf_runtime.errors import ConfigError
+from hf_runtime.tasks.names import Task
+
+ENV_PREFIX = "HF_RUNTIME_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "default.yaml"
+
+Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
+BackendName = Literal["auto", "huggingface", "vllm"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_default=True)
+
+
+class BatchingConfig(_Strict):
+    """Cross-request batching of encoder forward passes (one batcher per model)."""
+
+    max_batch_size: int = Field(64, ge=1, description="Most texts in one forward pass.")
+    max_batch_tokens: int = Field(
+        16384, ge=1, description="Most padded tokens in one forward pass."
+    )
+    max_queue_size: int = Field(
+        2048, ge=1, description="Most texts waiting; beyond it requests get 429 (back-pressure)."
+    )
+
+
+class GenerationConfig(_Strict):
+    """Generative (text_generation / text2text_generation) settings."""
+
+    max_num_seqs: int = Field(16, ge=1, description="Most sequences decoded together.")
+    max_queue_size: int = Field(256, ge=1, description="Most waiting sequences before 429.")
+    chat_template: str | None = Field(None, description="Path to a Jinja chat template file.")
+    allow_request_chat_template: bool = Field(
+        False, description="Let requests pass their own `chat_template` (off: templates run code)."
+    )
+
+
+class ModelConfig(_Strict):
+    """One served model. Field names are KServe huggingfaceserver's flags."""
+
+    model_name: str = "model"
+    model_id: str | None = None
+    model_dir: str | None = None
+    gguf_file: str | None = None
+    model_revision: str | None = None
+    tokenizer_revision: str | None = None
+    dtype: Dtype = "auto"
+    task: Task | None = None
+    backend: BackendName = "auto"
+    max_model_len: int | None = Field(None, ge=1)
+    disable_lower_case: bool = False
+    disable_special_tokens: bool = False
+    trust_remote_code: bool = False
+    tensor_input_names: list[str] | None = None
+    return_token_type_ids: bool = False
+    return_probabilities: bool = False
+    return_raw_logits: bool = Field(False, validation_alias="return_raw_logits")
+    return_offsets_mapping: bool = False
+    disable_log_requests: bool = False
+    max_log_len: int | None = Field(None, ge=0)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    # Backend-specific sections are validated by the backend that owns them (e.g. `vllm:`).
+    vllm: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "disable_postprocess" in data:
+            data = dict(data)
+            value = data.pop("disable_postprocess")
+            if "return_raw_logits" in data and data["return_raw_logits"] != value:
+                raise ValueError("disable_postprocess is an alias of return_raw_logits; give one")
+            data["return_raw_logits"] = value
+        if isinstance(data, dict) and "max_length" in data:  # KServe's deprecated alias
+            data = dict(data)
+            data.setdefault("max_model_len", data.pop("max_length"))
+        return data
+
+    @field_validator("tensor_input_names", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not value or "/" in value or ":" in value:
+            raise ValueError("model_name must be non-empty and contain no '/' or ':'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.return_probabilities and self.return_raw_logits:
+            raise ValueError(
+                "return_probabilities and return_raw_logits (disable_postprocess) are mutually "
+                "exclusive: choose one"
+            )
+        if not self.model_id and not self.model_dir:
+            raise ValueError("one of model_id or model_dir is required")
+        if self.model_id and self.model_dir:
+            raise ValueError("give model_id (a Hub id) or model_dir (a location), not both")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.model_id or self.model_dir or ""
+
+
+class RuntimeConfig(_Strict):
+    """Everything the service serves."""
+
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RuntimeConfig:
+        names = [m.model_name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model_name must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+MODEL_FLAGS: frozenset[str] = frozenset(ModelConfig.model_fields) | {
+    "disable_postprocess",
+    "max_length",
+}
+_MODEL_DEFINING = ("model_id", "model_dir", "gguf_file")
+_NESTED = {"batching", "generation", "vllm"}
+# HF_RUNTIME_* variables that are not model flags.
+_NON_FLAG_ENV = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "CACHE_DIR"}
+
+
+def _format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}")
+    return f"invalid configuration ({where}):\n" + "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping with a `models:` list")
+    unknown = set(data) - {"models"}
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown top-level key(s) {sorted(unknown)}; allowed: models"
+        )
+    return data
+
+
+def _env_flags(env: Mapping[str, str]) -> dict[str, str]:
+    flags: dict[str, str] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key in _NON_FLAG_ENV:
+            continue
+        flag = key[len(ENV_PREFIX) :].lower()
+        if flag not in MODEL_FLAGS:
+            raise ConfigError(
+                f"unknown environment variable {key}: allowed are "
+                + ", ".join(ENV_PREFIX + f.upper() for f in sorted(MODEL_FLAGS))
+                + ", "
+                + ", ".join(sorted(_NON_FLAG_ENV))
+            )
+        flags[flag] = value
+    return flags
+
+
+def _parse_scalar(flag: str, value: Any) -> Any:
+    """Env vars and --arg values are strings; nested sections arrive as YAML/JSON text."""
+    if isinstance(value, str) and flag in _NESTED:
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"{flag}: expected a YAML/JSON mapping, got {value!r}") from None
+    return value
+
+
+def load_config(
+    args: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RuntimeConfig:
+    """Merge every source into a validated RuntimeConfig, or raise ConfigError naming the key."""
+    env = os.environ if env is None else env
+    args = dict(args or {})
+    path_value = args.pop("config", None) or env.get(ENV_PREFIX + "CONFIG")
+    path = Path(path_value) if path_value else DEFAULT_CONFIG_PATH
+
+    unknown_args = sorted(set(args) - MODEL_FLAGS)
+    if unknown_args:
+        raise ConfigError(
+            f"unknown argument(s) {unknown_args}; allowed: config, "
+            + ", ".join(sorted(MODEL_FLAGS))
+        )
+    overrides = {**_env_flags(env), **args}
+    overrides = {k: _parse_scalar(k, v) for k, v in overrides.items()}
+
+    if any(k in overrides for k in _MODEL_DEFINING[:2]):
+        models: list[dict[str, Any]] = [dict(overrides)]
+        where = "environment/arguments"
+    else:
+        data = _read_yaml(path)
+        raw_models = data.get("models") or []
+        if not isinstance(raw_models, list) or not all(isinstance(m, dict) for m in raw_models):
+            raise ConfigError(f"config file {path}: `models` must be a list of mappings")
+        models = [{**m, **overrides} for m in raw_models]
+        where = f"{path} + environment/arguments" if overrides else str(path)
+    try:
+        return RuntimeConfig.model_validate({"models": models})
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, where)) from None

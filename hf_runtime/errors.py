@@ -1,0 +1,67 @@
+"""The one error taxonomy of hf-runtime.
+
+Domain code raises these; it never knows about HTTP status codes. The protocol layer
+(`hf_runtime.protocols.errors`) maps each kind to a status code and to each protocol's
+error body in exactly one table.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorKind(str, Enum):
+    INVALID_INPUT = "invalid_input"  # the client sent something wrong
+    NOT_FOUND = "not_found"  # unknown model (or route object)
+    NOT_READY = "not_ready"  # model still loading / failed to load
+    OVERLOADED = "overloaded"  # admission queue is full: back-pressure
+    UNSUPPORTED = "unsupported"  # valid request, but this model/task cannot do it
+    NOT_IMPLEMENTED = "not_implemented"  # a protocol feature we do not implement (e.g. V2 versions)
+    INTERNAL = "internal"  # a bug or a backend failure: never the client's fault
+
+
+class HFRuntimeError(Exception):
+    """Base error. `param` names the offending request field when there is one."""
+
+    kind: ErrorKind = ErrorKind.INTERNAL
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidInput(HFRuntimeError):
+    kind = ErrorKind.INVALID_INPUT
+
+
+class ModelNotFound(HFRuntimeError):
+    kind = ErrorKind.NOT_FOUND
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Model with name {name} does not exist.", param="model")
+        self.name = name
+
+
+class ModelNotReady(HFRuntimeError):
+    kind = ErrorKind.NOT_READY
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Model with name {name} is not ready.", param="model")
+        self.name = name
+
+
+class Overloaded(HFRuntimeError):
+    kind = ErrorKind.OVERLOADED
+
+
+class Unsupported(HFRuntimeError):
+    kind = ErrorKind.UNSUPPORTED
+
+
+class NotImplementedFeature(HFRuntimeError):
+    kind = ErrorKind.NOT_IMPLEMENTED
+
+
+class ConfigError(ValueError):
+    """Bad configuration: raised at startup, before anything serves. Names the key."""

@@ -1,0 +1,121 @@
+"""The one table that maps error kinds to HTTP status and to each protocol's error body.
+
+Domain code raises `hf_runtime.errors.HFRuntimeError` subclasses; routers install the handlers
+below so every protocol answers in its own shape:
+  - KServe V1 and V2: {"error": "<message>"}
+  - OpenAI: {"error": {"message", "type", "param", "code"}}
+FastAPI's request-validation errors are mapped too, so no route ever leaks `{"detail": [...]}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hf_runtime.errors import ErrorKind, HFRuntimeError
+
+logger = logging.getLogger("hf_runtime.errors")
+
+# kind -> (HTTP status, OpenAI error type, gRPC status name)
+ERROR_TABLE: dict[ErrorKind, tuple[int, str, str]] = {
+    ErrorKind.INVALID_INPUT: (400, "BadRequestError", "INVALID_ARGUMENT"),
+    ErrorKind.UNSUPPORTED: (400, "BadRequestError", "INVALID_ARGUMENT"),
+    ErrorKind.NOT_FOUND: (404, "NotFoundError", "NOT_FOUND"),
+    ErrorKind.OVERLOADED: (429, "RateLimitError", "RESOURCE_EXHAUSTED"),
+    ErrorKind.NOT_IMPLEMENTED: (501, "NotImplementedError", "UNIMPLEMENTED"),
+    ErrorKind.NOT_READY: (503, "ServiceUnavailableError", "UNAVAILABLE"),
+    ErrorKind.INTERNAL: (500, "InternalServerError", "INTERNAL"),
+}
+
+_STATUS_TO_KIND = {
+    400: ErrorKind.INVALID_INPUT,
+    404: ErrorKind.NOT_FOUND,
+    405: ErrorKind.INVALID_INPUT,
+    413: ErrorKind.INVALID_INPUT,
+    415: ErrorKind.INVALID_INPUT,
+    422: ErrorKind.INVALID_INPUT,
+    429: ErrorKind.OVERLOADED,
+    501: ErrorKind.NOT_IMPLEMENTED,
+    503: ErrorKind.NOT_READY,
+}
+
+
+def status_for(kind: ErrorKind) -> int:
+    return ERROR_TABLE[kind][0]
+
+
+def kserve_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": message}
+
+
+def openai_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
+    status, err_type, _ = ERROR_TABLE[kind]
+    return {"error": {"message": message, "type": err_type, "param": param, "code": status}}
+
+
+BodyBuilder = Callable[[ErrorKind, str, "str | None"], dict[str, Any]]
+
+
+def error_response(
+    kind: ErrorKind, message: str, param: str | None, body: BodyBuilder
+) -> JSONResponse:
+    return JSONResponse(status_code=status_for(kind), content=body(kind, message, param))
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    """One readable line from pydantic's errors, plus the first offending field."""
+    parts, param = [], None
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error", "decode error")
+            parts.append(f"Invalid JSON: request body is not valid JSON ({detail})")
+            continue
+        if err.get("type") == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
+            parts.append("request body must be a JSON object (Content-Type: application/json)")
+            continue
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc)
+        param = param or (loc[0] if loc else None)
+        parts.append(f"{field}: {err.get('msg')}" if field else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request", param
+
+
+def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
+    """Make `app` answer every error in `body`'s shape, with the status from ERROR_TABLE."""
+
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HFRuntimeError)
+        if exc.kind is ErrorKind.INTERNAL:
+            logger.error("internal error on %s: %s", request.url.path, exc.message)
+        return error_response(exc.kind, exc.message, exc.param, body)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        message, param = _validation_message(exc)
+        return error_response(ErrorKind.INVALID_INPUT, message, param, body)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = _STATUS_TO_KIND.get(exc.status_code, ErrorKind.INTERNAL)
+        content = body(kind, str(exc.detail), None)
+        if isinstance(content.get("error"), dict):  # OpenAI's body repeats the real status
+            content["error"]["code"] = exc.status_code
+        return JSONResponse(status_code=exc.status_code, content=content)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: log it with the traceback, answer 500 without leaking internals.
+        logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(
+            ErrorKind.INTERNAL, f"Internal server error: {type(exc).__name__}", None, body
+        )
+
+    app.add_exception_handler(HFRuntimeError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,26 @@
+"""The OpenAI-compatible API as one FastAPI app (mounted at /openai/v1 and at /v1)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI
+
+from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.errors import install_error_handlers, openai_body
+from hf_runtime.protocols.openai.chat import chat_router
+from hf_runtime.protocols.openai.completions import completions_router
+from hf_runtime.protocols.openai.embeddings import embeddings_router
+from hf_runtime.protocols.openai.models import models_router
+
+
+def make_app(registry: ModelRegistry) -> FastAPI:
+    """Routes are relative (`POST /chat/completions`, ...); every error has OpenAI's shape."""
+    app = FastAPI(title="hf-runtime OpenAI-compatible API", docs_url=None, redoc_url=None)
+    install_error_handlers(app, openai_body)
+    created = int(time.time())
+    app.include_router(completions_router(registry))
+    app.include_router(chat_router(registry))
+    app.include_router(embeddings_router(registry))
+    app.include_router(models_router(registry, created))
+    return app

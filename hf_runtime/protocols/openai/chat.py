@@ -1,0 +1,133 @@
+"""POST /chat/completions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.openai.generation import (
+    ChoiceResult,
+    ChoiceStreams,
+    cancel_on_disconnect,
+    collect,
+    prompt_token_total,
+)
+from hf_runtime.protocols.openai.logprobs import chat_logprobs
+from hf_runtime.protocols.openai.lookup import (
+    Endpoint,
+    mount_prefix,
+    require_generator,
+    resolve_model,
+)
+from hf_runtime.protocols.openai.responses import Envelope, StreamUsage, log_ignored_fields, usage
+from hf_runtime.protocols.openai.sampling import SequenceSpec, fan_out, sampling_params
+from hf_runtime.protocols.openai.schemas import ChatCompletionRequest
+from hf_runtime.protocols.openai.sse import DONE, EventStreamResponse, error_event, event
+
+
+def _chat_body(
+    envelope: Envelope,
+    body: ChatCompletionRequest,
+    specs: list[SequenceSpec],
+    results: list[ChoiceResult],
+) -> dict[str, Any]:
+    top_n = body.top_logprobs or 0
+    choices = [
+        {
+            "index": spec.index,
+            "message": {"role": "assistant", "content": result.text},
+            "logprobs": chat_logprobs(result.logprobs, top_n) if body.logprobs else None,
+            "finish_reason": result.finish_reason,
+            "stop_reason": result.stop_reason,
+        }
+        for spec, result in zip(specs, results, strict=True)
+    ]
+    reported = {spec.index: r.prompt_tokens for spec, r in zip(specs, results, strict=True)}
+    completion_tokens = sum(r.completion_tokens for r in results)
+    return envelope.body(
+        choices=choices, usage=usage(prompt_token_total(specs, reported), completion_tokens)
+    )
+
+
+async def _chat_events(
+    envelope: Envelope,
+    body: ChatCompletionRequest,
+    specs: list[SequenceSpec],
+    streams: ChoiceStreams,
+) -> AsyncIterator[str]:
+    include_usage = body.include_usage_in_stream
+    extra = {"usage": None} if include_usage else {}
+    top_n = body.top_logprobs or 0
+    counter = StreamUsage(specs)
+    pending_logprobs: dict[int, list[Any]] = {spec.index: [] for spec in specs}
+
+    def chunk(index: int, delta: dict[str, Any], logprobs: Any, finish: str | None) -> str:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return event(envelope.body(choices=[choice], **extra))
+
+    try:
+        # Like OpenAI: each choice opens with a role-only chunk, then content chunks follow.
+        for spec in specs:
+            yield chunk(spec.index, {"role": "assistant", "content": ""}, None, None)
+        async for index, delta in streams.events():
+            counter.add(index, delta)
+            pending_logprobs[index].extend(delta.logprobs or [])
+            if not delta.text and delta.finish_reason is None:
+                continue  # e.g. bytes of a character still pending: nothing to show yet
+            logprobs = None
+            if body.logprobs:
+                logprobs = chat_logprobs(pending_logprobs[index], top_n)
+                pending_logprobs[index] = []
+            content = {"content": delta.text} if delta.text else {}
+            yield chunk(index, content, logprobs, delta.finish_reason)
+        if include_usage:
+            yield event(envelope.body(choices=[], usage=counter.as_dict()))
+    except Exception as exc:
+        yield error_event(exc)
+    finally:
+        await streams.aclose()
+    yield DONE
+
+
+async def create_chat_completion(
+    registry: ModelRegistry, body: ChatCompletionRequest, request: Request
+) -> Response:
+    log_ignored_fields(body, "chat/completions")
+    body.check()
+    messages = body.template_messages()
+    model = resolve_model(registry, body.model)
+    generator = require_generator(model, Endpoint.chat, mount_prefix(request, Endpoint.chat))
+    prompt_ids = await generator.render_chat(
+        messages,
+        chat_template=body.chat_template,
+        add_generation_prompt=bool(body.add_generation_prompt),
+        continue_final_message=bool(body.continue_final_message),
+        tools=body.tools,
+        chat_template_kwargs=body.chat_template_kwargs,
+    )
+    envelope = Envelope.new("chatcmpl", "chat.completion", model.name)
+    params = sampling_params(body, max_tokens=body.max_new_tokens, logprobs=body.logprobs_count)
+    specs = fan_out(envelope.id, [prompt_ids], body.choices_per_prompt, params)
+    if body.stream:
+        streams = ChoiceStreams(generator, specs)
+        await streams.start()
+        chunk_envelope = Envelope(
+            envelope.id, "chat.completion.chunk", envelope.created, model.name
+        )
+        return EventStreamResponse(_chat_events(chunk_envelope, body, specs, streams))
+    results = await collect(generator, specs)
+    return JSONResponse(_chat_body(envelope, body, specs, results))
+
+
+def chat_router(registry: ModelRegistry) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        return await cancel_on_disconnect(request, create_chat_completion(registry, body, request))
+
+    return router

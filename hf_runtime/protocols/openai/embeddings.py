@@ -1,0 +1,77 @@
+"""POST /embeddings."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from hf_runtime.errors import InvalidInput
+from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.openai.generation import cancel_on_disconnect
+from hf_runtime.protocols.openai.lookup import (
+    Endpoint,
+    mount_prefix,
+    require_embeddings,
+    resolve_model,
+)
+from hf_runtime.protocols.openai.responses import log_ignored_fields
+from hf_runtime.protocols.openai.schemas import EmbeddingRequest
+from hf_runtime.protocols.openai.sse import dumps
+from hf_runtime.types import EmbeddingResult
+
+
+def encode_base64(vector: list[float]) -> str:
+    """OpenAI's base64 format: little-endian float32 bytes."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _embedding_json(model: str, result: EmbeddingResult, encoding_format: str) -> bytes:
+    """The whole response body. Runs in a thread: thousands of vectors take a while to format."""
+    encode = encode_base64 if encoding_format == "base64" else (lambda v: v)
+    data: list[dict[str, Any]] = [
+        {"object": "embedding", "index": i, "embedding": encode(vector)}
+        for i, vector in enumerate(result.embeddings)
+    ]
+    body = {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+    }
+    return dumps(body).encode("utf-8")
+
+
+async def create_embeddings(
+    registry: ModelRegistry, body: EmbeddingRequest, request: Request
+) -> Response:
+    log_ignored_fields(body, "embeddings")
+    body.check()
+    inputs = body.input_batch()
+    model = resolve_model(registry, body.model)
+    require_embeddings(model, mount_prefix(request, Endpoint.embeddings))
+    result = await model.embed(inputs, body.dimensions)
+    if body.dimensions is not None and any(len(v) < body.dimensions for v in result.embeddings):
+        size = min(len(v) for v in result.embeddings)
+        raise InvalidInput(
+            f"dimensions ({body.dimensions}) exceeds the model's embedding size ({size})",
+            param="dimensions",
+        )
+    content = await run_in_threadpool(
+        _embedding_json, model.name, result, body.encoding_format or "float"
+    )
+    return Response(content=content, media_type="application/json")
+
+
+def embeddings_router(registry: ModelRegistry) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/embeddings", response_model=None)
+    async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
+        return await cancel_on_disconnect(request, create_embeddings(registry, body, request))
+
+    return router

@@ -1,0 +1,49 @@
+"""GET /models and GET /models/{name}.
+
+The body is the merged shape the KServe V1 app also serves at /v1/models (mounted first, it
+wins there): OpenAI's fields plus KServe's, so either client reads either prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from hf_runtime.model import ModelRegistry, ServedModel
+
+OWNED_BY = "hf-runtime"
+
+
+def model_card(model: ServedModel, created: int) -> dict[str, Any]:
+    """One model as OpenAI lists it: {"id", "object": "model", "created", "owned_by"}."""
+    return {"id": model.name, "object": "model", "created": created, "owned_by": OWNED_BY}
+
+
+def models_list_body(registry: ModelRegistry, created: int) -> dict[str, Any]:
+    names = registry.names()
+    return {
+        "models": names,
+        "object": "list",
+        "data": [model_card(registry.get(name), created) for name in names],
+    }
+
+
+def model_body(model: ServedModel, created: int) -> dict[str, Any]:
+    """Unlike KServe's V1 route (503 while loading), this answers 200 with `ready: false`:
+    OpenAI clients use it to check that a model exists."""
+    return {"name": model.name, "ready": model.ready, **model_card(model, created)}
+
+
+def models_router(registry: ModelRegistry, created: int) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/models")
+    async def list_models() -> dict[str, Any]:
+        return models_list_body(registry, created)
+
+    @router.get("/models/{name}")
+    async def retrieve_model(name: str) -> dict[str, Any]:
+        return model_body(registry.get(name), created)  # unknown: ModelNotFound -> 404
+
+    return router

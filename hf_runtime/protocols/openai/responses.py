@@ -1,0 +1,71 @@
+"""Response envelopes and usage accounting shared by completions and chat."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hf_runtime.protocols.openai.generation import prompt_token_total
+from hf_runtime.protocols.openai.sampling import SequenceSpec, new_request_id
+from hf_runtime.protocols.openai.schemas import OpenAIRequest
+from hf_runtime.types import GenerationDelta
+
+logger = logging.getLogger("hf_runtime.openai")
+
+
+def log_ignored_fields(body: OpenAIRequest, route: str) -> None:
+    ignored = body.ignored_fields()
+    if ignored:
+        logger.warning("%s: ignoring unsupported request fields %s", route, ", ".join(ignored))
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The fields every body and chunk of one response repeats."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+
+    @classmethod
+    def new(cls, id_prefix: str, object_name: str, model: str) -> Envelope:
+        return cls(new_request_id(id_prefix), object_name, int(time.time()), model)
+
+    def body(self, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            **fields,
+        }
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+@dataclass
+class StreamUsage:
+    """Token counts accumulated while streaming (one per response, never shared)."""
+
+    specs: list[SequenceSpec]
+    completion_tokens: int = 0
+    reported_prompt_tokens: dict[int, int] = field(default_factory=dict)
+
+    def add(self, index: int, delta: GenerationDelta) -> None:
+        self.completion_tokens += len(delta.token_ids)
+        if delta.prompt_tokens and index not in self.reported_prompt_tokens:
+            self.reported_prompt_tokens[index] = delta.prompt_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        prompt_tokens = prompt_token_total(self.specs, self.reported_prompt_tokens)
+        return usage(prompt_tokens, self.completion_tokens)

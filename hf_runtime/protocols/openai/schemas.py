@@ -1,0 +1,397 @@
+"""OpenAI request bodies: pydantic shapes plus explicit range checks.
+
+Pydantic checks types only (its errors become 400s naming the field, via the error table).
+Ranges and cross-field rules are checked by each request's `check()` so the messages read like
+OpenAI's and `param` names the field exactly. Unknown fields are allowed (clients send many) and
+logged by the handlers, as vLLM does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictInt
+
+from hf_runtime.errors import InvalidInput, Unsupported
+
+MAX_N = 16  # choices per prompt
+MAX_PROMPTS = 256  # prompts in one completions request
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own cap
+MAX_LOGPROBS = 20
+MAX_STOP_SEQUENCES = 4
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch generators accept
+CHAT_ROLES = ("system", "user", "assistant", "tool", "developer")
+_TOKEN_ID = re.compile(r"^\d+$")
+
+
+def _in_range(value: float, low: float, high: float) -> bool:
+    # Written so NaN (which Python's json accepts) fails every range.
+    return not math.isnan(value) and low <= value <= high
+
+
+class OpenAIRequest(BaseModel):
+    """Fields every OpenAI request has. Unknown fields are kept in `model_extra`."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model: str | None = None
+    user: str | None = None
+
+    def ignored_fields(self) -> list[str]:
+        return sorted(self.model_extra or {})
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool | None = False
+
+
+class SamplingFields(OpenAIRequest):
+    """Decoding fields shared by completions and chat (OpenAI's plus vLLM's common extras)."""
+
+    n: int | None = 1
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    # vLLM extensions, honoured because SamplingParams has them.
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    stop_token_ids: list[int] | None = None
+    ignore_eos: bool | None = False
+    min_tokens: int | None = None
+
+    @property
+    def choices_per_prompt(self) -> int:
+        return 1 if self.n is None else self.n
+
+    @property
+    def include_usage_in_stream(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+    def stop_strings(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def token_logit_bias(self) -> dict[int, float]:
+        return {int(key): value for key, value in (self.logit_bias or {}).items()}
+
+    def check_sampling(self, max_tokens: int | None, max_tokens_param: str) -> None:
+        if not 1 <= self.choices_per_prompt <= MAX_N:
+            raise InvalidInput(f"n must be between 1 and {MAX_N}, got {self.n}", param="n")
+        if self.temperature is not None and not _in_range(self.temperature, 0.0, 2.0):
+            raise InvalidInput(
+                f"temperature must be between 0 and 2, got {self.temperature}", param="temperature"
+            )
+        if self.top_p is not None and not (_in_range(self.top_p, 0.0, 1.0) and self.top_p > 0):
+            raise InvalidInput(f"top_p must be in (0, 1], got {self.top_p}", param="top_p")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if value is not None and not _in_range(value, -2.0, 2.0):
+                raise InvalidInput(f"{name} must be between -2 and 2, got {value}", param=name)
+        if max_tokens is not None and max_tokens < 1:
+            raise InvalidInput(
+                f"{max_tokens_param} must be at least 1, got {max_tokens}", param=max_tokens_param
+            )
+        self._check_stop()
+        self._check_logit_bias()
+        if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
+            raise InvalidInput("seed must fit in a 64-bit integer", param="seed")
+        if self.stream_options is not None and not self.stream:
+            raise InvalidInput(
+                "stream_options can only be given when stream is true", param="stream_options"
+            )
+        self._check_extensions(max_tokens)
+
+    def _check_stop(self) -> None:
+        stops = self.stop_strings()
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise InvalidInput(
+                f"stop may hold at most {MAX_STOP_SEQUENCES} sequences, got {len(stops)}",
+                param="stop",
+            )
+        if any(s == "" for s in stops):
+            raise InvalidInput("stop sequences must be non-empty strings", param="stop")
+
+    def _check_logit_bias(self) -> None:
+        for key, value in (self.logit_bias or {}).items():
+            if not _TOKEN_ID.match(key):
+                raise InvalidInput(
+                    f"logit_bias keys must be token ids (integers as strings), got {key!r}",
+                    param="logit_bias",
+                )
+            if not _in_range(value, -100.0, 100.0):
+                raise InvalidInput(
+                    f"logit_bias values must be between -100 and 100, got {value} for token {key}",
+                    param="logit_bias",
+                )
+
+    def _check_extensions(self, max_tokens: int | None) -> None:
+        if self.top_k is not None and self.top_k < -1:
+            raise InvalidInput(
+                f"top_k must be -1 or 0 (disabled) or a positive integer, got {self.top_k}",
+                param="top_k",
+            )
+        if self.min_p is not None and not _in_range(self.min_p, 0.0, 1.0):
+            raise InvalidInput(f"min_p must be between 0 and 1, got {self.min_p}", param="min_p")
+        rp = self.repetition_penalty
+        if rp is not None and not (_in_range(rp, 0.0, math.inf) and rp > 0):
+            raise InvalidInput(
+                f"repetition_penalty must be greater than 0, got {rp}", param="repetition_penalty"
+            )
+        if any(t < 0 for t in self.stop_token_ids or []):
+            raise InvalidInput("stop_token_ids must be non-negative", param="stop_token_ids")
+        if self.min_tokens is not None:
+            if self.min_tokens < 0:
+                raise InvalidInput("min_tokens must be non-negative", param="min_tokens")
+            if max_tokens is not None and self.min_tokens > max_tokens:
+                raise InvalidInput(
+                    f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({max_tokens})",
+                    param="min_tokens",
+                )
+
+
+# ---------------------------------------------------------------- completions
+
+Prompt = str | list[str] | list[StrictInt] | list[list[StrictInt]]
+
+
+class CompletionRequest(SamplingFields):
+    prompt: Prompt | None = None
+    max_tokens: int | None = None  # None: the rest of the context (the engine decides)
+    echo: bool | None = False
+    logprobs: int | None = None
+    suffix: str | None = None
+    best_of: int | None = None
+
+    def check(self) -> None:
+        self.check_sampling(self.max_tokens, "max_tokens")
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise InvalidInput(
+                f"logprobs must be between 0 and {MAX_LOGPROBS}, got {self.logprobs}",
+                param="logprobs",
+            )
+        if self.suffix:
+            raise Unsupported("suffix is not supported", param="suffix")
+        if self.best_of is not None and self.best_of != self.choices_per_prompt:
+            raise Unsupported(
+                f"best_of ({self.best_of}) different from n ({self.choices_per_prompt}) is not "
+                "supported",
+                param="best_of",
+            )
+        if self.prompt is None:
+            raise InvalidInput("prompt is required", param="prompt")
+
+    def prompt_batch(self) -> list[str | list[int]]:
+        """The prompts as a batch: each a text or a list of token ids. Raises on empty input."""
+        prompt = self.prompt
+        batch: list[str | list[int]]
+        if isinstance(prompt, str):
+            batch = [prompt]
+        elif not prompt:
+            raise InvalidInput("prompt must not be an empty list", param="prompt")
+        elif isinstance(prompt[0], int):
+            batch = [list(prompt)]  # type: ignore[arg-type]  # one prompt of token ids
+        else:
+            batch = list(prompt)  # type: ignore[arg-type]  # list[str] or list[list[int]]
+        if len(batch) > MAX_PROMPTS:
+            raise InvalidInput(f"at most {MAX_PROMPTS} prompts per request", param="prompt")
+        for item in batch:
+            if isinstance(item, list):
+                if not item:
+                    raise InvalidInput("token prompts must not be empty", param="prompt")
+                if any(t < 0 for t in item):
+                    raise InvalidInput("token ids must be non-negative", param="prompt")
+        return batch
+
+
+# ---------------------------------------------------------------- chat
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """One message. Extra keys (name, tool_call_id, ...) travel to the chat template."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessage]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    logprobs: bool | None = False
+    top_logprobs: int | None = None
+    chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: bool | None = True
+    continue_final_message: bool | None = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+
+    @property
+    def max_new_tokens(self) -> int | None:
+        """max_completion_tokens (OpenAI's current name) wins over the legacy max_tokens."""
+        if self.max_completion_tokens is not None:
+            return self.max_completion_tokens
+        return self.max_tokens
+
+    @property
+    def max_tokens_param(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
+    @property
+    def logprobs_count(self) -> int | None:
+        """SamplingParams.logprobs: None without logprobs, else the number of alternatives."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+    def check(self) -> None:
+        self.check_sampling(self.max_new_tokens, self.max_tokens_param)
+        if self.top_logprobs is not None:
+            if not 0 <= self.top_logprobs <= MAX_LOGPROBS:
+                raise InvalidInput(
+                    f"top_logprobs must be between 0 and {MAX_LOGPROBS}, got {self.top_logprobs}",
+                    param="top_logprobs",
+                )
+            if self.top_logprobs > 0 and not self.logprobs:  # 0 asks for nothing: tolerated
+                raise InvalidInput(
+                    "top_logprobs requires logprobs to be true", param="top_logprobs"
+                )
+        if self.add_generation_prompt and self.continue_final_message:
+            raise InvalidInput(
+                "continue_final_message and add_generation_prompt cannot both be true; set "
+                "add_generation_prompt to false to continue the final message",
+                param="continue_final_message",
+            )
+        fmt = (self.response_format or {}).get("type", "text")
+        if fmt != "text":
+            raise Unsupported(
+                f"response_format type {fmt!r} is not supported; only 'text' is",
+                param="response_format",
+            )
+        choice = self.tool_choice
+        if choice is not None and choice not in ("none", "auto"):
+            raise Unsupported(
+                "tool_choice other than 'none' or 'auto' is not supported (tool calls are not "
+                "parsed; tools only reach the chat template)",
+                param="tool_choice",
+            )
+        if not self.messages:
+            raise InvalidInput("messages must not be empty", param="messages")
+
+    def template_messages(self) -> list[dict[str, Any]]:
+        """Messages as chat templates expect them: text content, decoded tool-call arguments."""
+        return [_template_message(i, m) for i, m in enumerate(self.messages)]
+
+
+def _template_message(index: int, message: ChatMessage) -> dict[str, Any]:
+    where = f"messages[{index}]"
+    if message.role not in CHAT_ROLES:
+        raise InvalidInput(
+            f"{where}.role {message.role!r} is not one of {', '.join(CHAT_ROLES)}",
+            param="messages",
+        )
+    out = message.model_dump(exclude_none=True)
+    # Most chat templates only know "system"; OpenAI's "developer" role means the same thing.
+    out["role"] = "system" if message.role == "developer" else message.role
+    content = message.content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if part.type != "text":
+                raise InvalidInput(
+                    f"{where}.content[{j}]: content part type {part.type!r} is not supported; "
+                    "this model accepts 'text' parts only",
+                    param="messages",
+                )
+            if part.text is None:
+                raise InvalidInput(f"{where}.content[{j}].text is required", param="messages")
+            texts.append(part.text)
+        out["content"] = "\n".join(texts)
+    elif content is None:
+        if message.role != "assistant":
+            raise InvalidInput(
+                f"{where}.content is required for role {message.role!r}", param="messages"
+            )
+        out["content"] = None
+    if message.tool_calls:
+        out["tool_calls"] = [_decoded_tool_call(call) for call in message.tool_calls]
+    return out
+
+
+def _decoded_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """Templates iterate `arguments` as a mapping; OpenAI sends it as a JSON string."""
+    function = call.get("function")
+    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+        try:
+            arguments = json.loads(function["arguments"])
+        except ValueError:
+            return call
+        return {**call, "function": {**function, "arguments": arguments}}
+    return call
+
+
+# ---------------------------------------------------------------- embeddings
+
+EmbeddingInput = str | list[str] | list[StrictInt] | list[list[StrictInt]]
+
+
+class EmbeddingRequest(OpenAIRequest):
+    input: EmbeddingInput
+    encoding_format: str | None = "float"
+    dimensions: int | None = None
+
+    def check(self) -> None:
+        if self.encoding_format not in (None, "float", "base64"):
+            raise InvalidInput(
+                f"encoding_format must be 'float' or 'base64', got {self.encoding_format!r}",
+                param="encoding_format",
+            )
+        if self.dimensions is not None and self.dimensions < 1:
+            raise InvalidInput(
+                f"dimensions must be at least 1, got {self.dimensions}", param="dimensions"
+            )
+
+    def input_batch(self) -> list[str] | list[list[int]]:
+        value = self.input
+        if isinstance(value, str):
+            batch: list[Any] = [value]
+        elif not value:
+            raise InvalidInput("input must not be empty", param="input")
+        elif isinstance(value[0], int):
+            batch = [list(value)]
+        else:
+            batch = list(value)
+        if len(batch) > MAX_EMBEDDING_INPUTS:
+            raise InvalidInput(
+                f"at most {MAX_EMBEDDING_INPUTS} inputs per request, got {len(batch)}",
+                param="input",
+            )
+        for item in batch:
+            if len(item) == 0:
+                raise InvalidInput("input items must not be empty", param="input")
+            if isinstance(item, list) and any(t < 0 for t in item):
+                raise InvalidInput("token ids must be non-negative", param="input")
+        return batch

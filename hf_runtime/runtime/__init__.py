@@ -1,0 +1,1 @@
+"""Wiring: builds ServedModels from configuration. The only place that knows every layer."""

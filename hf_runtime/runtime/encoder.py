@@ -1,0 +1,196 @@
+"""Encoder models as ServedModels: tokenize -> batched forward -> task postprocess.
+
+Tokenizing and postprocessing run in worker threads (`asyncio.to_thread`), forward passes in
+the batcher's single inference thread; the event loop only validates and routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from hf_runtime.backends import EncoderBackend, Encoding
+from hf_runtime.config import ModelConfig
+from hf_runtime.errors import ConfigError, Unsupported
+from hf_runtime.runtime.batcher import EncoderBatcher
+from hf_runtime.sources import ResolvedSource
+from hf_runtime.tasks.base import INPUT_SPEC, EncoderTaskProcessor, ProcessorOptions
+from hf_runtime.tasks.names import Task
+from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
+
+logger = logging.getLogger("hf_runtime")
+request_logger = logging.getLogger("hf_runtime.requests")
+
+PLATFORM = "huggingface"
+
+
+def make_processor(
+    task: Task, backend: EncoderBackend, options: ProcessorOptions, source: ResolvedSource
+) -> EncoderTaskProcessor:
+    """The task processor for an encoder task (imports only the one needed)."""
+    if task is Task.sequence_classification:
+        from hf_runtime.tasks.sequence_classification import SequenceClassificationProcessor
+
+        return SequenceClassificationProcessor(backend, options)
+    if task is Task.token_classification:
+        from hf_runtime.tasks.token_classification import TokenClassificationProcessor
+
+        return TokenClassificationProcessor(backend, options)
+    if task is Task.fill_mask:
+        from hf_runtime.tasks.fill_mask import FillMaskProcessor
+
+        return FillMaskProcessor(backend, options)
+    if task is Task.text_embedding:
+        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor, read_pooling_modes
+
+        return TextEmbeddingProcessor(backend, options, read_pooling_modes(source.model_path))
+    raise ConfigError(f"task {task.value} is not an encoder task")
+
+
+class EncoderModel:
+    """A loaded encoder model. Implements hf_runtime.model.ServedModel."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        task: Task,
+        backend: EncoderBackend,
+        processor: EncoderTaskProcessor,
+        *,
+        padding_side: str = "right",
+    ) -> None:
+        self.config = config
+        self._task = task
+        self.backend = backend
+        self.processor = processor
+        # Left padding shifts real tokens when a batch pads further than the request would,
+        # so such models pad each request like KServe and only share passes of equal length.
+        self._pad_to_request_max = padding_side == "left"
+        spec = processor.forward_spec
+        self.batcher = EncoderBatcher(
+            lambda items: backend.forward(items, spec),
+            config.batching,
+            name=config.model_name,
+            exact_lengths=self._pad_to_request_max,
+        )
+        self._ready = True
+
+    @property
+    def name(self) -> str:
+        return self.config.model_name
+
+    @property
+    def task(self) -> str:
+        return self._task.value
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def generator(self) -> None:
+        return None
+
+    def metadata(self) -> ModelMetadata:
+        return ModelMetadata(
+            name=self.name,
+            task=self.task,
+            platform=PLATFORM,
+            inputs=[INPUT_SPEC],
+            outputs=self.processor.output_specs(),
+        )
+
+    def stats(self) -> dict[str, int]:
+        """Batcher counters for /metrics (see EncoderBatcher.stats)."""
+        return self.batcher.stats()
+
+    async def predict(self, instances: Sequence[str]) -> Prediction:
+        texts = self.processor.decode_instances(instances)
+        self._log_request(texts)
+        encodings = await asyncio.to_thread(self.backend.tokenize, texts)
+        return await self._run(encodings)
+
+    async def _run(self, encodings: list[Encoding]) -> Prediction:
+        outputs = await self._forward(encodings)
+        return await asyncio.to_thread(self.processor.postprocess, encodings, outputs)
+
+    async def _forward(self, encodings: list[Encoding]) -> list[Any]:
+        items = self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)
+        return await self.batcher.submit(items)
+
+    async def embed(
+        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
+    ) -> EmbeddingResult:
+        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
+
+        processor = self.processor
+        if not isinstance(processor, TextEmbeddingProcessor):
+            raise Unsupported(
+                f"model {self.name} does {self.task}, not text_embedding, so it has no "
+                f"embeddings endpoint; use /v1/models/{self.name}:predict or "
+                f"/v2/models/{self.name}/infer",
+                param="model",
+            )
+        processor.check_dimensions(dimensions)
+        decoded = processor.decode_embedding_inputs(inputs)
+        if decoded and isinstance(decoded[0], str):
+            texts = [str(text) for text in decoded]
+            self._log_request(texts)
+            encodings = await asyncio.to_thread(self.backend.tokenize, texts)
+        else:
+            token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]
+            self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
+            encodings = self.backend.encode_ids(token_lists)
+        outputs = await self._forward(encodings)
+        return await asyncio.to_thread(processor.embedding_result, encodings, outputs, dimensions)
+
+    def _log_request(self, texts: Sequence[str]) -> None:
+        """Log the inputs unless disabled; max_log_len shortens the LOG only, never the input
+        (KServe's logger truncated the instances it then ran)."""
+        if self.config.disable_log_requests or not request_logger.isEnabledFor(logging.INFO):
+            return
+        limit = self.config.max_log_len
+        shown = [t if limit is None or len(t) <= limit else t[:limit] + "..." for t in texts]
+        request_logger.info("model %s: %d instance(s): %r", self.name, len(texts), shown)
+
+    async def close(self) -> None:
+        self._ready = False
+        await self.batcher.close()
+        await asyncio.to_thread(self.backend.close)
+
+
+def build_encoder_model(config: ModelConfig, source: ResolvedSource, task: Task) -> EncoderModel:
+    """Blocking: load the huggingface encoder backend and wrap it."""
+    if not task.is_encoder:
+        raise ConfigError(f"task {task.value} is generative, not an encoder task")
+    from hf_runtime.backends.huggingface.encoder import load_hf_encoder
+
+    options = ProcessorOptions.from_config(config)
+    backend = load_hf_encoder(
+        config,
+        source,
+        task,
+        return_offsets=task is Task.token_classification and config.return_offsets_mapping,
+    )
+    try:
+        processor = make_processor(task, backend, options, source)
+    except BaseException:
+        backend.close()
+        raise
+    return EncoderModel(config, task, backend, processor, padding_side=backend.padding_side)
+
+
+async def load_encoder_model(
+    config: ModelConfig, source: ResolvedSource, task: Task
+) -> EncoderModel:
+    """Load an encoder model off the event loop; raises ConfigError for unusable settings."""
+    model = await asyncio.to_thread(build_encoder_model, config, source, task)
+    logger.info(
+        "model %s: %s on %s (%s), max length %d, batching %s",
+        config.model_name, task.value, getattr(model.backend, "device", "?"),
+        getattr(model.backend, "dtype", "?"), model.backend.max_length,
+        config.batching.model_dump(),
+    )  # fmt: skip
+    return model

@@ -1,0 +1,129 @@
+"""Models by name, with their loading state. Protocols see this through `ModelRegistry`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from hf_runtime.config import ModelConfig, RuntimeConfig
+from hf_runtime.errors import ModelNotFound, ModelNotReady
+from hf_runtime.model import ServedModel, TextGenerator
+from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
+
+logger = logging.getLogger("hf_runtime")
+
+
+class ModelSlot:
+    """A ServedModel that exists from startup and delegates once its model has loaded.
+
+    Before that (or after a failed load) every inference call raises ModelNotReady, so the
+    protocols answer 503 while loading instead of not listening at all (KServe's behaviour).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self._model: ServedModel | None = None
+        self.load_error: str | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.model_name
+
+    @property
+    def task(self) -> str:
+        if self._model is not None:
+            return self._model.task
+        return self.config.task.value if self.config.task else ""
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None and self._model.ready
+
+    @property
+    def loaded(self) -> ServedModel:
+        if self._model is None or not self._model.ready:
+            error = ModelNotReady(self.name)
+            if self.load_error:  # say why, so a client isn't left polling a dead load
+                error.message += f" Loading failed: {self.load_error}"
+                error.args = (error.message,)
+            raise error
+        return self._model
+
+    def loaded_or_none(self) -> ServedModel | None:
+        return self._model
+
+    def metadata(self) -> ModelMetadata:
+        return self.loaded.metadata()
+
+    async def predict(self, instances: Sequence[str]) -> Prediction:
+        return await self.loaded.predict(instances)
+
+    async def embed(
+        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
+    ) -> EmbeddingResult:
+        return await self.loaded.embed(inputs, dimensions)
+
+    @property
+    def generator(self) -> TextGenerator | None:
+        return self.loaded.generator
+
+    async def load(self) -> None:
+        from hf_runtime.runtime.loading import load_model
+
+        started = time.perf_counter()
+        try:
+            self._model = await load_model(self.config)
+        except Exception as exc:  # keep serving the other models; readiness stays false
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("model %s failed to load", self.name)
+            raise
+        self.load_seconds = time.perf_counter() - started
+        logger.info("model %s (%s) ready in %.1f s", self.name, self.task, self.load_seconds)
+
+    async def close(self) -> None:
+        close = getattr(self._model, "close", None)
+        if close is not None:
+            await close()
+
+
+class Registry:
+    """Name -> ModelSlot. Implements hf_runtime.model.ModelRegistry."""
+
+    def __init__(self, slots: Sequence[ModelSlot]) -> None:
+        self._slots = {slot.name: slot for slot in slots}
+
+    @classmethod
+    def from_config(cls, config: RuntimeConfig) -> Registry:
+        return cls([ModelSlot(m) for m in config.models])
+
+    def get(self, name: str) -> ModelSlot:
+        try:
+            return self._slots[name]
+        except KeyError:
+            raise ModelNotFound(name) from None
+
+    def names(self) -> list[str]:
+        return list(self._slots)
+
+    def slots(self) -> list[ModelSlot]:
+        return list(self._slots.values())
+
+    @property
+    def ready(self) -> bool:
+        return all(slot.ready for slot in self._slots.values())
+
+    async def load_all(self) -> None:
+        """Load every model; one failure does not stop the others (it is logged and re-raised)."""
+        results = await asyncio.gather(
+            *(slot.load() for slot in self._slots.values()), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def close(self) -> None:
+        for slot in self._slots.values():
+            await slot.close()

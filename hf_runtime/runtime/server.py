@@ -1,0 +1,116 @@
+"""The runtime a BentoML service hosts: configuration, model registry and protocol apps.
+
+`service.py` stays a thin BentoML shell around one `Runtime`; everything it needs to know
+(which apps to mount where, whether it is ready, what to add to /metrics) comes from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from hf_runtime.config import RuntimeConfig, load_config
+from hf_runtime.runtime.registry import Registry
+
+logger = logging.getLogger("hf_runtime")
+
+
+def configure_torch_threads() -> None:
+    """Use every core the process may run on for intra-op work, one thread for inter-op.
+
+    torch's default reads the machine's core count, which overcommits in containers limited by
+    cgroups/affinity; the inference thread is the only torch caller, so inter-op threads idle.
+    HF_RUNTIME_TORCH_THREADS is not read: set OMP_NUM_THREADS to override.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, cores or 1))
+
+
+def configure_logging() -> None:
+    """Route hf_runtime's logs through the handlers BentoML set up for its own logger."""
+    ours, theirs = logging.getLogger("hf_runtime"), logging.getLogger("bentoml")
+    if ours.handlers or not theirs.handlers:
+        return
+    ours.setLevel(logging.INFO)
+    for handler in theirs.handlers:
+        ours.addHandler(handler)
+    ours.propagate = False
+
+
+@dataclass
+class Runtime:
+    config: RuntimeConfig
+    registry: Registry
+    apps: list[tuple[str, FastAPI]] = field(default_factory=list)
+    _loading: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_sources(cls, args: Mapping[str, Any] | None = None) -> Runtime:
+        """Validate configuration now (fail fast at import), build apps; load nothing yet."""
+        config = load_config(args=args)
+        registry = Registry.from_config(config)
+        from hf_runtime.protocols import kserve_v1, kserve_v2
+        from hf_runtime.protocols.openai.app import make_app as make_openai_app
+
+        openai_app = make_openai_app(registry)
+        # Order matters: under /v1 the KServe app comes first so GET /v1/models gets the merged
+        # body KServe and OpenAI clients both understand; chat/completions fall through to OpenAI.
+        apps = [
+            ("/v1", kserve_v1.make_app(registry)),
+            # V2 mounts at "/" with its own prefix: a "/v2" mount answers the bare `GET /v2`
+            # with a redirect that tritonclient does not follow.
+            ("/", kserve_v2.make_app(registry, prefix="/v2")),
+            ("/v1", openai_app),
+            ("/openai/v1", openai_app),
+        ]
+        return cls(config=config, registry=registry, apps=apps)
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs to request: the largest tensor_parallel_size of any vLLM model, else 1."""
+        sizes = [int((m.vllm or {}).get("tensor_parallel_size", 1)) for m in self.config.models]
+        return max([1, *sizes])
+
+    def start_loading(self) -> None:
+        """Load every model in the background so health routes answer (503) meanwhile."""
+        configure_logging()
+        self._loading = asyncio.get_running_loop().create_task(self._load())
+
+    async def _load(self) -> None:
+        try:
+            await asyncio.to_thread(configure_torch_threads)  # imports torch: not on the loop
+            await self.registry.load_all()
+        except Exception:  # already logged per model; readiness stays false
+            logger.error("not every model loaded; /readyz stays 503")
+
+    @property
+    def ready(self) -> bool:
+        return self.registry.ready
+
+    async def close(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        await self.registry.close()
+
+    def metrics_text(self) -> str:
+        """Prometheus text for what BentoML does not count itself (batching, queues)."""
+        lines: list[str] = []
+        for slot in self.registry.slots():
+            stats_fn = getattr(slot.loaded_or_none(), "stats", None)
+            stats = stats_fn() if callable(stats_fn) else {}
+            for key, value in sorted(stats.items()):
+                metric = f"hf_runtime_{key}"
+                lines.append(f'{metric}{{model="{slot.name}"}} {value}')
+        return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,128 @@
+"""Protocol-neutral values that cross the model interface (no torch, no wire formats)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Open Inference Protocol V2 datatypes.
+Datatype = Literal[
+    "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
+    "FP16", "FP32", "FP64", "BF16", "BYTES",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Declared input or output of a model (V2 model metadata). -1 marks a variable dim."""
+
+    name: str
+    datatype: Datatype
+    shape: list[int]
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    name: str
+    task: str
+    platform: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    versions: list[str] | None = None
+
+
+@dataclass
+class OutputTensor:
+    """One named output, already in KServe's V2 form: flattened row-major data."""
+
+    name: str
+    datatype: Datatype
+    shape: list[int]
+    data: list[Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "datatype": self.datatype,
+            "parameters": None,
+            "data": self.data,
+        }
+
+
+@dataclass
+class Prediction:
+    """Result of an encoder predict call.
+
+    `predictions` is what KServe V1 returns under "predictions" (one entry per instance).
+    `tensors` is what KServe V2 returns under "outputs" (tensors[0] is "output-0"); the V1
+    response carries tensors[1:] under "outputs" (KServe does this for offset_mapping).
+    """
+
+    predictions: list[Any]
+    tensors: list[OutputTensor]
+
+
+@dataclass
+class EmbeddingResult:
+    embeddings: list[list[float]]
+    prompt_tokens: int  # real tokens (special tokens counted, padding not)
+
+
+# ---------------------------------------------------------------- generation
+
+
+@dataclass
+class SamplingParams:
+    """Per-request decoding parameters, OpenAI semantics. Validated by the protocol layer."""
+
+    max_tokens: int | None = None  # None: the rest of the context
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 disables
+    min_p: float = 0.0
+    seed: int | None = None  # per request, never process-global
+    presence_penalty: float = 0.0  # OpenAI meaning (additive, once per seen token)
+    frequency_penalty: float = 0.0  # OpenAI meaning (additive, per occurrence)
+    repetition_penalty: float = 1.0  # HF/vLLM multiplicative penalty
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> bias
+    stop: list[str] = field(default_factory=list)  # matched on text, removed from output
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    min_tokens: int = 0
+    logprobs: int | None = None  # None: no logprobs; k>=0: sampled token + top-k alternatives
+
+
+@dataclass
+class GenerationRequest:
+    request_id: str
+    prompt_token_ids: list[int]
+    params: SamplingParams
+
+
+@dataclass
+class TokenLogprob:
+    token_id: int
+    token: str  # the token's text piece
+    logprob: float
+    top: list[tuple[int, str, float]] = field(default_factory=list)  # (id, text, logprob)
+
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+@dataclass
+class GenerationDelta:
+    """What one sequence produced since the last delta.
+
+    `text` is new, stop-trimmed text (may be "" when bytes of a character are still pending).
+    `finish_reason` is set on the last delta only; `stop_reason` says which stop string or
+    token id ended it (None on EOS/length).
+    """
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: FinishReason | None = None
+    stop_reason: str | int | None = None
+    prompt_tokens: int = 0  # filled on the first delta

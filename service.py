@@ -1,0 +1,45 @@
+"""BentoML shell for hf-runtime: lifecycle, resources and protocol mounts. Nothing else.
+
+Configuration is validated when this module is imported, so `bentoml serve` fails at once on
+a bad key. Models load in the background after startup: /livez answers immediately, /readyz
+and the V2 ready routes say 503 until every model has loaded.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from hf_runtime.runtime.server import Runtime
+
+runtime = Runtime.from_sources(vars(bentoml.use_arguments()))
+
+
+def _mount_all(cls: type) -> type:
+    # The first mount applied is matched first: see Runtime.from_sources for the order.
+    for path, app in runtime.apps:
+        cls = bentoml.asgi_app(app, path=path)(cls)
+    return cls
+
+
+@bentoml.service(
+    name="hf-runtime",
+    # A GPU annotation for BentoCloud/Kubernetes; on a CPU-only machine it still serves.
+    resources={"gpu": runtime.gpu_count, "gpu_type": "nvidia-l4"},
+    traffic={"timeout": 600},
+    workers=1,
+)
+@_mount_all
+class HFRuntime:
+    @bentoml.on_startup
+    async def start_loading(self) -> None:
+        runtime.start_loading()
+
+    def __is_ready__(self) -> bool:
+        return runtime.ready
+
+    @bentoml.on_shutdown
+    async def shutdown(self) -> None:
+        await runtime.close()
+
+    async def __metrics__(self, content: str) -> str:
+        return content + runtime.metrics_text()

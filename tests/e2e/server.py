@@ -1,0 +1,72 @@
+"""Run a real `bentoml serve` of service.py for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from hf_runtime.config import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def bentoml_serve(
+    config_path: Path,
+    *,
+    args: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path,
+    ready_timeout: float = 180.0,
+) -> Iterator[str]:
+    """Start `bentoml serve service:HFRuntime` on a free port; yield its base URL once ready."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "bentoml"), "serve", "service:HFRuntime",
+        "--host", "127.0.0.1", "--port", str(port), "--arg", f"config={config_path}",
+    ]  # fmt: skip
+    for key, value in (args or {}).items():
+        command += ["--arg", f"{key}={value}"]
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("HF_RUNTIME_")}
+    child_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # bentoml serve manages its own
+    child_env.update(env or {})
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited:\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready in {ready_timeout}s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

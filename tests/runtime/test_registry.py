@@ -1,0 +1,65 @@
+"""Model slots exist from startup, answer not-ready while loading, and delegate once loaded."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hf_runtime.config import load_config
+from hf_runtime.errors import ModelNotFound, ModelNotReady
+from hf_runtime.runtime import loading
+from hf_runtime.runtime.registry import Registry
+
+
+class _Loaded:
+    name = "a"
+    task = "fill_mask"
+    ready = True
+
+    async def predict(self, instances: Any) -> str:
+        return f"predicted {list(instances)}"
+
+
+def registry() -> Registry:
+    config = load_config(
+        args={"config": "/dev/null"},
+        env={"HF_RUNTIME_MODEL_DIR": "/m", "HF_RUNTIME_MODEL_NAME": "a"},
+    )
+    return Registry.from_config(config)
+
+
+async def test_not_ready_until_loaded_then_delegates(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = asyncio.Event()
+
+    async def slow_load(config: Any) -> _Loaded:
+        await gate.wait()
+        return _Loaded()
+
+    monkeypatch.setattr(loading, "load_model", slow_load)
+    reg = registry()
+    assert reg.names() == ["a"] and not reg.ready
+    task = asyncio.create_task(reg.load_all())
+    await asyncio.sleep(0)
+    with pytest.raises(ModelNotReady, match="Model with name a is not ready"):
+        await reg.get("a").predict(["x"])
+    gate.set()
+    await task
+    assert reg.ready
+    assert await reg.get("a").predict(["x"]) == "predicted ['x']"
+    with pytest.raises(ModelNotFound):
+        reg.get("b")
+
+
+async def test_failed_load_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(config: Any) -> None:
+        raise FileNotFoundError("no weights here")
+
+    monkeypatch.setattr(loading, "load_model", broken)
+    reg = registry()
+    with pytest.raises(FileNotFoundError):
+        await reg.load_all()
+    with pytest.raises(ModelNotReady, match="Loading failed: FileNotFoundError: no weights"):
+        reg.get("a").metadata()
+    assert not reg.ready
