@@ -11,6 +11,7 @@ from typing import Any
 HF_RUNTIME = "hf-runtime"
 BASELINE = "baseline"
 BENTOML_BATCHING = "bentoml-batching"
+BENTOML_BATCHING_DIRECT = "bentoml-batching-direct"  # its /embed endpoint, no proxy
 LATENCY_BUDGET_MS = 3.0  # concurrency-1 p50 may exceed a raw single forward by this much
 
 
@@ -28,32 +29,35 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2)
 
 
+def one_line(error: str, limit: int = 160) -> str:
+    """An error's first line, safe inside a Markdown table cell."""
+    first = next((line.strip() for line in error.splitlines() if line.strip()), "")
+    return first.replace("|", "/")[:limit]
+
+
 def encoder_ratios(encoder: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per dtype and concurrency: hf-runtime against the ceiling, the baseline and BentoML."""
+    """Per dtype and concurrency: hf-runtime's throughput over the ceiling's and each other
+    server's (`hf_runtime_vs`: server name -> ratio)."""
     rows: list[dict[str, Any]] = []
     runs = encoder.get("runs", [])
     for dtype, ceiling in encoder.get("ceiling", {}).items():
         ours = _run(runs, HF_RUNTIME, dtype)
         if ours is None:
             continue
-        baseline = _run(runs, BASELINE, dtype) or {}
-        bento = _run(runs, BENTOML_BATCHING, dtype) or {}
+        others = [r for r in runs if r["dtype"] == dtype and r["server"] != HF_RUNTIME]
         for level in ours.get("levels", []):
             c = level["concurrency"]
             rps = level["throughput_rps"]
-            rows.append(
-                {
-                    "dtype": dtype,
-                    "concurrency": c,
-                    "hf_runtime_vs_ceiling": _ratio(rps, ceiling.get("best_sentences_per_s")),
-                    "hf_runtime_vs_baseline": _ratio(
-                        rps, (_level(baseline, c) or {}).get("throughput_rps")
-                    ),
-                    "hf_runtime_vs_bentoml_batching": _ratio(
-                        rps, (_level(bento, c) or {}).get("throughput_rps")
-                    ),
-                }
-            )
+            versus = {
+                other["server"]: _ratio(rps, (_level(other, c) or {}).get("throughput_rps"))
+                for other in others
+            }
+            rows.append({
+                "dtype": dtype,
+                "concurrency": c,
+                "hf_runtime_vs_ceiling": _ratio(rps, ceiling.get("best_sentences_per_s")),
+                "hf_runtime_vs": versus,
+            })  # fmt: skip
     return rows
 
 
@@ -159,19 +163,17 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for run in [r for r in encoder.get("runs", []) if r["dtype"] == dtype]:
-            if run.get("error"):
-                lines.append(f"| {run['server']} | - | failed: {run['error'][:80]} | | | | | |")
+            if run.get("error") and not run.get("levels"):
+                failed = f"failed: {one_line(run['error'])}"
+                lines.append(_row(run["server"], "-", failed, "", "", "", "", ""))
                 continue
-            ours = _run(encoder["runs"], HF_RUNTIME, dtype) or {}
             for level in run["levels"]:
-                mine = (_level(ours, level["concurrency"]) or {}).get("throughput_rps")
-                vs = (
-                    ""
-                    if run["server"] == HF_RUNTIME
-                    else _fmt(_ratio(mine, level["throughput_rps"]), 2)
-                )
+                versus = ratios.get((dtype, level["concurrency"]), {}).get("hf_runtime_vs", {})
                 cells = [level[k] for k in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms")]
-                lines.append(_row(run["server"], level["concurrency"], *cells, level["errors"], vs))
+                ratio = _fmt(versus.get(run["server"]), 2) if run["server"] != HF_RUNTIME else ""
+                lines.append(
+                    _row(run["server"], level["concurrency"], *cells, level["errors"], ratio)
+                )
         vs_ceiling = [
             f"c={c}: {_fmt(r['hf_runtime_vs_ceiling'], 2)}x"
             for (d, c), r in ratios.items()
@@ -179,6 +181,13 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
         ]
         if vs_ceiling:
             lines += ["", "hf-runtime / ceiling: " + ", ".join(vs_ceiling) + "."]
+        if any(r["server"] == BENTOML_BATCHING_DIRECT for r in encoder.get("runs", [])):
+            lines += [
+                "",
+                f"{BENTOML_BATCHING}: MiniLM behind `@bentoml.api(batchable=True)`, called from "
+                f"a V1 route through `self.to_async`; {BENTOML_BATCHING_DIRECT}: the same "
+                "process's batchable `/embed` endpoint called directly (no in-process proxy).",
+            ]
     diff = encoder.get("dtype_difference")
     if diff:
         lines += [
@@ -202,15 +211,12 @@ def _generation_markdown(generation: dict[str, Any]) -> list[str]:
     ]
     for run in generation.get("runs", []):
         if run.get("skipped") or run.get("error"):
-            reason = run.get("skipped") or f"failed: {run['error'][:80]}"
-            lines.append(f"| {run['backend']} | - | {reason} | | | | |")
+            reason = run.get("skipped") or f"failed: {one_line(run['error'])}"
+            lines.append(_row(run["backend"], "-", reason, "", "", "", ""))
             continue
         for level in run["levels"]:
-            lines.append(
-                f"| {run['backend']} | {level['concurrency']} | {_fmt(level['tokens_per_s'])} "
-                f"| {_fmt(level['ttft_p50_ms'])} | {_fmt(level['ttft_p95_ms'])} "
-                f"| {level['streams']} | {level['errors']} |"
-            )
+            cells = [level[k] for k in ("tokens_per_s", "ttft_p50_ms", "ttft_p95_ms", "streams")]
+            lines.append(_row(run["backend"], level["concurrency"], *cells, level["errors"]))
     return lines
 
 
@@ -224,7 +230,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "| target | wanted | measured | met |", "|---|---|---:|---|"]
         for t in results["targets"]:
             met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
-            lines.append(f"| {t['target']} | {t['wanted']} | {_fmt(t['measured'], 2)} | {met} |")
+            lines.append(_row(t["target"], t["wanted"], _fmt(t["measured"], 2), met))
     return "\n".join(lines) + "\n"
 
 

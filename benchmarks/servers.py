@@ -58,11 +58,13 @@ def serve_process(
     env: Mapping[str, str] | None = None,
     ready_path: str = "/readyz",
     ready_timeout: float = 300.0,
+    fail_marker: str | None = None,
 ) -> Iterator[str]:
     """Run `make_command(port)`; yield its base URL once `ready_path` answers 200, then stop it.
 
-    The child gets its own process group so that everything it forks (BentoML runs an arbiter
-    and workers) stops with it.
+    `fail_marker`: text that, once in the server's log, means it will never become ready (so
+    we stop waiting at once). The child gets its own process group so that everything it
+    forks (BentoML runs an arbiter and workers) stops with it.
     """
     port = free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,14 +82,23 @@ def serve_process(
         deadline = time.monotonic() + ready_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited ({process.returncode}):\n{_tail(log_path)}")
+                raise RuntimeError(
+                    f"server exited with status {process.returncode} (log: {log_path})\n"
+                    + _tail(log_path)
+                )
+            if fail_marker and fail_marker in _tail(log_path, 1_000_000):
+                raise RuntimeError(
+                    f"server reported {fail_marker!r} (log: {log_path})\n" + _tail(log_path)
+                )
             try:
                 if httpx.get(url + ready_path, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready in {ready_timeout:.0f}s:\n{_tail(log_path)}")
+                raise RuntimeError(
+                    f"not ready in {ready_timeout:.0f} s (log: {log_path})\n" + _tail(log_path)
+                )
             time.sleep(0.5)
         yield url
     finally:

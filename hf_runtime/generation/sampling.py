@@ -202,5 +202,5 @@ class LogitsSampler:
         k = min(self.params.logprobs, logprobs.numel())
         if k > 0:
             values, ids = torch.topk(logprobs, k)
-            top = [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist())]
+            top = [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
         return SampledToken(token_id, float(logprobs[token_id]), top)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -116,13 +115,20 @@ class Registry:
         return all(slot.ready for slot in self._slots.values())
 
     async def load_all(self) -> None:
-        """Load every model; one failure does not stop the others (it is logged and re-raised)."""
-        results = await asyncio.gather(
-            *(slot.load() for slot in self._slots.values()), return_exceptions=True
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+        """Load every model, one after another; a failure does not stop the others.
+
+        Sequential on purpose: transformers' lazy module imports are not thread-safe (two
+        first-time loads in parallel threads can see half-initialised modules), and loading
+        one model at a time keeps peak memory at the largest model, not the sum.
+        """
+        first_error: BaseException | None = None
+        for slot in self._slots.values():
+            try:
+                await slot.load()
+            except Exception as exc:  # logged by the slot; keep loading the rest
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
 
     async def close(self) -> None:
         for slot in self._slots.values():

@@ -54,13 +54,17 @@ def bentoml_serve(
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"bentoml serve exited:\n{log_path.read_text()[-4000:]}")
+            if "failed to load" in log_path.read_text(errors="replace"):
+                raise RuntimeError(f"a model failed to load:\n{log_path.read_text()[-6000:]}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready in {ready_timeout}s:\n{log_path.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"not ready in {ready_timeout}s:\n{log_path.read_text()[-4000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:

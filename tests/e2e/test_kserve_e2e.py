@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import httpx
@@ -60,7 +61,7 @@ def test_v2_equals_v1(server_url: str) -> None:
     (output,) = v2["outputs"]
     assert output["datatype"] == "BYTES" and output["shape"] == [2]
     # KServe's quirk: V2 carries str(dict) where V1 carries the dict (int keys as strings).
-    assert [eval(item) for item in output["data"]] == [  # noqa: S307 - test-only literal check
+    assert [ast.literal_eval(item) for item in output["data"]] == [
         {int(k): v for k, v in p.items()} for p in v1["predictions"]
     ]
 
@@ -130,4 +131,4 @@ def test_metrics_exposes_bentoml_and_batching_counters(server_url: str) -> None:
         httpx.post(f"{server_url}/v1/models/minilm:predict", json={"instances": ["x"]})
     text = httpx.get(f"{server_url}/metrics").text
     assert "bentoml_service_request_total" in text
-    assert 'hf_runtime_' in text and 'model="minilm"' in text
+    assert "hf_runtime_" in text and 'model="minilm"' in text

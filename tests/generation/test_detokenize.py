@@ -10,7 +10,7 @@ from hf_runtime.generation.detokenize import (
     IncrementalDetokenizer,
     TokenTextCache,
 )
-from tests.generation.conftest import EOS, ByteTokenizer
+from tests.generation.byte_tokenizer import EOS, ByteTokenizer
 
 
 def stream(detokenizer: IncrementalDetokenizer, ids: list[int]) -> list[str]:

@@ -6,7 +6,7 @@ from hf_runtime.generation.detokenize import TokenTextCache
 from hf_runtime.generation.sampling import SampledToken
 from hf_runtime.generation.sequence import SequenceState
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
-from tests.generation.conftest import EOS, STOP_TOKEN, ByteTokenizer
+from tests.generation.byte_tokenizer import EOS, STOP_TOKEN, ByteTokenizer
 
 VOCAB = 302
 

@@ -113,7 +113,8 @@ def test_render_chat_uses_the_tokenizer_template(gpt2: GenerativeModel) -> None:
 
 
 def test_text_parts_are_joined_with_newlines(gpt2: GenerativeModel) -> None:
-    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    content = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    parts = [{"role": "user", "content": content}]
     ids = asyncio.run(gpt2.render_chat(parts))
     assert "a\nb" in asyncio.run(gpt2.detokenize(ids))
 

@@ -16,6 +16,7 @@ sequence ends that sequence with the error; the thread keeps serving the others 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import threading
@@ -193,11 +194,10 @@ class HFGenerationEngine:
 
     def _abort(self, seq: _Sequence) -> None:
         seq.aborted = True
-        with self._wakeup:
-            try:
-                self._waiting.remove(seq)  # frees its queue place now
-            except ValueError:
-                pass  # running: the engine thread drops it before its next step
+        # Waiting: frees its queue place now. Running: the engine thread drops it before its
+        # next step.
+        with self._wakeup, contextlib.suppress(ValueError):
+            self._waiting.remove(seq)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the thread; sequences still waiting or running end with ModelNotReady."""

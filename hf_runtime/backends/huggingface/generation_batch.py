@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from transformers.cache_utils import (
     Cache,
     DynamicCache,
@@ -376,7 +375,7 @@ class PerRowDecodeBatch:
         if not self._rows:
             raise RuntimeError("decode() on an empty batch")
         logits = []
-        for row, token in zip(self._rows, self._next):
+        for row, token in zip(self._rows, self._next, strict=True):
             tokens = torch.tensor([[token]], dtype=torch.long, device=self.device)
             if self.is_encoder_decoder:
                 out = self.model(

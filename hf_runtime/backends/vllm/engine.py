@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from vllm import AsyncEngineArgs
+from vllm.inputs import TokensPrompt
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from hf_runtime.backends.vllm.config import VLLMEngineConfig
@@ -113,3 +115,11 @@ async def shutdown_engine(engine: AsyncLLM) -> None:
         handler.cancel()
         await asyncio.gather(handler, return_exceptions=True)
     await asyncio.to_thread(engine.shutdown)
+
+
+async def render_token_prompt(engine: AsyncLLM, token_ids: Sequence[int]) -> Any:
+    """Prompt token ids as an engine input, through vLLM's renderer (raw prompts passed to
+    `generate`/`encode` are deprecated). Raises vLLM's VLLMValidationError for bad prompts."""
+    prompt = TokensPrompt(prompt_token_ids=list(token_ids))
+    (rendered,) = await engine.renderer.render_cmpl_async([prompt])
+    return rendered

@@ -11,6 +11,7 @@ the engine frees the sequence's KV cache at its next step.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import logging
@@ -19,14 +20,14 @@ from typing import Any
 
 from vllm import SamplingParams as VLLMSamplingParams
 from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
-from vllm.inputs import TokensPrompt
 from vllm.logprobs import Logprob
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
+from hf_runtime.backends.vllm.engine import render_token_prompt, shutdown_engine
 from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
-from hf_runtime.generation.detokenize import TokenTextCache
+from hf_runtime.generation.detokenize import REPLACEMENT_CHAR, TokenTextCache
 from hf_runtime.generation.sampling import validate_sampling_params
 from hf_runtime.types import (
     FinishReason,
@@ -144,9 +145,10 @@ class VLLMGenerationEngine:
         self.max_num_seqs = int(engine.vllm_config.scheduler_config.max_num_seqs)
         self.max_queue_size = max_queue_size
         self.lora_request = lora_request
-        # Token texts for logprobs, exactly as the huggingface engine writes them; read on the
-        # event loop only (single-token decodes, memoised), so the copy is never shared.
-        self._token_texts = TokenTextCache(copy.deepcopy(tokenizer))
+        # Token texts for logprobs exactly as the huggingface engine writes them (single-token
+        # decodes, memoised, on the loop). A copy: decoding never races the model's encodes.
+        self._decoder = copy.deepcopy(tokenizer)
+        self._token_texts = TokenTextCache(self._decoder)
         self._ids = itertools.count()
 
     @property
@@ -181,9 +183,14 @@ class VLLMGenerationEngine:
         self._admit()
         # Unique per call: the protocol layer may reuse one id for the n sequences it fans out.
         request_id = f"{request.request_id}-{next(self._ids)}"
-        prompt = TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
+        try:
+            prompt = await render_token_prompt(self.engine, request.prompt_token_ids)
+        except VLLMValidationError as exc:
+            raise InvalidInput(str(exc), param=exc.parameter or "prompt") from None
         stream = self.engine.generate(prompt, params, request_id, lora_request=self.lora_request)
         prompt_tokens = len(request.prompt_token_ids)
+        generated: list[int] = []
+        emitted: list[str] = []
         finished = False
         try:
             while True:  # until vLLM's stream ends, right after the finished output
@@ -202,12 +209,32 @@ class VLLMGenerationEngine:
                     raise Overloaded(exc.message) from exc
                 delta = self._delta(output.outputs[0], request.params.logprobs, prompt_tokens)
                 prompt_tokens = 0
+                generated.extend(delta.token_ids)
+                emitted.append(delta.text)
                 finished = delta.finish_reason is not None
+                if finished and not isinstance(delta.stop_reason, str):
+                    delta.text += await self._held_back_text(generated, "".join(emitted))
                 yield delta
         finally:
             if not finished:
                 await self.engine.abort(request_id)
             await stream.aclose()
+
+    def _decode(self, token_ids: Sequence[int]) -> str:
+        return str(
+            self._decoder.decode(
+                list(token_ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
+        )
+
+    async def _held_back_text(self, token_ids: Sequence[int], emitted: str) -> str:
+        """What vLLM still held back when the sequence ended by length or by a token: the
+        bytes of an unfinished character, which it drops. The huggingface engine flushes them
+        (as U+FFFD), so we do too, and both backends return the same text."""
+        if not token_ids or not self._decode(token_ids[-4:]).endswith(REPLACEMENT_CHAR):
+            return ""  # the usual case, checked cheaply on the loop
+        full = await asyncio.to_thread(self._decode, token_ids)
+        return full[len(emitted) :] if full.startswith(emitted) else ""
 
     def _delta(self, completion: Any, logprobs: int | None, prompt_tokens: int) -> GenerationDelta:
         reason = completion.finish_reason
@@ -245,6 +272,4 @@ class VLLMGenerationEngine:
         return result
 
     async def aclose(self) -> None:
-        from hf_runtime.backends.vllm.engine import shutdown_engine
-
         await shutdown_engine(self.engine)

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from vllm.inputs import TokensPrompt
 from vllm.pooling_params import PoolingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
+from hf_runtime.backends.vllm.engine import render_token_prompt, shutdown_engine
 from hf_runtime.errors import ConfigError
 from hf_runtime.tasks.names import Task
 
@@ -160,7 +160,7 @@ class VLLMEncoderBackend:
 
     async def _one(self, item: ForwardItem, spec: ForwardSpec) -> np.ndarray:
         params = PoolingParams(task=self._pooling_task, use_activation=False)
-        prompt = TokensPrompt(prompt_token_ids=list(item.encoding.input_ids))
+        prompt = await render_token_prompt(self.engine, item.encoding.input_ids)
         request_id = f"pool-{next(self._ids)}"
         data: Any = None
         async for output in self.engine.encode(prompt, params, request_id):
@@ -175,6 +175,4 @@ class VLLMEncoderBackend:
         self.engine.shutdown()
 
     async def aclose(self) -> None:
-        from hf_runtime.backends.vllm.engine import shutdown_engine
-
         await shutdown_engine(self.engine)

@@ -148,16 +148,20 @@ def test_eight_concurrent_greedy_equal_their_solo_runs(
 
     async def staggered() -> list[Output]:
         tasks = []
-        for i, (prompt, n) in enumerate(zip(prompts, lengths)):
-            tasks.append(asyncio.create_task(generate(engine, prompt, f"r{i}", max_tokens=n, temperature=0)))  # fmt: skip
+        for i, (prompt, n) in enumerate(zip(prompts, lengths, strict=True)):
+            job = generate(engine, prompt, f"r{i}", max_tokens=n, temperature=0)
+            tasks.append(asyncio.create_task(job))
             if i % 3 == 2:
                 await asyncio.sleep(0.02)  # later arrivals join a running batch
         return await asyncio.gather(*tasks)
 
     outputs = run(staggered())
-    for prompt, n, out in zip(prompts, lengths, outputs):
+    for prompt, n, out in zip(prompts, lengths, outputs, strict=True):
         assert out.token_ids == loaded.reference(prompt, n)
-    solo = [run(generate(engine, p, max_tokens=n, temperature=0)) for p, n in zip(prompts, lengths)]
+    solo = [
+        run(generate(engine, p, max_tokens=n, temperature=0))
+        for p, n in zip(prompts, lengths, strict=True)
+    ]
     assert [o.text for o in outputs] == [o.text for o in solo]
 
 
@@ -338,7 +342,7 @@ def test_a_failing_request_fails_alone(
     poisoned = results.pop(2)
     assert isinstance(poisoned, HFRuntimeError)
     assert "logits processor exploded" in poisoned.message
-    for prompt, out in zip(prompts, results):
+    for prompt, out in zip(prompts, results, strict=True):
         assert out.token_ids == gpt2.reference(prompt, 10)
     # The engine thread is alive and serving.
     assert run(generate(gpt2_engine, prompts[1], max_tokens=4, temperature=0)).token_ids == (
@@ -376,8 +380,7 @@ def test_full_queue_is_overloaded_and_drains(gpt2: Loaded) -> None:
         running = engine.generate(long_request)
         await anext(running)
         queued = asyncio.create_task(generate(engine, gpt2.ids("Paris"), "b", max_tokens=3))
-        while engine.num_waiting == 0:
-            await asyncio.sleep(0.005)
+        await asyncio.to_thread(wait_for, lambda: engine.num_waiting == 1)
         with pytest.raises(Overloaded):
             await generate(engine, gpt2.ids("x"), "c", max_tokens=3)
         await running.aclose()  # frees the slot: the queued request runs
@@ -433,7 +436,7 @@ def test_smollm2_greedy_equals_generate_alone_and_under_concurrency(smollm2_dir:
                   for i, p in enumerate(prompts))
             )  # fmt: skip
 
-        for prompt, out in zip(prompts, run(together())):
+        for prompt, out in zip(prompts, run(together()), strict=True):
             assert out.token_ids == loaded.reference(prompt, 12)
     finally:
         engine.close()

@@ -1,0 +1,244 @@
+"""The two measured phases: encoder throughput and streaming generation.
+
+Each server is started, checked for a correct answer, loaded at every level and stopped; a
+server that fails to start or answers wrongly is recorded with its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from benchmarks import report
+from benchmarks.loadgen import BodyFactory, run_load, run_streams
+from benchmarks.servers import (
+    baseline_command,
+    bentoml_batching_command,
+    config_subset,
+    hf_runtime_command,
+    serve_process,
+)
+from benchmarks.settings import Settings
+from benchmarks.workload import (
+    BENTOML_EMBED_PATH,
+    CHAT_MODEL_NAME,
+    CHAT_PATH,
+    V1_PREDICT_PATH,
+    bentoml_embed_body,
+    chat_stream_body,
+    minilm_dir,
+    sentence,
+    v1_predict_body,
+)
+
+SERVER_START_TIMEOUT_S = 600.0  # the first start converts SmolLM2's GGUF to safetensors
+# hf-runtime keeps serving (503) when a model fails to load; its log says so at once.
+HF_RUNTIME_LOAD_FAILED = "failed to load"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to ask a server for an embedding; each route measured becomes one run."""
+
+    server: str  # the run's name in the results
+    path: str
+    body: BodyFactory
+    first_vector: Callable[[Any], list[float]]  # the embedding of sentence(0) in an answer
+
+
+def v1_route(server: str) -> Route:
+    return Route(server, V1_PREDICT_PATH, v1_predict_body, lambda body: body["predictions"][0])
+
+
+@dataclass(frozen=True)
+class EncoderServer:
+    name: str
+    command: Callable[[int], list[str]]
+    routes: tuple[Route, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    fail_marker: str | None = None
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norms = sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5
+    return dot / norms if norms else 0.0
+
+
+def check_answer(url: str, route: Route, reference: Sequence[float]) -> float:
+    """The server must embed sentence(0) as MiniLM does in-process; returns the cosine."""
+    response = httpx.post(
+        url + route.path, content=route.body(0), timeout=120,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    response.raise_for_status()
+    vector = route.first_vector(response.json())
+    if len(vector) != len(reference):
+        raise ValueError(f"expected a {len(reference)}-float embedding, got {len(vector)} values")
+    cosine = _cosine(vector, reference)
+    if cosine < 0.99:
+        raise ValueError(f"the server's embedding is not MiniLM's (cosine {cosine:.4f})")
+    return cosine
+
+
+async def _encoder_levels(url: str, route: Route, s: Settings) -> list[dict[str, Any]]:
+    levels = []
+    for concurrency in s.concurrencies:
+        await run_load(url, route.path, route.body, concurrency=concurrency, duration_s=s.warmup_s)
+        result = await run_load(
+            url, route.path, route.body, concurrency=concurrency, duration_s=s.level_s
+        )
+        summary = result.summary()
+        levels.append(summary)
+        log(
+            f"  {route.server} c={concurrency}: {summary['throughput_rps']} req/s, "
+            f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, errors {summary['errors']}"
+        )
+    return levels
+
+
+def measure_encoder_server(
+    server: EncoderServer, dtype: str, s: Settings, reference: Sequence[float]
+) -> list[dict[str, Any]]:
+    """One run per route of `server`, all against the same server process."""
+    runs: list[dict[str, Any]] = [
+        {"server": route.server, "dtype": dtype, "path": route.path, "levels": []}
+        for route in server.routes
+    ]
+    log(f"encoder: starting {server.name} ({dtype})")
+    started = time.monotonic()
+    measuring = 0  # the run whose route is being checked or loaded
+    try:
+        with serve_process(
+            server.command, log_path=s.out_dir / "logs.tmp" / f"{server.name}-{dtype}.log",
+            env=server.env, ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=server.fail_marker,
+        ) as url:  # fmt: skip
+            start_s = round(time.monotonic() - started, 1)
+            for run, route in zip(runs, server.routes, strict=True):
+                run["start_s"] = start_s
+                run["answer_cosine_vs_in_process"] = round(check_answer(url, route, reference), 6)
+                run["levels"] = asyncio.run(_encoder_levels(url, route, s))
+                measuring += 1
+    except (RuntimeError, ValueError, KeyError, IndexError, TypeError, httpx.HTTPError) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:3000]
+        for run in runs[measuring:]:  # this route and the ones never reached
+            run["error"] = error
+        log(f"  {runs[measuring]['server']} failed: {report.one_line(error, 300)}")
+    return runs
+
+
+def _encoder_servers(s: Settings, dtype: str, main_dtype: bool) -> list[EncoderServer]:
+    servers: list[EncoderServer] = []
+    if main_dtype:  # the per-request and BentoML comparisons run at the first dtype only
+        servers.append(
+            EncoderServer(report.BASELINE, baseline_command(dtype), (v1_route(report.BASELINE),))
+        )
+        if "bentoml-batching" in s.variants:
+            # Its V1 route (through self.to_async) and, in the same process, BentoML's own
+            # batchable endpoint called directly: the second isolates the batching itself.
+            embed_route = Route(
+                report.BENTOML_BATCHING_DIRECT, BENTOML_EMBED_PATH, bentoml_embed_body,
+                lambda body: body[0],
+            )  # fmt: skip
+            servers.append(EncoderServer(
+                report.BENTOML_BATCHING, bentoml_batching_command(),
+                (v1_route(report.BENTOML_BATCHING), embed_route), env={"BENCH_DTYPE": dtype},
+            ))  # fmt: skip
+    servers.append(EncoderServer(
+        report.HF_RUNTIME, hf_runtime_command(s.config), (v1_route(report.HF_RUNTIME),),
+        env={"HF_RUNTIME_DTYPE": dtype}, fail_marker=HF_RUNTIME_LOAD_FAILED,
+    ))  # fmt: skip
+    return servers
+
+
+def encoder_phase(s: Settings) -> dict[str, Any]:
+    from benchmarks.ceiling import bf16_vs_fp32_difference, measure_ceiling
+    from benchmarks.minilm import embed, load_minilm
+
+    model_dir = minilm_dir()
+    result: dict[str, Any] = {"model": "all-MiniLM-L6-v2", "ceiling": {}, "runs": []}
+    for dtype in s.dtypes:
+        log(f"encoder: ceiling ({dtype}), batch sizes 1..128")
+        ceiling = measure_ceiling(model_dir, dtype=dtype, seconds_per_size=s.ceiling_s_per_size)
+        result["ceiling"][dtype] = ceiling
+        log(
+            f"  ceiling {dtype}: {ceiling['best_sentences_per_s']} sentences/s at batch "
+            f"{ceiling['best_batch_size']}; one sentence {ceiling['single_forward_p50_ms']} ms"
+        )
+    result["dtype_difference"] = bf16_vs_fp32_difference(model_dir)
+    reference = embed(*load_minilm(model_dir, "float32"), [sentence(0)])[0].tolist()
+    for index, dtype in enumerate(s.dtypes):
+        for server in _encoder_servers(s, dtype, main_dtype=index == 0):
+            result["runs"] += measure_encoder_server(server, dtype, s, reference)
+    result["ratios"] = report.encoder_ratios(result)
+    return result
+
+
+async def _generation_levels(url: str, s: Settings, backend: str) -> list[dict[str, Any]]:
+    def body(index: int) -> bytes:
+        return chat_stream_body(index, max_tokens=s.max_tokens)
+
+    # One short stream first, so the first level does not pay for lazy initialisation.
+    warmup = await run_streams(
+        url, CHAT_PATH, lambda i: chat_stream_body(i, max_tokens=4), concurrency=1,
+        duration_s=0, max_streams=1,
+    )  # fmt: skip
+    if warmup.errors:
+        raise RuntimeError(f"the warm-up stream failed: {warmup.error_samples[0]}")
+    levels = []
+    for concurrency in s.streams:
+        result = await run_streams(
+            url, CHAT_PATH, body, concurrency=concurrency, duration_s=s.stream_level_s
+        )
+        summary = result.summary()
+        levels.append(summary)
+        log(
+            f"  {backend} streams={concurrency}: {summary['tokens_per_s']} tokens/s, "
+            f"TTFT p50 {summary['ttft_p50_ms']} ms, errors {summary['errors']}"
+        )
+    return levels
+
+
+def measure_generation_backend(backend: str, s: Settings) -> dict[str, Any]:
+    run: dict[str, Any] = {"backend": backend, "levels": []}
+    if backend == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            run["skipped"] = "vllm is not installed in this environment (make install-vllm)"
+            log(f"generation: {backend} skipped: {run['skipped']}")
+            return run
+        # Only smollm2: `backend` applies to every model, and MiniLM is not vLLM's to serve.
+        subset = config_subset(s.config, [CHAT_MODEL_NAME], s.out_dir / "logs.tmp" / "vllm.yaml")
+        command = hf_runtime_command(subset, {"backend": "vllm"})
+    else:
+        command = hf_runtime_command(s.config)
+    log(f"generation: starting hf-runtime ({backend})")
+    started = time.monotonic()
+    try:
+        with serve_process(
+            command, log_path=s.out_dir / "logs.tmp" / f"generation-{backend}.log",
+            ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=HF_RUNTIME_LOAD_FAILED,
+        ) as url:  # fmt: skip
+            run["start_s"] = round(time.monotonic() - started, 1)
+            run["levels"] = asyncio.run(_generation_levels(url, s, backend))
+    except (RuntimeError, ValueError, httpx.HTTPError) as exc:
+        run["error"] = f"{type(exc).__name__}: {exc}"[:3000]
+        log(f"  {backend} failed: {report.one_line(run['error'], 300)}")
+    return run
+
+
+def generation_phase(s: Settings) -> dict[str, Any]:
+    return {
+        "model": "SmolLM2-135M-Instruct",
+        "settings": {"max_tokens": s.max_tokens, "temperature": 0, "ignore_eos": True},
+        "runs": [measure_generation_backend(backend, s) for backend in s.backends],
+    }

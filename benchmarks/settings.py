@@ -1,0 +1,105 @@
+"""What one benchmark invocation measures: the command line, parsed into `Settings`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import REPO_ROOT
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+VARIANTS = ("bentoml-batching",)
+BACKENDS = ("huggingface", "vllm")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Settings:
+    phases: tuple[str, ...]
+    backends: tuple[str, ...]
+    dtypes: tuple[str, ...]  # the first is the main run; baseline and variants run only there
+    variants: tuple[str, ...]
+    concurrencies: tuple[int, ...]
+    streams: tuple[int, ...]
+    level_s: float  # measured seconds per encoder concurrency level
+    warmup_s: float  # unmeasured load before each level
+    stream_level_s: float  # seconds to keep opening streams per generation level
+    max_tokens: int
+    ceiling_s_per_size: float
+    config: Path
+    out_dir: Path
+    quick: bool
+
+
+def _csv(
+    kind: Callable[[str], Any], allowed: Sequence[Any] | None = None
+) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one value")
+        bad = [v for v in values if allowed is not None and v not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{bad} not in {list(allowed or [])}")
+        return values
+
+    return parse
+
+
+def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> Settings:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=description)
+    parser.add_argument("--quick", action="store_true", help="short durations (a smoke run)")
+    parser.add_argument("--only", choices=("encoder", "generation"))
+    parser.add_argument(
+        "--backends", type=_csv(str, BACKENDS), default=("huggingface",),
+        help="generation backends for smollm2: huggingface[,vllm]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dtype", type=_csv(str, DTYPES), default=DTYPES,
+        help="encoder dtypes (HF_RUNTIME_DTYPE); the first is the main comparison",
+    )  # fmt: skip
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS),
+        help="extra encoder servers to compare: bentoml-batching, or none",
+    )  # fmt: skip
+    parser.add_argument("--concurrency", type=_csv(int), default=(1, 16, 64))
+    parser.add_argument("--streams", type=_csv(int), default=(1, 8, 32))
+    parser.add_argument("--max-tokens", type=int, default=None, help="per stream (default 64)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument(
+        "--out-dir", type=Path, default=None,
+        help="default benchmarks/results (with --quick: benchmarks/results/quick.tmp)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v and v != "none")
+    if unknown := sorted(set(variants) - set(VARIANTS)):
+        parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)} or none")
+    if min(args.concurrency + args.streams) < 1:
+        parser.error("concurrency and streams must be at least 1")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        parser.error("--max-tokens must be at least 1")
+    quick = bool(args.quick)
+    out_dir = args.out_dir or (RESULTS_DIR / "quick.tmp" if quick else RESULTS_DIR)
+    return Settings(
+        phases=(args.only,) if args.only else ("encoder", "generation"),
+        backends=args.backends,
+        dtypes=args.dtype,
+        variants=variants,
+        concurrencies=args.concurrency,
+        streams=args.streams,
+        level_s=2.0 if quick else 8.0,
+        warmup_s=0.5 if quick else 2.0,
+        stream_level_s=2.0 if quick else 15.0,
+        max_tokens=args.max_tokens or (16 if quick else 64),
+        ceiling_s_per_size=0.3 if quick else 1.5,
+        config=args.config.resolve(),
+        out_dir=out_dir.resolve(),
+        quick=quick,
+    )

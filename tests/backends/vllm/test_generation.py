@@ -1,0 +1,280 @@
+"""Generation on vLLM (tiny Llama): parity with the huggingface backend, streaming, abort,
+sampling parameters, limits and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hf_runtime.errors import InvalidInput, Overloaded, Unsupported
+from hf_runtime.model import ServedModel
+from hf_runtime.tasks.names import Task
+from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
+from tests.backends.vllm.conftest import LoopRunner, load_vllm, model_config, requires_vllm
+
+pytestmark = [requires_vllm, pytest.mark.vllm]
+
+MAX_MODEL_LEN = 128
+PROMPTS = ["The capital of France is", "Hello world! This is"]
+
+
+@pytest.fixture(scope="module")
+def llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
+    model = load_vllm(run, tiny_llama_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN)
+    yield model
+    run(model.close())
+
+
+@pytest.fixture(scope="module")
+def hf_llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
+    from hf_runtime.runtime.generative import load_generative_model
+    from tests.backends.vllm.conftest import source_for
+
+    config = model_config(
+        tiny_llama_dir, backend="huggingface", vllm=None, max_model_len=MAX_MODEL_LEN
+    )
+    model = run(load_generative_model(config, source_for(tiny_llama_dir), Task.text_generation))
+    yield model
+    run(model.close())
+
+
+async def collect(model: Any, prompt: list[int], **params: Any) -> list[GenerationDelta]:
+    request = GenerationRequest("test", prompt, SamplingParams(**params))
+    return [delta async for delta in model.generator.generate(request)]
+
+
+def text_of(deltas: list[GenerationDelta]) -> str:
+    return "".join(d.text for d in deltas)
+
+
+def ids_of(deltas: list[GenerationDelta]) -> list[int]:
+    return [t for d in deltas for t in d.token_ids]
+
+
+def test_served_model_surface(llama: Any, run: LoopRunner) -> None:
+    assert isinstance(llama, ServedModel)
+    assert (llama.name, llama.task, llama.ready) == ("m", "text_generation", True)
+    assert llama.generator is llama
+    assert (llama.max_model_len, llama.is_encoder_decoder) == (MAX_MODEL_LEN, False)
+    assert llama.metadata().platform == "vllm"
+    with pytest.raises(Unsupported):
+        run(llama.predict(["hi"]))
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_greedy_completion_equals_huggingface(
+    llama: Any, hf_llama: Any, run: LoopRunner, prompt: str
+) -> None:
+    ids = run(llama.tokenize(prompt))
+    assert ids == run(hf_llama.tokenize(prompt))
+    ours = run(collect(llama, ids, temperature=0, max_tokens=24))
+    theirs = run(collect(hf_llama, ids, temperature=0, max_tokens=24))
+    assert ids_of(ours) == ids_of(theirs)
+    assert text_of(ours) == text_of(theirs)
+    assert len(set(ids_of(ours))) > 3, "the tiny model should not just repeat one token"
+    assert ours[-1].finish_reason == theirs[-1].finish_reason
+
+
+def test_greedy_chat_equals_huggingface(llama: Any, hf_llama: Any, run: LoopRunner) -> None:
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    ids = run(llama.render_chat(messages))
+    assert ids == run(hf_llama.render_chat(messages))
+    ours = run(collect(llama, ids, temperature=0, max_tokens=20))
+    theirs = run(collect(hf_llama, ids, temperature=0, max_tokens=20))
+    assert (ids_of(ours), text_of(ours)) == (ids_of(theirs), text_of(theirs))
+
+
+def test_streams_deltas_with_usage_on_the_first(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    deltas = run(collect(llama, prompt, temperature=0, max_tokens=12, ignore_eos=True))
+    assert len(deltas) > 1
+    assert deltas[0].prompt_tokens == len(prompt)
+    assert all(d.prompt_tokens == 0 for d in deltas[1:])
+    assert [d.finish_reason for d in deltas[:-1]] == [None] * (len(deltas) - 1)
+    assert deltas[-1].finish_reason == "length" and deltas[-1].stop_reason is None
+    assert len(ids_of(deltas)) == 12
+    expected = llama._tokenizer.decode(ids_of(deltas), skip_special_tokens=True)
+    assert text_of(deltas) == expected
+
+
+def _unfinished(model: Any) -> int:
+    return int(model.engine.engine.get_num_unfinished_requests())
+
+
+def test_closing_the_stream_aborts_the_request(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[1]))
+
+    async def read_two_then_close() -> int:
+        request = GenerationRequest(
+            "abort", prompt, SamplingParams(max_tokens=100, ignore_eos=True)
+        )
+        stream = llama.generator.generate(request)
+        for _ in range(2):
+            await anext(stream)
+        running = _unfinished(llama)
+        await stream.aclose()
+        return running
+
+    assert run(read_two_then_close()) == 1
+    assert _unfinished(llama) == 0
+
+
+def test_cancelling_the_reader_aborts_the_request(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[1]))
+
+    async def cancel_after_first_delta() -> None:
+        first = asyncio.Event()
+
+        async def read() -> None:
+            request = GenerationRequest(
+                "cancel", prompt, SamplingParams(max_tokens=100, ignore_eos=True)
+            )
+            async for _ in llama.generator.generate(request):
+                first.set()
+
+        task = asyncio.create_task(read())
+        await first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(cancel_after_first_delta())
+    assert _unfinished(llama) == 0
+
+
+def test_n_sequences_as_concurrent_requests_follow_their_seeds(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+
+    async def sample(seeds: list[int]) -> list[list[int]]:
+        runs = [collect(llama, prompt, temperature=1.0, max_tokens=16, seed=s) for s in seeds]
+        return [ids_of(deltas) for deltas in await asyncio.gather(*runs)]
+
+    first, again, second, third = run(sample([1, 1, 2, 3]))
+    assert first == again
+    assert len({tuple(first), tuple(second), tuple(third)}) > 1
+
+
+def test_stop_string_ends_and_is_trimmed(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    full = text_of(run(collect(llama, prompt, temperature=0, max_tokens=24, ignore_eos=True)))
+    stop = full[6:9]
+    assert stop.strip(), f"pick a visible stop string from {full!r}"
+    deltas = run(collect(llama, prompt, temperature=0, max_tokens=24, ignore_eos=True, stop=[stop]))
+    assert text_of(deltas) == full[: full.index(stop)]
+    assert (deltas[-1].finish_reason, deltas[-1].stop_reason) == ("stop", stop)
+
+
+def test_stop_token_id_ends_the_sequence(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[1]))
+    full = ids_of(run(collect(llama, prompt, temperature=0, max_tokens=16, ignore_eos=True)))
+    stop_id = full[4]
+    cut = full.index(stop_id)
+    deltas = run(
+        collect(
+            llama, prompt, temperature=0, max_tokens=16, ignore_eos=True, stop_token_ids=[stop_id]
+        )
+    )
+    assert ids_of(deltas) == full[: cut + 1]
+    assert (deltas[-1].finish_reason, deltas[-1].stop_reason) == ("stop", stop_id)
+
+
+def test_logprobs_equal_huggingface(llama: Any, hf_llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    ours = run(collect(llama, prompt, temperature=0, max_tokens=6, logprobs=3))
+    theirs = run(collect(hf_llama, prompt, temperature=0, max_tokens=6, logprobs=3))
+    ours_lp = [lp for d in ours for lp in d.logprobs or []]
+    theirs_lp = [lp for d in theirs for lp in d.logprobs or []]
+    assert len(ours_lp) == len(theirs_lp) == 6
+    for mine, reference in zip(ours_lp, theirs_lp, strict=True):
+        assert (mine.token_id, mine.token) == (reference.token_id, reference.token)
+        assert mine.logprob == pytest.approx(reference.logprob, abs=1e-3)
+        assert [(i, t) for i, t, _ in mine.top] == [(i, t) for i, t, _ in reference.top]
+        assert [v for *_, v in mine.top] == pytest.approx([v for *_, v in reference.top], abs=1e-3)
+        assert len(mine.top) == 3 and mine.top[0][0] == mine.token_id  # greedy: the best one
+
+
+def test_logit_bias_forces_a_token(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    forced = run(llama.tokenize(" Paris", add_special_tokens=False))[0]
+    deltas = run(collect(llama, prompt, temperature=0, max_tokens=5, logit_bias={forced: 100.0}))
+    assert ids_of(deltas) == [forced] * 5
+
+
+def test_max_tokens_none_fills_the_context(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    deltas = run(collect(llama, prompt, temperature=0, ignore_eos=True))
+    assert len(ids_of(deltas)) == MAX_MODEL_LEN - len(prompt)
+    assert deltas[-1].finish_reason == "length"
+
+
+def test_context_limits_are_invalid_input(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    with pytest.raises(InvalidInput) as too_many:
+        run(collect(llama, prompt, max_tokens=200))
+    assert too_many.value.param == "max_tokens"
+    assert str(MAX_MODEL_LEN) in too_many.value.message
+    assert str(len(prompt) + 200) in too_many.value.message
+    with pytest.raises(InvalidInput) as too_long:
+        run(collect(llama, [5] * MAX_MODEL_LEN))
+    assert too_long.value.param == "prompt"
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"logit_bias": {10**6: 1.0}}, "logit_bias"),
+        ({"logprobs": 50}, "logprobs"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"stop_token_ids": [10**6]}, "stop_token_ids"),
+    ],
+)
+def test_bad_parameters_are_invalid_input(
+    llama: Any, run: LoopRunner, params: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(InvalidInput) as error:
+        run(collect(llama, [1, 2, 3], max_tokens=4, **params))
+    assert error.value.param == param
+
+
+def test_a_full_queue_is_overloaded(
+    llama: Any, run: LoopRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llama.engine, "max_num_seqs", 1)
+    monkeypatch.setattr(llama.engine, "max_queue_size", 1)
+    prompt = run(llama.tokenize(PROMPTS[0]))
+
+    async def third_request_rejected() -> None:
+        params = SamplingParams(max_tokens=100, ignore_eos=True)
+        streams = [
+            llama.generator.generate(GenerationRequest(f"q{i}", prompt, params)) for i in range(3)
+        ]
+        try:
+            await anext(streams[0])
+            await anext(streams[1])
+            with pytest.raises(Overloaded):
+                await anext(streams[2])
+        finally:
+            for stream in streams:
+                await stream.aclose()
+
+    run(third_request_rejected())
+    assert _unfinished(llama) == 0
+
+
+def test_vllm_metrics_reach_the_multiprocess_collector(llama: Any, run: LoopRunner) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    from hf_runtime.backends.vllm.metrics import prometheus_multiprocess_mode, vllm_metrics_text
+
+    run(collect(llama, [1, 2, 3], temperature=0, max_tokens=2))
+    assert prometheus_multiprocess_mode(), "tests/conftest.py sets PROMETHEUS_MULTIPROC_DIR"
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # what BentoML's /metrics collects
+    text = generate_latest(registry).decode()
+    assert 'vllm:prompt_tokens_total{engine="0",model_name="m"}' in text
+    assert "vllm:request_success_total" in text
+    assert vllm_metrics_text() == ""  # already there: appending would duplicate the series

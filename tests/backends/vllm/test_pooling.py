@@ -1,0 +1,154 @@
+"""Encoder tasks on vLLM's pooling runner give the huggingface backend's KServe bodies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hf_runtime.errors import ConfigError, InvalidInput, Unsupported
+from hf_runtime.model import ServedModel
+from hf_runtime.tasks.names import Task
+from tests.backends.vllm.conftest import (
+    LoopRunner,
+    load_vllm,
+    model_config,
+    requires_vllm,
+    source_for,
+)
+
+pytestmark = [requires_vllm, pytest.mark.vllm]
+
+TEXTS = ["Hello world, this is a test.", "the quick brown fox", "Paris is the capital of France"]
+
+
+def load_hf(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
+    from hf_runtime.runtime.encoder import load_encoder_model
+
+    config = model_config(folder, backend="huggingface", vllm=None, **overrides)
+    return run(load_encoder_model(config, source_for(folder), task))
+
+
+@pytest.fixture(scope="module")
+def minilm(run: LoopRunner, minilm_dir: Path) -> Iterator[tuple[Any, Any]]:
+    ours = load_vllm(run, minilm_dir, Task.text_embedding, max_model_len=128)
+    theirs = load_hf(run, minilm_dir, Task.text_embedding, max_model_len=128)
+    yield ours, theirs
+    run(ours.close())
+    run(theirs.close())
+
+
+@pytest.fixture(scope="module")
+def classifier(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
+    model = load_vllm(
+        run, tiny_models["bert-seq-cls"], Task.sequence_classification, return_raw_logits=True
+    )
+    yield model
+    run(model.close())
+
+
+def test_embedding_model_surface(minilm: tuple[Any, Any]) -> None:
+    ours, theirs = minilm
+    assert isinstance(ours, ServedModel) and ours.ready and ours.generator is None
+    meta, reference = ours.metadata(), theirs.metadata()
+    assert meta.platform == "vllm"
+    assert (meta.inputs, meta.outputs) == (reference.inputs, reference.outputs)
+
+
+def test_minilm_predictions_equal_huggingface(minilm: tuple[Any, Any], run: LoopRunner) -> None:
+    ours, theirs = minilm
+    mine, reference = run(ours.predict(TEXTS)), run(theirs.predict(TEXTS))
+    np.testing.assert_allclose(mine.predictions, reference.predictions, atol=1e-5, rtol=0)
+    (tensor,), (expected,) = mine.tensors, reference.tensors
+    assert (tensor.name, tensor.datatype, tensor.shape) == ("output-0", "FP64", [3, 384])
+    assert (expected.datatype, expected.shape) == (tensor.datatype, tensor.shape)
+    np.testing.assert_allclose(tensor.data, expected.data, atol=1e-5, rtol=0)
+
+
+def test_minilm_embeddings_equal_huggingface(minilm: tuple[Any, Any], run: LoopRunner) -> None:
+    ours, theirs = minilm
+    for dimensions in (None, 64):
+        mine = run(ours.embed(TEXTS, dimensions))
+        reference = run(theirs.embed(TEXTS, dimensions))
+        np.testing.assert_allclose(mine.embeddings, reference.embeddings, atol=1e-5, rtol=0)
+        assert mine.prompt_tokens == reference.prompt_tokens
+        assert len(mine.embeddings[0]) == (dimensions or 384)
+    ids = [[101, 7592, 2088, 102]]
+    np.testing.assert_allclose(
+        run(ours.embed(ids)).embeddings, run(theirs.embed(ids)).embeddings, atol=1e-5, rtol=0
+    )
+    # Semantics survive: the paraphrase is closer than the unrelated sentence.
+    vectors = np.array(
+        run(ours.embed(["A man is eating food.", "A man eats bread.", "A plane."])).embeddings
+    )
+    similar, unrelated = vectors[1] @ vectors[0], vectors[2] @ vectors[0]
+    assert similar > unrelated + 0.3
+
+
+def test_bad_embedding_inputs_are_invalid(minilm: tuple[Any, Any], run: LoopRunner) -> None:
+    ours, _ = minilm
+    with pytest.raises(InvalidInput):
+        run(ours.embed([[10**7]]))
+    with pytest.raises(InvalidInput):
+        run(ours.embed(TEXTS, 10_000))
+
+
+@pytest.mark.parametrize("flags", [{}, {"return_probabilities": True}, {"return_raw_logits": True}])
+def test_classification_equals_huggingface(
+    classifier: Any, run: LoopRunner, tiny_models: dict[str, Path], flags: dict[str, bool]
+) -> None:
+    """vLLM gives the raw logits; the shared processor turns them into each KServe form."""
+    from hf_runtime.runtime.encoder import make_processor
+    from hf_runtime.tasks.base import ProcessorOptions
+
+    folder = tiny_models["bert-seq-cls"]
+    reference_model = load_hf(run, folder, Task.sequence_classification, **flags)
+    try:
+        options = ProcessorOptions(**flags)
+        processor = make_processor(
+            Task.sequence_classification, classifier.backend, options, source_for(folder)
+        )
+        encodings = classifier.backend.tokenize(TEXTS)
+        # forward blocks on the model's event loop: call it from a thread, as the batcher does
+        logits = run(
+            asyncio.to_thread(
+                classifier.backend.forward,
+                processor.forward_items(encodings),
+                processor.forward_spec,
+            )
+        )
+        mine = processor.postprocess(encodings, logits)
+        reference = run(reference_model.predict(TEXTS))
+    finally:
+        run(reference_model.close())
+    if flags.get("return_raw_logits"):
+        for got, expected in zip(mine.predictions, reference.predictions, strict=True):
+            assert got.keys() == expected.keys()
+            assert list(got.values()) == pytest.approx(list(expected.values()), abs=1e-5)
+    else:
+        assert mine.predictions == reference.predictions
+        assert mine.tensors[0].as_dict() == reference.tensors[0].as_dict()
+
+
+def test_classifier_serves_raw_logits(classifier: Any, run: LoopRunner) -> None:
+    prediction = run(classifier.predict(TEXTS))
+    assert len(prediction.predictions) == 3
+    assert all(set(p) == {0, 1} for p in prediction.predictions)
+    assert prediction.tensors[0].datatype == "BYTES"
+    with pytest.raises(Unsupported):
+        run(classifier.embed(TEXTS))
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [("bert-ner", Task.token_classification), ("bert-mlm", Task.fill_mask)],
+)
+def test_token_level_tasks_are_a_config_error(
+    run: LoopRunner, tiny_models: dict[str, Path], name: str, task: Task
+) -> None:
+    with pytest.raises(ConfigError, match=f"{task.value} is not available on the vllm backend"):
+        load_vllm(run, tiny_models[name], task)
