@@ -34,6 +34,9 @@ _ARCHITECTURE_SUFFIXES: list[tuple[str, str]] = [
     ("ForMultipleChoice", "multiple_choice"),
     ("ForMaskedLM", Task.fill_mask.value),
     ("ForCausalLM", Task.text_generation.value),
+    # Older names KServe misses (GPT2LMHeadModel, T5WithLMHeadModel): more specific first.
+    ("T5WithLMHeadModel", Task.text2text_generation.value),
+    ("LMHeadModel", Task.text_generation.value),
     ("ForConditionalGeneration", Task.text2text_generation.value),
     ("MTModel", Task.text2text_generation.value),
     ("EncoderDecoderModel", Task.text2text_generation.value),

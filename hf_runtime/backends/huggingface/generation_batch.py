@@ -131,20 +131,22 @@ class _Prefiller:
         return out.logits[0, -1], row
 
 
-def _left_pad(tensor: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
+def _pad(tensor: torch.Tensor, amount: int, dim: int, *, left: bool) -> torch.Tensor:
+    """`amount` zeros before (left) or after `tensor` along `dim`."""
     if amount == 0:
         return tensor
     shape = list(tensor.shape)
     shape[dim] = amount
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+    zeros = tensor.new_zeros(shape)
+    return torch.cat([zeros, tensor] if left else [tensor, zeros], dim=dim)
+
+
+def _left_pad(tensor: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
+    return _pad(tensor, amount, dim, left=True)
 
 
 def _right_pad(tensor: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
-    if amount == 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = amount
-    return torch.cat([tensor, tensor.new_zeros(shape)], dim=dim)
+    return _pad(tensor, amount, dim, left=False)
 
 
 def _layers(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -187,7 +187,9 @@ def test_seeded_sampling_is_reproducible_and_seed_dependent(
     prompt = loaded.ids(PROMPTS[0])
 
     async def sample(seed: int) -> list[int]:
-        out = await generate(engine, prompt, max_tokens=16, temperature=1.0, seed=seed)
+        out = await generate(
+            engine, prompt, max_tokens=16, temperature=1.0, seed=seed, ignore_eos=True
+        )
         return out.token_ids
 
     async def together() -> list[list[int]]:
@@ -335,7 +337,7 @@ def test_a_failing_request_fails_alone(
     async def mixed() -> list[Any]:
         jobs = [generate(gpt2_engine, p, f"ok{i}", max_tokens=10, temperature=0)
                 for i, p in enumerate(prompts)]  # fmt: skip
-        jobs.insert(2, generate(gpt2_engine, prompts[0], "poison", max_tokens=10))
+        jobs.insert(2, generate(gpt2_engine, prompts[0], "poison", max_tokens=10, ignore_eos=True))
         return await asyncio.gather(*jobs, return_exceptions=True)
 
     results = run(mixed())
@@ -365,7 +367,7 @@ def test_a_failing_forward_fails_its_batch_and_the_engine_recovers(
 
     monkeypatch.setattr(batch, "decode", flaky_decode)
     with pytest.raises(HFRuntimeError, match="device fell over"):
-        run(generate(gpt2_engine, gpt2.ids("Hello"), max_tokens=8))
+        run(generate(gpt2_engine, gpt2.ids("Hello"), max_tokens=8, ignore_eos=True))
     prompt = gpt2.ids("Paris")
     assert run(generate(gpt2_engine, prompt, max_tokens=5, temperature=0)).token_ids == (
         gpt2.reference(prompt, 5)
@@ -379,7 +381,9 @@ def test_full_queue_is_overloaded_and_drains(gpt2: Loaded) -> None:
         long_request = GenerationRequest("a", gpt2.ids("Hello"), SamplingParams(ignore_eos=True))
         running = engine.generate(long_request)
         await anext(running)
-        queued = asyncio.create_task(generate(engine, gpt2.ids("Paris"), "b", max_tokens=3))
+        queued = asyncio.create_task(
+            generate(engine, gpt2.ids("Paris"), "b", max_tokens=3, ignore_eos=True)
+        )
         await asyncio.to_thread(wait_for, lambda: engine.num_waiting == 1)
         with pytest.raises(Overloaded):
             await generate(engine, gpt2.ids("x"), "c", max_tokens=3)

@@ -1,0 +1,141 @@
+"""The vllm configuration section, environment defaults and metrics text (no vLLM needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hf_runtime.backends.vllm.config import ALLOWED_KEYS, VLLMEngineConfig, parse_vllm_section
+from hf_runtime.backends.vllm.env import CPU_DEFAULTS, apply_env_defaults
+from hf_runtime.config import load_config
+from hf_runtime.errors import ConfigError
+
+
+def test_defaults_use_one_gpu_and_vllms_own_values() -> None:
+    config = parse_vllm_section(None)
+    assert config == VLLMEngineConfig()
+    assert config.tensor_parallel_size == 1
+    assert config.gpu_memory_utilization is None and config.enforce_eager is None
+    assert not config.lora_enabled
+
+
+def test_full_section_round_trips() -> None:
+    section = {
+        "gpu_memory_utilization": 0.5,
+        "tensor_parallel_size": 2,
+        "max_num_seqs": 8,
+        "enforce_eager": True,
+        "enable_prefix_caching": False,
+        "quantization": "fp8",
+        "max_model_len": 1024,
+        "kv_cache_space": 2,
+        "lora_modules": [{"name": "sql", "path": "/adapters/sql", "base_model_name": "base"}],
+        "max_lora_rank": 16,
+        "seed": 7,
+        "engine_args": {"generation_config": "vllm"},
+    }
+    config = parse_vllm_section(section)
+    assert config.model_dump(exclude_unset=True)["lora_modules"][0]["name"] == "sql"
+    assert config.lora_enabled and config.engine_args == {"generation_config": "vllm"}
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_vllm_section({"gpu_mem": 0.5}, "chat")
+    message = str(error.value)
+    assert "model chat" in message and "vllm.gpu_mem: unknown key" in message
+    assert "gpu_memory_utilization" in message and "kv_cache_space" in message
+    assert set(ALLOWED_KEYS) >= {"tensor_parallel_size", "lora_modules", "swap_space", "seed"}
+
+
+def test_unknown_lora_module_key_lists_the_module_keys() -> None:
+    with pytest.raises(ConfigError, match=r"vllm\.lora_modules\.0\.rank: unknown key; allowed: "
+                       r"name, path, base_model_name"):  # fmt: skip
+        parse_vllm_section({"lora_modules": [{"name": "a", "path": "/a", "rank": 8}]})
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ({"tensor_parallel_size": 0}, "vllm.tensor_parallel_size"),
+        ({"gpu_memory_utilization": 1.5}, "vllm.gpu_memory_utilization"),
+        ({"kv_cache_space": 0}, "vllm.kv_cache_space"),
+        ({"lora_modules": [{"name": "a", "path": "/a"}], "enable_lora": False}, "enable_lora"),
+        ({"lora_modules": [{"name": "a", "path": "/a"}, {"name": "a", "path": "/b"}]}, "unique"),
+        ({"engine_args": {"seed": 1}}, "engine_args repeats"),
+    ],
+)
+def test_invalid_values_are_config_errors(section: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        parse_vllm_section(section)
+
+
+def test_section_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="vllm must be a mapping"):
+        parse_vllm_section([1, 2])  # type: ignore[arg-type]
+
+
+def test_section_arrives_from_the_environment_as_yaml() -> None:
+    config = load_config(
+        env={"HF_RUNTIME_MODEL_DIR": "/m", "HF_RUNTIME_VLLM": "{max_num_seqs: 4, seed: 3}"}
+    )
+    assert parse_vllm_section(config.models[0].vllm).max_num_seqs == 4
+
+
+def test_env_defaults_never_override_the_user() -> None:
+    env = {"VLLM_HOST_IP": "10.1.2.3", "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}
+    applied = apply_env_defaults(VLLMEngineConfig(), env, cpu_build=True)
+    assert env["VLLM_HOST_IP"] == "10.1.2.3" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
+    assert "VLLM_HOST_IP" not in applied
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == CPU_DEFAULTS["VLLM_CPU_KVCACHE_SPACE"]
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert env["VLLM_NO_USAGE_STATS"] == "1" and env["DO_NOT_TRACK"] == "1"
+
+
+def test_cpu_defaults_only_on_the_cpu_build() -> None:
+    env: dict[str, str] = {}
+    apply_env_defaults(VLLMEngineConfig(), env, cpu_build=False)
+    assert env == {"VLLM_HOST_IP": "127.0.0.1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+
+
+def test_configured_kv_cache_space_wins_on_the_cpu_build() -> None:
+    env = {"VLLM_CPU_KVCACHE_SPACE": "8"}
+    apply_env_defaults(VLLMEngineConfig(kv_cache_space=3), env, cpu_build=True)
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
+
+
+def test_metrics_text_renders_only_vllm_families_in_single_process_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prometheus_client import REGISTRY, Counter
+
+    from hf_runtime.backends.vllm import metrics
+
+    ours = Counter("vllm:test_requests", "test", ["model_name"], registry=REGISTRY)
+    other = Counter("hf_runtime_test_other", "test", registry=REGISTRY)
+    try:
+        ours.labels(model_name="m").inc(2)
+        other.inc()
+        monkeypatch.setattr(metrics, "prometheus_multiprocess_mode", lambda: False)
+        text = metrics.vllm_metrics_text()
+        assert 'vllm:test_requests_total{model_name="m"} 2.0' in text
+        assert "hf_runtime_test_other" not in text and "python_gc" not in text
+        monkeypatch.setattr(metrics, "prometheus_multiprocess_mode", lambda: True)
+        assert metrics.vllm_metrics_text() == ""
+    finally:
+        REGISTRY.unregister(ours)
+        REGISTRY.unregister(other)
+
+
+def test_importing_the_package_imports_neither_vllm_nor_torch() -> None:
+    code = (
+        "import sys\n"
+        "import hf_runtime.backends.vllm, hf_runtime.backends.vllm.config\n"
+        "import hf_runtime.backends.vllm.env, hf_runtime.backends.vllm.metrics\n"
+        "import hf_runtime.backends.selection\n"
+        "heavy = sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
