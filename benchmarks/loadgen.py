@@ -2,7 +2,9 @@
 
 `concurrency` workers each send one request, wait for the answer, and send the next, until
 `max_requests` have been started or `duration_s` has passed (whichever comes first); requests
-in flight at the deadline are allowed to finish and count. Every worker shares one httpx
+in flight at the deadline are allowed to finish and count, up to a hard limit after which
+they are cancelled and counted as `cut_off` (so a very slow server cannot stall a run). Every
+worker shares one httpx
 client whose pool holds exactly `concurrency` connections, and request bodies are prebuilt
 bytes, so the client spends as little CPU as possible: on a small machine it shares the cores
 with the server it measures, and the CPU it used is reported next to the numbers.
@@ -14,7 +16,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +58,7 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0
+    cut_off: int = 0
 
     @property
     def requests(self) -> int:
@@ -75,6 +78,7 @@ class LoadResult:
             "requests": self.requests,
             "errors": self.errors,
             "error_samples": self.error_samples,
+            "cut_off": self.cut_off,
             "wall_s": round(self.wall_s, 3),
             "throughput_rps": round(self.throughput, 2),
             "p50_ms": round(self.latency_ms(50), 2),
@@ -92,9 +96,10 @@ class StreamResult:
     wall_s: float
     ttft_s: list[float] = field(default_factory=list)
     stream_s: list[float] = field(default_factory=list)
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # counted as text arrives, corrected by `usage` at the end
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    cut_off: int = 0
 
     @property
     def streams(self) -> int:
@@ -110,6 +115,7 @@ class StreamResult:
             "streams": self.streams,
             "errors": self.errors,
             "error_samples": self.error_samples,
+            "cut_off": self.cut_off,
             "wall_s": round(self.wall_s, 3),
             "completion_tokens": self.completion_tokens,
             "tokens_per_s": round(self.tokens_per_s, 2),
@@ -144,6 +150,19 @@ def _client(base_url: str, concurrency: int, timeout_s: float) -> httpx.AsyncCli
     )
 
 
+async def _run_workers(workers: list[Coroutine[Any, Any, None]], hard_limit_s: float) -> int:
+    """Run every worker; cancel whatever still runs after `hard_limit_s`. Returns how many."""
+    tasks = [asyncio.ensure_future(worker) for worker in workers]
+    _, pending = await asyncio.wait(tasks, timeout=hard_limit_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # a bug in the load generator itself: do not hide it
+    return len(pending)
+
+
 def _note_error(samples: list[str], message: str) -> None:
     if len(samples) < _MAX_ERROR_SAMPLES:
         samples.append(message[:300])
@@ -158,12 +177,15 @@ async def run_load(
     duration_s: float,
     max_requests: int = 1_000_000,
     timeout_s: float = 60.0,
+    grace_s: float = 30.0,
 ) -> LoadResult:
-    """POST `make_body(i)` to `path` from `concurrency` workers; time each answer."""
+    """POST `make_body(i)` to `path` from `concurrency` workers; time each answer.
+
+    Requests still unanswered `grace_s` after the deadline are cancelled (`cut_off`).
+    """
     require_loopback(base_url)
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    budget = _Budget(max_requests, duration_s)
     result = LoadResult(concurrency=concurrency, wall_s=0.0)
 
     async def worker(client: httpx.AsyncClient) -> None:
@@ -184,9 +206,12 @@ async def run_load(
                 _note_error(result.error_samples, f"{response.status_code}: {response.text}")
 
     async with _client(base_url, concurrency, timeout_s) as client:
+        # The clock starts now, not before the client was built (that takes a while).
+        budget = _Budget(max_requests, duration_s)
         cpu_start = time.process_time()
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        workers = [worker(client) for _ in range(concurrency)]
+        result.cut_off = await _run_workers(workers, duration_s + grace_s)
         result.wall_s = time.perf_counter() - started
         result.client_cpu_s = time.process_time() - cpu_start
     return result
@@ -211,12 +236,17 @@ def _has_text(payload: dict[str, Any]) -> bool:
     return False
 
 
-async def _one_stream(client: httpx.AsyncClient, path: str, body: bytes) -> tuple[float, int]:
-    """Send one streaming request; (time to first text, completion tokens) or raise."""
+async def _one_stream(
+    client: httpx.AsyncClient, path: str, body: bytes, result: StreamResult
+) -> float:
+    """Send one streaming request; add its tokens to `result` as they arrive; return its TTFT.
+
+    One text chunk counts as one token while streaming (so a stream cut off still counts what
+    it produced); the final `usage` chunk, when the server sends one, corrects the count.
+    """
     started = time.perf_counter()
     first_text_at: float | None = None
     text_chunks = 0
-    usage_tokens: int | None = None
     async with client.stream("POST", path, content=body) as response:
         if response.status_code != 200:
             await response.aread()
@@ -229,16 +259,16 @@ async def _one_stream(client: httpx.AsyncClient, path: str, body: bytes) -> tupl
                 raise RuntimeError(f"error event: {payload['error']}")
             if _has_text(payload):
                 text_chunks += 1
+                result.completion_tokens += 1
                 if first_text_at is None:
                     first_text_at = time.perf_counter()
             usage = payload.get("usage")
             if isinstance(usage, dict) and "completion_tokens" in usage:
-                usage_tokens = int(usage["completion_tokens"])
+                result.completion_tokens += int(usage["completion_tokens"]) - text_chunks
+                text_chunks = int(usage["completion_tokens"])
     if first_text_at is None:
         raise RuntimeError("the stream ended without any text")
-    # The server's own count when it reports usage; else one token per text chunk.
-    tokens = usage_tokens if usage_tokens is not None else text_chunks
-    return first_text_at - started, tokens
+    return first_text_at - started
 
 
 async def run_streams(
@@ -250,29 +280,34 @@ async def run_streams(
     duration_s: float,
     max_streams: int = 1_000_000,
     timeout_s: float = 300.0,
+    hard_limit_s: float = 300.0,
 ) -> StreamResult:
-    """Keep `concurrency` streaming generations open; every worker completes at least one."""
+    """Keep `concurrency` streaming generations open; every worker starts at least one.
+
+    Streams still open `hard_limit_s` after the start are cancelled (`cut_off`); the tokens
+    they had produced still count, so tokens/s stays a rate over the measured wall time.
+    """
     require_loopback(base_url)
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    budget = _Budget(max_streams, duration_s, min_requests=concurrency)
     result = StreamResult(concurrency=concurrency, wall_s=0.0)
 
     async def worker(client: httpx.AsyncClient) -> None:
         while (index := budget.take()) is not None:
             started = time.perf_counter()
             try:
-                ttft, tokens = await _one_stream(client, path, make_body(index))
+                ttft = await _one_stream(client, path, make_body(index), result)
             except (httpx.HTTPError, RuntimeError, ValueError) as exc:
                 result.errors += 1
                 _note_error(result.error_samples, f"{type(exc).__name__}: {exc}")
                 continue
             result.stream_s.append(time.perf_counter() - started)
             result.ttft_s.append(ttft)
-            result.completion_tokens += tokens
 
     async with _client(base_url, concurrency, timeout_s) as client:
+        budget = _Budget(max_streams, duration_s, min_requests=concurrency)
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        workers = [worker(client) for _ in range(concurrency)]
+        result.cut_off = await _run_workers(workers, hard_limit_s)
         result.wall_s = time.perf_counter() - started
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ async def _encoder_levels(url: str, route: Route, s: Settings) -> list[dict[str,
         result = await run_load(
             url, route.path, route.body, concurrency=concurrency, duration_s=s.level_s
         )
-        summary = result.summary()
+        # Other work on the machine skews the numbers: note how busy it was.
+        summary = {**result.summary(), "load_avg_1m": round(os.getloadavg()[0], 2)}
         levels.append(summary)
         log(
             f"  {route.server} c={concurrency}: {summary['throughput_rps']} req/s, "
@@ -198,13 +200,15 @@ async def _generation_levels(url: str, s: Settings, backend: str) -> list[dict[s
     levels = []
     for concurrency in s.streams:
         result = await run_streams(
-            url, CHAT_PATH, body, concurrency=concurrency, duration_s=s.stream_level_s
-        )
-        summary = result.summary()
+            url, CHAT_PATH, body, concurrency=concurrency, duration_s=s.stream_level_s,
+            hard_limit_s=s.stream_limit_s,
+        )  # fmt: skip
+        summary = {**result.summary(), "load_avg_1m": round(os.getloadavg()[0], 2)}
         levels.append(summary)
         log(
             f"  {backend} streams={concurrency}: {summary['tokens_per_s']} tokens/s, "
-            f"TTFT p50 {summary['ttft_p50_ms']} ms, errors {summary['errors']}"
+            f"TTFT p50 {summary['ttft_p50_ms']} ms, errors {summary['errors']}, "
+            f"cut off {summary['cut_off']}"
         )
     return levels
 

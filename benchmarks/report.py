@@ -181,7 +181,10 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
         ]
         if vs_ceiling:
             lines += ["", "hf-runtime / ceiling: " + ", ".join(vs_ceiling) + "."]
-        if any(r["server"] == BENTOML_BATCHING_DIRECT for r in encoder.get("runs", [])):
+        if any(
+            r["server"] == BENTOML_BATCHING_DIRECT and r["dtype"] == dtype
+            for r in encoder.get("runs", [])
+        ):
             lines += [
                 "",
                 f"{BENTOML_BATCHING}: MiniLM behind `@bentoml.api(batchable=True)`, called from "
@@ -206,17 +209,22 @@ def _generation_markdown(generation: dict[str, Any]) -> list[str]:
         f"#### Generation: SmolLM2-135M-Instruct, streaming `POST /v1/chat/completions`, "
         f"max_tokens {settings.get('max_tokens')}, temperature 0, ignore_eos",
         "",
-        "| backend | streams | tokens/s | TTFT p50 ms | TTFT p95 ms | streams done | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| backend | streams | tokens/s | TTFT p50 ms | TTFT p95 ms | streams done | errors "
+        "| cut off |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in generation.get("runs", []):
         if run.get("skipped") or run.get("error"):
             reason = run.get("skipped") or f"failed: {one_line(run['error'])}"
-            lines.append(_row(run["backend"], "-", reason, "", "", "", ""))
+            lines.append(_row(run["backend"], "-", reason, "", "", "", "", ""))
             continue
         for level in run["levels"]:
             cells = [level[k] for k in ("tokens_per_s", "ttft_p50_ms", "ttft_p95_ms", "streams")]
-            lines.append(_row(run["backend"], level["concurrency"], *cells, level["errors"]))
+            lines.append(
+                _row(
+                    run["backend"], level["concurrency"], *cells, level["errors"], level["cut_off"]
+                )
+            )
     return lines
 
 
@@ -234,6 +242,15 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _concurrency_axis(ax: Any, values: list[int]) -> None:
+    """A log2 x axis labelled with the concurrencies measured; y from zero."""
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(values))
+    if ticks:
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_ylim(bottom=0)
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     """Encoder throughput against concurrency (and generation tokens/s against streams)."""
     import matplotlib
@@ -248,10 +265,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), squeeze=False)
     encoder_ax = axes[0][0]
     encoder = results.get("encoder") or {}
-    for dtype, ceiling in encoder.get("ceiling", {}).items():
+    for index, (dtype, ceiling) in enumerate(encoder.get("ceiling", {}).items()):
+        style = ("--", ":", "-.")[index % 3]
         encoder_ax.axhline(
             ceiling["best_sentences_per_s"],
-            linestyle="--",
+            linestyle=style,
             color="grey",
             label=f"ceiling ({dtype}, batch {ceiling['best_batch_size']})",
         )
@@ -261,7 +279,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         xs = [lv["concurrency"] for lv in run["levels"]]
         ys = [lv["throughput_rps"] for lv in run["levels"]]
         encoder_ax.plot(xs, ys, marker="o", label=f"{run['server']} ({run['dtype']})")
-    encoder_ax.set_xscale("log", base=2)
+    measured = [lv["concurrency"] for r in encoder.get("runs", []) for lv in r.get("levels", [])]
+    _concurrency_axis(encoder_ax, measured)
     encoder_ax.set_xlabel("concurrent requests")
     encoder_ax.set_ylabel("requests/s (one sentence each)")
     encoder_ax.set_title("all-MiniLM-L6-v2, KServe V1 predict")
@@ -274,7 +293,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
             xs = [lv["concurrency"] for lv in run["levels"]]
             ys = [lv["tokens_per_s"] for lv in run["levels"]]
             gen_ax.plot(xs, ys, marker="o", label=run["backend"])
-        gen_ax.set_xscale("log", base=2)
+        _concurrency_axis(
+            gen_ax, [lv["concurrency"] for r in generation_runs for lv in r["levels"]]
+        )
         gen_ax.set_xlabel("concurrent streams")
         gen_ax.set_ylabel("completion tokens/s (all streams)")
         gen_ax.set_title("SmolLM2-135M-Instruct, streaming chat")

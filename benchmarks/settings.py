@@ -28,6 +28,7 @@ class Settings:
     level_s: float  # measured seconds per encoder concurrency level
     warmup_s: float  # unmeasured load before each level
     stream_level_s: float  # seconds to keep opening streams per generation level
+    stream_limit_s: float  # streams still open this long after a level starts are cut off
     max_tokens: int
     ceiling_s_per_size: float
     config: Path
@@ -97,6 +98,7 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         level_s=2.0 if quick else 8.0,
         warmup_s=0.5 if quick else 2.0,
         stream_level_s=2.0 if quick else 15.0,
+        stream_limit_s=30.0 if quick else 90.0,
         max_tokens=args.max_tokens or (16 if quick else 64),
         ceiling_s_per_size=0.3 if quick else 1.5,
         config=args.config.resolve(),

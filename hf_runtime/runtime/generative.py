@@ -50,6 +50,10 @@ class GenerativeModel:
         self._chat_template = chat_template
         self._ready = True
 
+    def stats(self) -> dict[str, int]:
+        """Engine counters for /metrics."""
+        return dict(self.engine.stats())
+
     # ------------------------------------------------------------------ ServedModel
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hf_runtime.backends.selection import select_backend
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.model import ServedModel
@@ -40,20 +41,13 @@ def resolve_task(config: ModelConfig, source: ResolvedSource) -> Task:
         ) from None
 
 
-def select_backend(config: ModelConfig, source: ResolvedSource, task: Task) -> str:
-    """'huggingface' or 'vllm'. `auto` never moves an encoder task off huggingface."""
-    if config.backend != "auto":
-        return config.backend
-    return "huggingface"
-
-
 async def load_model(config: ModelConfig) -> ServedModel:
     source = await asyncio.to_thread(resolve_source, config)
     task = resolve_task(config, source)
-    backend = select_backend(config, source, task)
+    backend, reason = select_backend(config, source, task)
     logger.info(
-        "model %s: task %s, backend %s, from %s", config.model_name, task.value, backend,
-        source.description,
+        "model %s: task %s, backend %s (%s), from %s", config.model_name, task.value, backend,
+        reason, source.description,
     )  # fmt: skip
     if backend == "vllm":
         from hf_runtime.backends.vllm.model import load_vllm_model

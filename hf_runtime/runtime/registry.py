@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from hf_runtime.config import ModelConfig, RuntimeConfig
-from hf_runtime.errors import ModelNotFound, ModelNotReady
+from hf_runtime.errors import ConfigError, ModelNotFound, ModelNotReady
 from hf_runtime.model import ServedModel, TextGenerator
 from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
 
@@ -69,6 +69,10 @@ class ModelSlot:
     def generator(self) -> TextGenerator | None:
         return self.loaded.generator
 
+    def attach(self, model: ServedModel) -> None:
+        """Serve an already loaded model (a LoRA adapter of another slot's engine)."""
+        self._model = model
+
     async def load(self) -> None:
         from hf_runtime.runtime.loading import load_model
 
@@ -122,13 +126,25 @@ class Registry:
         one model at a time keeps peak memory at the largest model, not the sum.
         """
         first_error: BaseException | None = None
-        for slot in self._slots.values():
+        for slot in list(self._slots.values()):
             try:
                 await slot.load()
+                self._add_adapters(slot)
             except Exception as exc:  # logged by the slot; keep loading the rest
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
+
+    def _add_adapters(self, slot: ModelSlot) -> None:
+        """Serve each LoRA adapter of a loaded model under its own name (KServe #4338)."""
+        for adapter in getattr(slot.loaded_or_none(), "adapters", []):
+            if adapter.name in self._slots:
+                raise ConfigError(
+                    f"model {slot.name}: adapter name {adapter.name} clashes with a served model"
+                )
+            adapter_slot = ModelSlot(slot.config.model_copy(update={"model_name": adapter.name}))
+            adapter_slot.attach(adapter)
+            self._slots[adapter.name] = adapter_slot
 
     async def close(self) -> None:
         for slot in self._slots.values():

@@ -105,7 +105,9 @@ class Runtime:
         await self.registry.close()
 
     def metrics_text(self) -> str:
-        """Prometheus text for what BentoML does not count itself (batching, queues)."""
+        """Prometheus text for what BentoML does not count itself (batching, queues, vLLM)."""
+        from hf_runtime.backends.vllm.metrics import vllm_metrics_text  # imports no vllm
+
         lines: list[str] = []
         for slot in self.registry.slots():
             stats_fn = getattr(slot.loaded_or_none(), "stats", None)
@@ -113,4 +115,4 @@ class Runtime:
             for key, value in sorted(stats.items()):
                 metric = f"hf_runtime_{key}"
                 lines.append(f'{metric}{{model="{slot.name}"}} {value}')
-        return "\n".join(lines) + ("\n" if lines else "")
+        return "\n".join(lines) + ("\n" if lines else "") + vllm_metrics_text()

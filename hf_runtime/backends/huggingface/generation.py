@@ -94,12 +94,18 @@ class HFGenerationEngine:
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []  # engine thread only; row order of self._batch
         self._stopping = False
+        # Observability (written by the engine thread only): shared decoding steps, and the
+        # sequences they carried; sequences / steps > 1 means requests really shared passes.
+        self._counters = {"decode_steps": 0, "decoded_sequences": 0, "largest_decode_batch": 0}
         self._thread = threading.Thread(target=self._run, name=f"generate-{name}", daemon=True)
         self._thread.start()
 
     @property
     def batch_kind(self) -> str:
         return type(self._batch).__name__
+
+    def stats(self) -> dict[str, int]:
+        return {**self._counters, "running": self.num_running, "waiting": self.num_waiting}
 
     @property
     def num_waiting(self) -> int:
@@ -250,6 +256,10 @@ class HFGenerationEngine:
             logger.exception("model %s: decoding step failed", self.name)
             self._fail_all(_as_runtime_error(exc))
             return
+        counters = self._counters
+        counters["decode_steps"] += 1
+        counters["decoded_sequences"] += len(self._running)
+        counters["largest_decode_batch"] = max(counters["largest_decode_batch"], len(self._running))
         keep: list[int] = []
         for index, seq in enumerate(self._running):
             if seq.aborted:

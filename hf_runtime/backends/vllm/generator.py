@@ -150,6 +150,7 @@ class VLLMGenerationEngine:
         self._decoder = copy.deepcopy(tokenizer)
         self._token_texts = TokenTextCache(self._decoder)
         self._ids = itertools.count()
+        self._rejected = [0]  # a list: adapter views (shallow copies) count into the same one
 
     @property
     def ready(self) -> bool:
@@ -161,11 +162,19 @@ class VLLMGenerationEngine:
         view.lora_request = lora_request
         return view
 
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics beside vLLM's own `vllm:*` series (which have the detail)."""
+        return {
+            "unfinished_sequences": int(self.engine.get_num_unfinished_requests()),
+            "rejected_requests": self._rejected[0],
+        }
+
     def _admit(self) -> None:
         if self.engine.errored:
             raise ModelNotReady(self.name)
         unfinished = self.engine.get_num_unfinished_requests()
         if unfinished >= self.max_num_seqs + self.max_queue_size:
+            self._rejected[0] += 1
             raise Overloaded(
                 f"model {self.name} has {unfinished} sequences running or waiting "
                 f"(max_num_seqs {self.max_num_seqs} + max_queue_size {self.max_queue_size}); "

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends.selection import VLLM_INSTALL_HINT, vllm_installed
+from hf_runtime.backends.vllm.config import VLLMEngineConfig, parse_vllm_section
+from hf_runtime.backends.vllm.env import apply_env_defaults, is_cpu_build
+from hf_runtime.backends.vllm.tasks import unsupported_reason
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.runtime.encoder import EncoderModel, make_processor
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hf_runtime")
 
 PLATFORM = "vllm"
-# vLLM caps a tokenizer-less limit the same way the huggingface backend does.
+# Tokenizers report a huge sentinel (int(1e30)) when they know no limit.
 _NO_TOKENIZER_LIMIT = 1_000_000
 
 
@@ -85,19 +88,15 @@ async def load_vllm_model(
     The engine's output handler runs on the calling event loop, which must be the loop that
     serves the model's requests.
     """
-    from hf_runtime.backends.vllm.config import parse_vllm_section
-
     engine_config = parse_vllm_section(config.vllm, config.model_name)
     if not vllm_installed():
         raise ConfigError(f"model {config.model_name}: backend: vllm, but {VLLM_INSTALL_HINT}")
-    if task.is_encoder:
-        from hf_runtime.backends.vllm.pooling import POOLING_TASKS, UNSUPPORTED_REASONS
-
-        if task not in POOLING_TASKS:
-            raise ConfigError(
-                f"model {config.model_name}: task {task.value} is not available on the vllm "
-                f"backend: {UNSUPPORTED_REASONS[task]}; use backend: huggingface"
-            )
+    reason = unsupported_reason(task)
+    if reason is not None:
+        raise ConfigError(
+            f"model {config.model_name}: task {task.value} is not available on the vllm "
+            f"backend: {reason}; use backend: huggingface"
+        )
     chat_template = _read_chat_template(config.generation.chat_template)
     for module in engine_config.lora_modules:
         if not (Path(module.path) / "adapter_config.json").is_file():
@@ -105,8 +104,6 @@ async def load_vllm_model(
                 f"model {config.model_name}: vllm.lora_modules {module.name}: no "
                 f"adapter_config.json in {module.path}"
             )
-
-    from hf_runtime.backends.vllm.env import apply_env_defaults, is_cpu_build
 
     cpu_build = is_cpu_build()
     apply_env_defaults(engine_config, cpu_build=cpu_build)  # before vLLM reads them
@@ -120,7 +117,7 @@ def _build(
     config: ModelConfig,
     source: ResolvedSource,
     task: Task,
-    engine_config: Any,
+    engine_config: VLLMEngineConfig,
     cpu_build: bool,
     loop: asyncio.AbstractEventLoop,
     chat_template: str | None,
@@ -163,7 +160,7 @@ def _generative(
     task: Task,
     engine: Any,
     tokenizer: Any,
-    engine_config: Any,
+    engine_config: VLLMEngineConfig,
     chat_template: str | None,
 ) -> VLLMGenerativeModel:
     from vllm.lora.request import LoRARequest

@@ -26,20 +26,9 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
 from hf_runtime.backends.vllm.engine import render_token_prompt, shutdown_engine
+from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError
 from hf_runtime.tasks.names import Task
-
-POOLING_TASKS: dict[Task, str] = {
-    Task.text_embedding: "token_embed",
-    Task.sequence_classification: "classify",
-}
-UNSUPPORTED_REASONS: dict[Task, str] = {
-    Task.token_classification: (
-        "KServe's token_classification labels every padded position of a request, which "
-        "vLLM's pooling runner does not compute"
-    ),
-    Task.fill_mask: "vLLM's pooling runner returns no masked-LM logits",
-}
 
 
 def pool_token_states(hidden: np.ndarray, modes: Sequence[str]) -> np.ndarray:
@@ -87,7 +76,7 @@ class VLLMEncoderBackend:
         add_special_tokens: bool,
     ) -> None:
         if task not in POOLING_TASKS:
-            reason = UNSUPPORTED_REASONS.get(task, "it is not a pooling task")
+            reason = unsupported_reason(task) or "it is not a pooling task"
             raise ConfigError(
                 f"task {task.value} is not available on the vllm backend: {reason}; use "
                 "backend: huggingface"

@@ -9,6 +9,7 @@ handler lives on the loop of its first request, so every call on a model must us
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -75,6 +76,9 @@ class LoopRunner:
     def close(self) -> None:
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+        # Free the module's (shut down) engines now: AsyncLLM.__del__ shuts down again and
+        # fails noisily if it only runs during interpreter teardown.
+        gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,96 @@ def tiny_llama_dir(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPa
     torch.manual_seed(0)
     LlamaForCausalLM(config).eval().save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_lora(
+    tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """(a PEFT LoRA adapter for tiny_llama_dir, the same model with the adapter merged in).
+
+    Rank 8 on q_proj and v_proj, random A and B (a zero B would change nothing). The merged
+    folder is the reference: W + B @ A * alpha / r, run on the huggingface backend.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from transformers import LlamaForCausalLM
+
+    rank, alpha = 8, 16
+    adapter = tmp_path_factory.mktemp("tiny-llama-lora")
+    merged = tmp_path_factory.mktemp("tiny-llama-merged")
+    model = LlamaForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(1)
+    tensors: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for index, layer in enumerate(model.model.layers):
+            for name in ("q_proj", "v_proj"):
+                linear = getattr(layer.self_attn, name)
+                a = torch.randn(rank, linear.in_features, generator=generator) * 0.5
+                b = torch.randn(linear.out_features, rank, generator=generator) * 0.5
+                prefix = f"base_model.model.model.layers.{index}.self_attn.{name}"
+                tensors[f"{prefix}.lora_A.weight"] = a
+                tensors[f"{prefix}.lora_B.weight"] = b
+                linear.weight += (b @ a) * (alpha / rank)
+    save_file(tensors, str(adapter / "adapter_model.safetensors"))
+    adapter_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "v_proj"],
+        "bias": "none",
+        "base_model_name_or_path": str(tiny_llama_dir),
+    }
+    (adapter / "adapter_config.json").write_text(json.dumps(adapter_config))
+    model.save_pretrained(merged)
+    for item in tiny_llama_dir.iterdir():
+        if item.name not in ("config.json", "model.safetensors"):
+            shutil.copy(item, merged / item.name)
+    return adapter, merged
+
+
+# ---------------------------------------------------------------- OpenAI routes in-process
+
+
+class NamedModels:
+    """Served models by name: a minimal hf_runtime.model.ModelRegistry."""
+
+    def __init__(self, *models: Any) -> None:
+        self._models = {model.name: model for model in models}
+
+    def get(self, name: str) -> Any:
+        from hf_runtime.errors import ModelNotFound
+
+        try:
+            return self._models[name]
+        except KeyError:
+            raise ModelNotFound(name) from None
+
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    @property
+    def ready(self) -> bool:
+        return all(model.ready for model in self._models.values())
+
+
+async def post_json(app: Any, path: str, body: dict[str, Any]) -> Any:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post(path, json=body)
+
+
+async def stream_events(app: Any, path: str, body: dict[str, Any]) -> list[str]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        client.stream("POST", path, json=body) as response,
+    ):
+        assert response.status_code == 200
+        return [line async for line in response.aiter_lines() if line.startswith("data: ")]

