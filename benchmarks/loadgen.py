@@ -238,11 +238,10 @@ def _has_text(payload: dict[str, Any]) -> bool:
 
 async def _one_stream(
     client: httpx.AsyncClient, path: str, body: bytes, result: StreamResult
-) -> float:
-    """Send one streaming request; add its tokens to `result` as they arrive; return its TTFT.
-
-    One text chunk counts as one token while streaming (so a stream cut off still counts what
-    it produced); the final `usage` chunk, when the server sends one, corrects the count.
+) -> None:
+    """Send one streaming request, recording into `result` as data arrives (so a stream that
+    is cut off still counts): its time to first text, and its tokens. One text chunk counts as
+    one token while streaming; the final `usage` chunk, when the server sends one, corrects it.
     """
     started = time.perf_counter()
     first_text_at: float | None = None
@@ -262,13 +261,13 @@ async def _one_stream(
                 result.completion_tokens += 1
                 if first_text_at is None:
                     first_text_at = time.perf_counter()
+                    result.ttft_s.append(first_text_at - started)
             usage = payload.get("usage")
             if isinstance(usage, dict) and "completion_tokens" in usage:
                 result.completion_tokens += int(usage["completion_tokens"]) - text_chunks
                 text_chunks = int(usage["completion_tokens"])
     if first_text_at is None:
         raise RuntimeError("the stream ended without any text")
-    return first_text_at - started
 
 
 async def run_streams(
@@ -296,13 +295,12 @@ async def run_streams(
         while (index := budget.take()) is not None:
             started = time.perf_counter()
             try:
-                ttft = await _one_stream(client, path, make_body(index), result)
+                await _one_stream(client, path, make_body(index), result)
             except (httpx.HTTPError, RuntimeError, ValueError) as exc:
                 result.errors += 1
                 _note_error(result.error_samples, f"{type(exc).__name__}: {exc}")
                 continue
             result.stream_s.append(time.perf_counter() - started)
-            result.ttft_s.append(ttft)
 
     async with _client(base_url, concurrency, timeout_s) as client:
         budget = _Budget(max_streams, duration_s, min_requests=concurrency)

@@ -114,6 +114,7 @@ async def test_slow_streams_are_cut_off_and_keep_their_tokens(fake_server: str) 
     )  # fmt: skip
     assert result.cut_off == 2 and result.streams == 0
     assert result.completion_tokens == 2  # the one chunk each stream sent before stalling
+    assert len(result.ttft_s) == 2
 
 
 def test_serve_process_waits_for_ready_and_stops(tmp_path: Path) -> None:

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 
 from hf_runtime.backends.huggingface.generation_batch import DecodeBatch, make_decode_batch
-from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
+from hf_runtime.errors import HFRuntimeError, ModelNotReady, Overloaded
 from hf_runtime.generation.detokenize import TokenTextCache
-from hf_runtime.generation.sampling import validate_sampling_params
+from hf_runtime.generation.limits import check_request
 from hf_runtime.generation.sequence import SequenceState
 from hf_runtime.types import GenerationDelta, GenerationRequest
 
@@ -119,49 +119,13 @@ class HFGenerationEngine:
 
     def check_request(self, request: GenerationRequest) -> int:
         """Validate a request; return its effective max_tokens. Raises InvalidInput."""
-        prompt = request.prompt_token_ids
-        if not prompt:
-            raise InvalidInput("the prompt must contain at least one token", param="prompt")
-        bad = next((t for t in prompt if not 0 <= t < self.input_vocab_size), None)
-        if bad is not None:
-            raise InvalidInput(
-                f"prompt token id {bad} is outside the vocabulary [0, {self.input_vocab_size})",
-                param="prompt",
-            )
-        validate_sampling_params(request.params, self.vocab_size)
-        limit, requested = self.max_model_len, request.params.max_tokens
-        if self.is_encoder_decoder:
-            # The encoder input and the decoded tokens are bounded separately.
-            if len(prompt) > limit:
-                raise InvalidInput(
-                    f"This model's maximum input length is {limit} tokens. However, your "
-                    f"prompt has {len(prompt)} tokens. Please reduce the length of the prompt.",
-                    param="prompt",
-                )
-            if requested is not None and requested > limit:
-                raise InvalidInput(
-                    f"max_tokens ({requested}) is greater than this model's maximum output "
-                    f"length of {limit} tokens.",
-                    param="max_tokens",
-                )
-            return limit if requested is None else requested
-        if requested is None:
-            if len(prompt) >= limit:
-                raise InvalidInput(
-                    f"This model's maximum context length is {limit} tokens. However, your "
-                    f"prompt has {len(prompt)} tokens, which leaves no room for a completion.",
-                    param="prompt",
-                )
-            return limit - len(prompt)
-        if len(prompt) + requested > limit:
-            raise InvalidInput(
-                f"This model's maximum context length is {limit} tokens. However, you "
-                f"requested {len(prompt) + requested} tokens ({len(prompt)} in the messages, "
-                f"{requested} in the completion). Please reduce the length of the messages or "
-                "completion.",
-                param="max_tokens",
-            )
-        return requested
+        return check_request(
+            request,
+            max_model_len=self.max_model_len,
+            vocab_size=self.vocab_size,
+            is_encoder_decoder=self.is_encoder_decoder,
+            input_vocab_size=self.input_vocab_size,
+        )
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
         """Stream one sequence's deltas (coalesced when the consumer falls behind)."""

@@ -28,7 +28,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from hf_runtime.backends.vllm.engine import render_token_prompt, shutdown_engine
 from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
 from hf_runtime.generation.detokenize import REPLACEMENT_CHAR, TokenTextCache
-from hf_runtime.generation.sampling import validate_sampling_params
+from hf_runtime.generation.limits import check_request
 from hf_runtime.types import (
     FinishReason,
     GenerationDelta,
@@ -69,59 +69,6 @@ def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamp
         raise InvalidInput(str(exc), param=exc.parameter) from None
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"invalid sampling parameters: {exc}") from None
-
-
-def check_request(
-    request: GenerationRequest,
-    *,
-    max_model_len: int,
-    vocab_size: int,
-    is_encoder_decoder: bool,
-) -> int:
-    """Validate a request; return its effective max_tokens (None: the rest of the context).
-
-    Same rules and messages as the huggingface engine, so both backends answer alike.
-    """
-    prompt = request.prompt_token_ids
-    if not prompt:
-        raise InvalidInput("the prompt must contain at least one token", param="prompt")
-    bad = next((t for t in prompt if not 0 <= t < vocab_size), None)
-    if bad is not None:
-        raise InvalidInput(
-            f"prompt token id {bad} is outside the vocabulary [0, {vocab_size})", param="prompt"
-        )
-    validate_sampling_params(request.params, vocab_size)
-    limit, requested = max_model_len, request.params.max_tokens
-    if is_encoder_decoder:
-        if len(prompt) > limit:
-            raise InvalidInput(
-                f"This model's maximum input length is {limit} tokens. However, your prompt "
-                f"has {len(prompt)} tokens. Please reduce the length of the prompt.",
-                param="prompt",
-            )
-        if requested is not None and requested > limit:
-            raise InvalidInput(
-                f"max_tokens ({requested}) is greater than this model's maximum output length "
-                f"of {limit} tokens.",
-                param="max_tokens",
-            )
-        return limit if requested is None else requested
-    if requested is None:
-        if len(prompt) >= limit:
-            raise InvalidInput(
-                f"This model's maximum context length is {limit} tokens. However, your prompt "
-                f"has {len(prompt)} tokens, which leaves no room for a completion.",
-                param="prompt",
-            )
-        return limit - len(prompt)
-    if len(prompt) + requested > limit:
-        raise InvalidInput(
-            f"This model's maximum context length is {limit} tokens. However, you requested "
-            f"{len(prompt) + requested} tokens ({len(prompt)} in the messages, {requested} in "
-            "the completion). Please reduce the length of the messages or completion.",
-            param="max_tokens",
-        )
-    return requested
 
 
 class VLLMGenerationEngine:
