@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from hf_runtime.backends.vllm.config import parse_vllm_section
 from hf_runtime.config import RuntimeConfig, load_config
 from hf_runtime.runtime.registry import Registry
 
@@ -60,6 +61,9 @@ class Runtime:
     def from_sources(cls, args: Mapping[str, Any] | None = None) -> Runtime:
         """Validate configuration now (fail fast at import), build apps; load nothing yet."""
         config = load_config(args=args)
+        for model in config.models:  # backend sections too, before anything serves
+            if model.vllm is not None:
+                parse_vllm_section(model.vllm, model.model_name)
         registry = Registry.from_config(config)
         from hf_runtime.protocols import kserve_v1, kserve_v2
         from hf_runtime.protocols.openai.app import make_app as make_openai_app
