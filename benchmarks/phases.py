@@ -19,6 +19,7 @@ import httpx
 from benchmarks import report
 from benchmarks.loadgen import BodyFactory, run_load, run_streams
 from benchmarks.servers import (
+    RunningServer,
     baseline_command,
     bentoml_batching_command,
     config_subset,
@@ -92,15 +93,28 @@ def check_answer(url: str, route: Route, reference: Sequence[float]) -> float:
     return cosine
 
 
-async def _encoder_levels(url: str, route: Route, s: Settings) -> list[dict[str, Any]]:
+def _per_request_ms(seconds: float | None, requests: int) -> float | None:
+    return None if seconds is None else round(1000 * seconds / max(1, requests), 3)
+
+
+async def _encoder_levels(server: RunningServer, route: Route, s: Settings) -> list[dict[str, Any]]:
+    url = server.url
     levels = []
     for concurrency in s.concurrencies:
         await run_load(url, route.path, route.body, concurrency=concurrency, duration_s=s.warmup_s)
+        cpu_before = server.cpu_seconds()
         result = await run_load(
             url, route.path, route.body, concurrency=concurrency, duration_s=s.level_s
         )
-        # Other work on the machine skews the numbers: note how busy it was.
-        summary = {**result.summary(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+        cpu_after = server.cpu_seconds()
+        used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        summary = {
+            **result.summary(),
+            # Where the CPU goes (set it against the ceiling's cores / sentences per second).
+            "server_cpu_ms_per_request": _per_request_ms(used, result.requests + result.errors),
+            # Other work on the machine skews the numbers: note how busy it was.
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
         levels.append(summary)
         log(
             f"  {route.server} c={concurrency}: {summary['throughput_rps']} req/s, "
@@ -124,12 +138,13 @@ def measure_encoder_server(
         with serve_process(
             server.command, log_path=s.out_dir / "logs.tmp" / f"{server.name}-{dtype}.log",
             env=server.env, ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=server.fail_marker,
-        ) as url:  # fmt: skip
+        ) as running:  # fmt: skip
             start_s = round(time.monotonic() - started, 1)
             for run, route in zip(runs, server.routes, strict=True):
                 run["start_s"] = start_s
-                run["answer_cosine_vs_in_process"] = round(check_answer(url, route, reference), 6)
-                run["levels"] = asyncio.run(_encoder_levels(url, route, s))
+                cosine = check_answer(running.url, route, reference)
+                run["answer_cosine_vs_in_process"] = round(cosine, 6)
+                run["levels"] = asyncio.run(_encoder_levels(running, route, s))
                 measuring += 1
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError, httpx.HTTPError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:3000]
@@ -231,9 +246,9 @@ def measure_generation_backend(backend: str, s: Settings) -> dict[str, Any]:
         with serve_process(
             command, log_path=s.out_dir / "logs.tmp" / f"generation-{backend}.log",
             ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=HF_RUNTIME_LOAD_FAILED,
-        ) as url:  # fmt: skip
+        ) as running:  # fmt: skip
             run["start_s"] = round(time.monotonic() - started, 1)
-            run["levels"] = asyncio.run(_generation_levels(url, s, backend))
+            run["levels"] = asyncio.run(_generation_levels(running.url, s, backend))
     except (RuntimeError, ValueError, httpx.HTTPError) as exc:
         run["error"] = f"{type(exc).__name__}: {exc}"[:3000]
         log(f"  {backend} failed: {report.one_line(run['error'], 300)}")

@@ -156,24 +156,30 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
             f"Ceiling (in-process tokenize + forward + pool, no HTTP): "
             f"**{_fmt(ceiling['best_sentences_per_s'])} sentences/s** at batch "
             f"{ceiling['best_batch_size']}; one sentence alone: "
-            f"{_fmt(ceiling['single_forward_p50_ms'], 2)} ms (p50).",
+            f"{_fmt(ceiling['single_forward_p50_ms'], 2)} ms (p50). At best, "
+            f"{_fmt(1000 * ceiling['torch_threads'] / ceiling['best_sentences_per_s'], 2)} "
+            "ms of CPU per sentence (its torch threads busy throughout).",
             "",
             "| server | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors "
-            "| hf-runtime / this |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| server CPU ms/req | client CPU ms/req | hf-runtime / this |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for run in [r for r in encoder.get("runs", []) if r["dtype"] == dtype]:
             if run.get("error") and not run.get("levels"):
                 failed = f"failed: {one_line(run['error'])}"
-                lines.append(_row(run["server"], "-", failed, "", "", "", "", ""))
+                lines.append(_row(run["server"], "-", failed, *[""] * 7))
                 continue
             for level in run["levels"]:
                 versus = ratios.get((dtype, level["concurrency"]), {}).get("hf_runtime_vs", {})
-                cells = [level[k] for k in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms")]
+                cells = [
+                    level.get(k)
+                    for k in (
+                        "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "errors",
+                        "server_cpu_ms_per_request", "client_cpu_ms_per_request",
+                    )
+                ]  # fmt: skip
                 ratio = _fmt(versus.get(run["server"]), 2) if run["server"] != HF_RUNTIME else ""
-                lines.append(
-                    _row(run["server"], level["concurrency"], *cells, level["errors"], ratio)
-                )
+                lines.append(_row(run["server"], level["concurrency"], *cells, ratio))
         vs_ceiling = [
             f"c={c}: {_fmt(r['hf_runtime_vs_ceiling'], 2)}x"
             for (d, c), r in ratios.items()

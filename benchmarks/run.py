@@ -27,6 +27,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.phases import encoder_phase, generation_phase, log
+from benchmarks.servers import REPO_ROOT
 from benchmarks.settings import parse_settings
 
 
@@ -60,6 +61,13 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _portable(value: Any) -> Any:
+    """Paths inside the repository relative to it, so committed results name no machine."""
+    if not isinstance(value, Path):
+        return value
+    return str(value.relative_to(REPO_ROOT)) if value.is_relative_to(REPO_ROOT) else str(value)
+
+
 def write_outputs(results: dict[str, Any], out_dir: Path) -> str:
     """latest.json, latest.md and throughput.png under `out_dir`; returns the Markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
+        "settings": {k: _portable(v) for k, v in asdict(s).items()},
     }
     log(f"machine: {results['machine']}")
     if "encoder" in s.phases:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,48 @@ def _tail(log_path: Path, chars: int = 4000) -> str:
         return "(no log)"
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the server and every live descendant (BentoML
+        runs its workers in sessions of their own): what the server spends, to set against the
+        load generator's own. None off Linux."""
+        return process_tree_cpu_seconds(self.pid)
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, utime + stime in clock ticks) for every process in /proc."""
+    stats: dict[int, tuple[int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces; the fields after ")" do not.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        # After ")": [0] state, [1] ppid, ..., [11] utime, [12] stime.
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return stats
+
+
+def process_tree_cpu_seconds(root: int) -> float | None:
+    if not Path("/proc").is_dir():
+        return None
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def serve_process(
     make_command: Callable[[int], Sequence[str]],
@@ -59,8 +102,9 @@ def serve_process(
     ready_path: str = "/readyz",
     ready_timeout: float = 300.0,
     fail_marker: str | None = None,
-) -> Iterator[str]:
-    """Run `make_command(port)`; yield its base URL once `ready_path` answers 200, then stop it.
+) -> Iterator[RunningServer]:
+    """Run `make_command(port)`; once `ready_path` answers 200 yield it (its URL and CPU use),
+    then stop it.
 
     `fail_marker`: text that, once in the server's log, means it will never become ready (so
     we stop waiting at once). The child gets its own process group so that everything it
@@ -100,7 +144,7 @@ def serve_process(
                     f"not ready in {ready_timeout:.0f} s (log: {log_path})\n" + _tail(log_path)
                 )
             time.sleep(0.5)
-        yield url
+        yield RunningServer(url, process.pid)
     finally:
         _stop(process)
 

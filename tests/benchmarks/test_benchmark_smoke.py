@@ -121,10 +121,12 @@ def test_serve_process_waits_for_ready_and_stops(tmp_path: Path) -> None:
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
 
-    with serve_process(command, log_path=tmp_path / "http.log", ready_path="/") as url:
-        assert httpx.get(url + "/").status_code == 200
+    with serve_process(command, log_path=tmp_path / "http.log", ready_path="/") as server:
+        assert httpx.get(server.url + "/").status_code == 200
+        cpu = server.cpu_seconds()
+        assert cpu is None or cpu > 0  # None off Linux
     with pytest.raises(httpx.HTTPError):
-        httpx.get(url + "/", timeout=1)
+        httpx.get(server.url + "/", timeout=1)
 
 
 def test_serve_process_reports_a_dead_server(tmp_path: Path) -> None:
@@ -170,6 +172,7 @@ def test_measure_encoder_server_checks_answers_and_loads(tmp_path: Path) -> None
     assert "error" not in good and good["answer_cosine_vs_in_process"] == 1.0
     assert [lv["concurrency"] for lv in good["levels"]] == [1, 3]
     assert all(lv["requests"] > 0 and lv["errors"] == 0 for lv in good["levels"])
+    assert all(lv["server_cpu_ms_per_request"] is not None for lv in good["levels"])
     assert again["levels"] and (tmp_path / "logs.tmp" / "fake-float32.log").exists()
 
     (wrong, never) = measure_encoder_server(server, "float32", s, reference=[0.0, 1.0])
@@ -231,7 +234,7 @@ def _level(concurrency: int, rps: float, p50: float) -> dict[str, object]:
     return {
         "concurrency": concurrency, "requests": 10, "errors": 0, "error_samples": [],
         "wall_s": 1.0, "throughput_rps": rps, "p50_ms": p50, "p95_ms": p50, "p99_ms": p50,
-        "client_cpu_ms_per_request": 0.1,
+        "client_cpu_ms_per_request": 0.1, "server_cpu_ms_per_request": 4.0,
     }  # fmt: skip
 
 
@@ -252,7 +255,7 @@ def _fake_results() -> dict[str, object]:
         "encoder": {
             "ceiling": {"float32": {
                 "best_sentences_per_s": 100.0, "best_batch_size": 64,
-                "single_forward_p50_ms": 10.0,
+                "single_forward_p50_ms": 10.0, "torch_threads": 2,
             }},
             "dtype_difference": {
                 "sentences": 3, "max_abs_diff": 0.01, "min_cosine_similarity": 0.999,
@@ -287,7 +290,7 @@ def test_targets_and_report(tmp_path: Path) -> None:
     results["targets"] = list(targets.values())
 
     summary = write_outputs(results, tmp_path)
-    assert "| hf-runtime | 64 | 90.0 | 500.0 |" in summary
+    assert "| hf-runtime | 64 | 90.0 | 500.0 | 500.0 | 500.0 | 0 | 4.0 | 0.1 |  |" in summary
     assert "| baseline | 64 | 10.0 |" in summary and "| 9.00 |" in summary
     assert "bentoml-batching | - | failed: did not start" in summary
     assert "vllm is not installed" in summary and "Test CPU" in summary
