@@ -156,7 +156,9 @@ def test_serve_process_stops_waiting_at_the_fail_marker(tmp_path: Path) -> None:
 
 def _fast_settings(tmp_path: Path) -> Settings:
     quick = parse_settings(["--quick", "--concurrency", "1,3", "--streams", "1,2"])
-    return replace(quick, level_s=0.2, warmup_s=0.05, stream_level_s=0.1, out_dir=tmp_path)
+    return replace(
+        quick, level_s=0.4, windows=2, warmup_s=0.05, stream_level_s=0.1, out_dir=tmp_path
+    )
 
 
 def _fake_server_command(port: int) -> list[str]:
@@ -173,6 +175,8 @@ def test_measure_encoder_server_checks_answers_and_loads(tmp_path: Path) -> None
     assert [lv["concurrency"] for lv in good["levels"]] == [1, 3]
     assert all(lv["requests"] > 0 and lv["errors"] == 0 for lv in good["levels"])
     assert all(lv["server_cpu_ms_per_request"] is not None for lv in good["levels"])
+    for level in good["levels"]:  # the fastest of two windows
+        assert level["throughput_rps"] == max(level["window_rps"]) and len(level["window_rps"]) == 2
     assert again["levels"] and (tmp_path / "logs.tmp" / "fake-float32.log").exists()
 
     (wrong, never) = measure_encoder_server(server, "float32", s, reference=[0.0, 1.0])

@@ -43,6 +43,21 @@ def resolve_max_model_len(config: ModelConfig, engine_config: VLLMEngineConfig) 
     return top if top is not None else section
 
 
+_CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def engine_dtype(dtype: str, hf_config: dict[str, Any]) -> str:
+    """The huggingface backend's `auto` rule, made explicit for vLLM.
+
+    vLLM's own `auto` downcasts float32 checkpoints to bfloat16 on CPU, which flips close greedy
+    choices (SmolLM2's answer to a simple question changes); both backends must agree.
+    """
+    if dtype != "auto":
+        return dtype
+    configured = hf_config.get("dtype") or hf_config.get("torch_dtype")
+    return configured if configured in _CHECKPOINT_DTYPES else "auto"
+
+
 def build_engine_args(
     config: ModelConfig,
     source: ResolvedSource,
@@ -56,7 +71,7 @@ def build_engine_args(
         "model": str(source.model_path),
         "tokenizer": str(source.tokenizer_path),
         "served_model_name": config.model_name,
-        "dtype": config.dtype,
+        "dtype": engine_dtype(config.dtype, source.hf_config),
         "trust_remote_code": config.trust_remote_code,
         "runner": runner,
     }

@@ -75,3 +75,13 @@ def test_arguments_the_installed_vllm_lacks_are_config_errors(
     name = next(iter(section.get("engine_args", section)))
     with pytest.raises(ConfigError, match=f"has no engine argument.*{name}"):
         engine_args(tiny_models["gpt2-chat"], vllm=section)
+
+
+@requires_vllm
+def test_auto_dtype_follows_the_checkpoint_like_the_huggingface_backend() -> None:
+    from hf_runtime.backends.vllm.engine import engine_dtype
+
+    assert engine_dtype("auto", {"dtype": "float32"}) == "float32"
+    assert engine_dtype("auto", {"torch_dtype": "bfloat16"}) == "bfloat16"
+    assert engine_dtype("auto", {}) == "auto"
+    assert engine_dtype("float16", {"dtype": "float32"}) == "float16"
