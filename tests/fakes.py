@@ -207,12 +207,12 @@ class FakeServedModel:
 
 
 class FakeRegistry:
-    """A ModelRegistry over fixed fakes."""
+    """A ModelRegistry over fixed models (fakes or real ServedModels), for any protocol test."""
 
-    def __init__(self, models: Sequence[FakeServedModel]) -> None:
+    def __init__(self, models: Sequence[Any]) -> None:
         self.models = {m.name: m for m in models}
 
-    def get(self, name: str) -> FakeServedModel:
+    def get(self, name: str) -> Any:
         try:
             return self.models[name]
         except KeyError:

@@ -183,28 +183,6 @@ def tiny_llama_lora(
 # ---------------------------------------------------------------- OpenAI routes in-process
 
 
-class NamedModels:
-    """Served models by name: a minimal hf_runtime.model.ModelRegistry."""
-
-    def __init__(self, *models: Any) -> None:
-        self._models = {model.name: model for model in models}
-
-    def get(self, name: str) -> Any:
-        from hf_runtime.errors import ModelNotFound
-
-        try:
-            return self._models[name]
-        except KeyError:
-            raise ModelNotFound(name) from None
-
-    def names(self) -> list[str]:
-        return list(self._models)
-
-    @property
-    def ready(self) -> bool:
-        return all(model.ready for model in self._models.values())
-
-
 async def post_json(app: Any, path: str, body: dict[str, Any]) -> Any:
     import httpx
 

@@ -18,7 +18,6 @@ from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.backends.vllm.conftest import (
     ENGINE_SECTION,
     LoopRunner,
-    NamedModels,
     load_vllm,
     model_config,
     post_json,
@@ -26,6 +25,7 @@ from tests.backends.vllm.conftest import (
     source_for,
     stream_events,
 )
+from tests.fakes import FakeRegistry
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
@@ -356,7 +356,7 @@ def test_lora_adapter_equals_its_merged_weights_on_huggingface(
 def openai_app(llama: Any) -> Any:
     from hf_runtime.protocols.openai.app import make_app
 
-    return make_app(NamedModels(llama, *llama.adapters))
+    return make_app(FakeRegistry([llama, *llama.adapters]))
 
 
 def test_openai_chat_completion_on_vllm(openai_app: Any, llama: Any, run: LoopRunner) -> None:

@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from hf_runtime.protocols.openai import make_app
-from tests.protocols.openai.fakes import FakeModel, FakeModels, ScriptedGenerator
+from tests.fakes import FakeRegistry
+from tests.protocols.openai.fakes import FakeModel, ScriptedGenerator
 
 
 @pytest.fixture
@@ -25,8 +26,8 @@ def generator() -> ScriptedGenerator:
 
 
 @pytest.fixture
-def fake_models(generator: ScriptedGenerator) -> FakeModels:
-    return FakeModels(
+def fake_models(generator: ScriptedGenerator) -> FakeRegistry:
+    return FakeRegistry(
         [
             FakeModel("gpt", generator=generator),
             FakeModel("minilm", "text_embedding"),
@@ -37,7 +38,7 @@ def fake_models(generator: ScriptedGenerator) -> FakeModels:
 
 
 @pytest.fixture
-def root_app(fake_models: FakeModels) -> Starlette:
+def root_app(fake_models: FakeRegistry) -> Starlette:
     app = make_app(fake_models)
     return Starlette(routes=[Mount("/openai/v1", app), Mount("/v1", app)])
 

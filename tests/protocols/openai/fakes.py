@@ -20,7 +20,6 @@ from typing import Any
 from hf_runtime.errors import (
     HFRuntimeError,
     InvalidInput,
-    ModelNotFound,
     ModelNotReady,
     Overloaded,
     Unsupported,
@@ -297,23 +296,3 @@ def fake_embedding(values: Sequence[int], dimensions: int | None = None) -> list
     raw = raw[:dimensions] if dimensions else raw
     norm = math.sqrt(sum(x * x for x in raw))
     return [x / norm for x in raw]
-
-
-class FakeModels:
-    """A ModelRegistry over fixed fakes."""
-
-    def __init__(self, models: Sequence[FakeModel]) -> None:
-        self.models = {m.name: m for m in models}
-
-    def get(self, name: str) -> FakeModel:
-        try:
-            return self.models[name]
-        except KeyError:
-            raise ModelNotFound(name) from None
-
-    def names(self) -> list[str]:
-        return list(self.models)
-
-    @property
-    def ready(self) -> bool:
-        return all(m.ready for m in self.models.values())

@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from hf_runtime.protocols.openai.sampling import choice_seed
+from tests.fakes import FakeRegistry
 from tests.protocols.openai.fakes import (
     REPLY_LENGTH,
     WORDS,
     FakeModel,
-    FakeModels,
     ScriptedGenerator,
     reply_words,
     token_logprob,
@@ -105,7 +105,7 @@ async def test_continue_final_message(
 
 
 async def test_request_chat_template_is_refused_unless_allowed(
-    client: httpx.AsyncClient, fake_models: FakeModels
+    client: httpx.AsyncClient, fake_models: FakeRegistry
 ) -> None:
     response = await client.post(
         "/v1/chat/completions",

@@ -8,7 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.protocols.openai.fakes import EMBEDDING_DIM, FakeModels, fake_embedding
+from tests.fakes import FakeRegistry
+from tests.protocols.openai.fakes import EMBEDDING_DIM, fake_embedding
 from tests.protocols.openai.helpers import assert_error
 
 pytestmark = pytest.mark.anyio
@@ -51,14 +52,14 @@ async def test_base64_is_little_endian_float32(client: httpx.AsyncClient) -> Non
     [([5, 6], [[5, 6]]), ([[5, 6], [7]], [[5, 6], [7]]), (["a", "b"], ["a", "b"])],
 )
 async def test_inputs_reach_the_model(
-    client: httpx.AsyncClient, fake_models: FakeModels, value: object, expected: list
+    client: httpx.AsyncClient, fake_models: FakeRegistry, value: object, expected: list
 ) -> None:
     await embed(client, input=value)
     assert fake_models.models["minilm"].embed_calls == [(expected, None)]
 
 
 async def test_dimensions_are_passed_and_checked(
-    client: httpx.AsyncClient, fake_models: FakeModels
+    client: httpx.AsyncClient, fake_models: FakeRegistry
 ) -> None:
     body = await embed(client, input="ab", dimensions=3)
     assert fake_models.models["minilm"].embed_calls == [(["ab"], 3)]

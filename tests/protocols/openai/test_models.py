@@ -11,7 +11,8 @@ from starlette.routing import Mount
 
 from hf_runtime.errors import Overloaded
 from hf_runtime.protocols.openai import make_app
-from tests.protocols.openai.fakes import FakeModel, FakeModels, ScriptedGenerator
+from tests.fakes import FakeRegistry
+from tests.protocols.openai.fakes import FakeModel, ScriptedGenerator
 from tests.protocols.openai.helpers import assert_error
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +40,7 @@ async def test_missing_model_needs_a_single_served_model(
 
 
 async def test_missing_model_defaults_to_the_only_model() -> None:
-    app = make_app(FakeModels([FakeModel("solo", generator=ScriptedGenerator())]))
+    app = make_app(FakeRegistry([FakeModel("solo", generator=ScriptedGenerator())]))
     transport = httpx.ASGITransport(app=Starlette(routes=[Mount("/v1", app)]))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/v1/completions", json={"prompt": "Hi"})
@@ -99,7 +100,7 @@ async def test_wrong_kind_of_model_names_the_right_endpoint(
 
 
 async def test_engine_overload_is_429_and_aborts_the_other_choices(
-    client: httpx.AsyncClient, fake_models: FakeModels
+    client: httpx.AsyncClient, fake_models: FakeRegistry
 ) -> None:
     busy = ScriptedGenerator(max_active=1, token_delay=0.01)
     fake_models.models["gpt"] = FakeModel("gpt", generator=busy)
@@ -115,14 +116,14 @@ async def test_engine_overload_is_429_and_aborts_the_other_choices(
 
 
 async def test_embedding_model_overload_is_429(
-    client: httpx.AsyncClient, fake_models: FakeModels
+    client: httpx.AsyncClient, fake_models: FakeRegistry
 ) -> None:
     fake_models.models["minilm"].fail_with = Overloaded("queue is full")
     response = await client.post("/v1/embeddings", json={"model": "minilm", "input": "x"})
     assert_error(response, 429, None, "queue is full")
 
 
-async def test_unexpected_error_is_a_500_without_internals(fake_models: FakeModels) -> None:
+async def test_unexpected_error_is_a_500_without_internals(fake_models: FakeRegistry) -> None:
     class Broken(FakeModel):
         async def embed(self, inputs: Any, dimensions: int | None = None) -> Any:
             raise KeyError("secret internals")

@@ -10,10 +10,10 @@ import openai
 import pytest
 from starlette.applications import Starlette
 
+from tests.fakes import FakeRegistry
 from tests.protocols.openai.fakes import (
     REPLY_LENGTH,
     FakeModel,
-    FakeModels,
     ScriptedGenerator,
     fake_embedding,
     reply_words,
@@ -120,7 +120,7 @@ async def test_errors(sdk: openai.AsyncOpenAI) -> None:
     assert loading.value.status_code == 503
 
 
-async def test_error_mid_stream_raises(sdk: openai.AsyncOpenAI, fake_models: FakeModels) -> None:
+async def test_error_mid_stream_raises(sdk: openai.AsyncOpenAI, fake_models: FakeRegistry) -> None:
     fake_models.models["gpt"] = FakeModel("gpt", generator=ScriptedGenerator(fail_after=1))
     stream = await sdk.chat.completions.create(model="gpt", messages=USER, stream=True)
     received = []

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.fakes import FakeRegistry
 from tests.protocols.openai.fakes import (
     REPLY_LENGTH,
     FakeModel,
-    FakeModels,
     ScriptedGenerator,
     reply_words,
     token_logprob,
@@ -150,7 +150,7 @@ async def test_error_before_streaming_keeps_its_status(client: httpx.AsyncClient
 
 
 async def test_error_mid_stream_is_an_event_then_done(
-    client: httpx.AsyncClient, fake_models: FakeModels
+    client: httpx.AsyncClient, fake_models: FakeRegistry
 ) -> None:
     failing = ScriptedGenerator(fail_after=2)
     fake_models.models["gpt"] = FakeModel("gpt", generator=failing)
