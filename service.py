@@ -2,7 +2,8 @@
 
 Configuration is validated when this module is imported, so `bentoml serve` fails at once on
 a bad key. Models load in the background after startup: /livez answers immediately, /readyz
-and the V2 ready routes say 503 until every model has loaded.
+and the V2 ready routes say 503 until every model has loaded. One worker: metrics, drain and
+model state live in it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ def _mount_all(cls: type) -> type:
     return cls
 
 
+def _guarded(service: bentoml.Service) -> bentoml.Service:
+    # Limits, API keys, drain, request ids and JSON 404s in front of every route.
+    middleware, options = runtime.middleware
+    service.add_asgi_middleware(middleware, **options)
+    return service
+
+
+@_guarded
 @bentoml.service(
     name="hf-runtime",
     # A GPU annotation for BentoCloud/Kubernetes; on a CPU-only machine it still serves.

@@ -26,6 +26,8 @@ ENV_PREFIX = "HF_RUNTIME_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "default.yaml"
 
+MIB = 1 << 20
+DEFAULT_MAX_LOG_LEN = 256
 Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
 BackendName = Literal["auto", "huggingface", "vllm"]
 
@@ -57,6 +59,65 @@ class GenerationConfig(_Strict):
     )
 
 
+class ServerConfig(_Strict):
+    """Settings of the server as a whole (the YAML `server:` section, or HF_RUNTIME_<KEY>)."""
+
+    api_key: list[str] = Field(
+        default_factory=list,
+        description="Keys that unlock every inference and metadata route (Authorization: "
+        "Bearer <key> or x-api-key: <key>); several keys comma-separated. Empty: no key needed.",
+        repr=False,
+    )
+    api_key_file: str | None = Field(
+        None, description="A file holding keys, one per line (a mounted Kubernetes secret)."
+    )
+    protect_metrics: bool = Field(False, description="Require the API key on /metrics too.")
+    max_request_bytes: int = Field(
+        8 * MIB, ge=1024, description="Largest request body; larger ones get 413 unread."
+    )
+    drain_timeout: float = Field(
+        30.0, ge=0, description="On SIGTERM, seconds to let in-flight requests finish."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Format of hf_runtime logs.")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _keys_ok(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) < 8 or not key.isascii() or not key.isprintable() or " " in key:
+                raise ValueError(
+                    "each api_key must be at least 8 printable ASCII characters without spaces"
+                )
+        return keys
+
+    def read_api_keys(self) -> list[str]:
+        """Every accepted key: `api_key` plus the lines of `api_key_file` (read now, so a
+        rotated secret file takes effect on restart). Raises ConfigError when unreadable."""
+        keys = list(self.api_key)
+        if self.api_key_file:
+            try:
+                lines = Path(self.api_key_file).read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(f"server.api_key_file: cannot read it: {exc}") from None
+            try:
+                keys += ServerConfig(api_key=[ln.strip() for ln in lines if ln.strip()]).api_key
+            except ValidationError:
+                raise ConfigError(
+                    f"server.api_key_file {self.api_key_file}: each line must be a key of at "
+                    "least 8 printable ASCII characters without spaces"
+                ) from None
+            if not keys:
+                raise ConfigError(f"server.api_key_file {self.api_key_file} holds no key")
+        return keys
+
+
 class ModelConfig(_Strict):
     """One served model. Field names are KServe huggingfaceserver's flags."""
 
@@ -79,7 +140,8 @@ class ModelConfig(_Strict):
     return_raw_logits: bool = Field(False, validation_alias="return_raw_logits")
     return_offsets_mapping: bool = False
     disable_log_requests: bool = False
-    max_log_len: int | None = Field(None, ge=0)
+    # KServe logs whole inputs by default; a few hundred characters keep logs useful and small.
+    max_log_len: int | None = Field(DEFAULT_MAX_LOG_LEN, ge=0)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     # Backend-specific sections are validated by the backend that owns them (e.g. `vllm:`).
@@ -135,6 +197,7 @@ class RuntimeConfig(_Strict):
     """Everything the service serves."""
 
     models: list[ModelConfig] = Field(min_length=1)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RuntimeConfig:
@@ -149,10 +212,13 @@ MODEL_FLAGS: frozenset[str] = frozenset(ModelConfig.model_fields) | {
     "disable_postprocess",
     "max_length",
 }
+SERVER_FLAGS: frozenset[str] = frozenset(ServerConfig.model_fields)
 _MODEL_DEFINING = ("model_id", "model_dir", "gguf_file")
 _NESTED = {"batching", "generation", "vllm"}
-# HF_RUNTIME_* variables that are not model flags.
-_NON_FLAG_ENV = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "CACHE_DIR"}
+# HF_RUNTIME_* variables that are not flags: the config file, the conversion cache, and the
+# address `make serve` / `python -m hf_runtime` bind (BentoML's --host; it cannot be read here).
+_NON_FLAG_ENV = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "CACHE_DIR", ENV_PREFIX + "HOST"}
+ALL_FLAGS = MODEL_FLAGS | SERVER_FLAGS
 
 
 def _format_validation_error(exc: ValidationError, where: str) -> str:
@@ -177,10 +243,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping with a `models:` list")
-    unknown = set(data) - {"models"}
+    unknown = set(data) - {"models", "server"}
     if unknown:
         raise ConfigError(
-            f"config file {path}: unknown top-level key(s) {sorted(unknown)}; allowed: models"
+            f"config file {path}: unknown top-level key(s) {sorted(unknown)}; "
+            "allowed: models, server"
         )
     return data
 
@@ -191,10 +258,10 @@ def _env_flags(env: Mapping[str, str]) -> dict[str, str]:
         if not key.startswith(ENV_PREFIX) or key in _NON_FLAG_ENV:
             continue
         flag = key[len(ENV_PREFIX) :].lower()
-        if flag not in MODEL_FLAGS:
+        if flag not in ALL_FLAGS:
             raise ConfigError(
                 f"unknown environment variable {key}: allowed are "
-                + ", ".join(ENV_PREFIX + f.upper() for f in sorted(MODEL_FLAGS))
+                + ", ".join(ENV_PREFIX + f.upper() for f in sorted(ALL_FLAGS))
                 + ", "
                 + ", ".join(sorted(_NON_FLAG_ENV))
             )
@@ -222,26 +289,36 @@ def load_config(
     path_value = args.pop("config", None) or env.get(ENV_PREFIX + "CONFIG")
     path = Path(path_value) if path_value else DEFAULT_CONFIG_PATH
 
-    unknown_args = sorted(set(args) - MODEL_FLAGS)
+    unknown_args = sorted(set(args) - ALL_FLAGS)
     if unknown_args:
         raise ConfigError(
-            f"unknown argument(s) {unknown_args}; allowed: config, "
-            + ", ".join(sorted(MODEL_FLAGS))
+            f"unknown argument(s) {unknown_args}; allowed: config, " + ", ".join(sorted(ALL_FLAGS))
         )
-    overrides = {**_env_flags(env), **args}
-    overrides = {k: _parse_scalar(k, v) for k, v in overrides.items()}
+    merged = {**_env_flags(env), **args}
+    server_overrides = {k: v for k, v in merged.items() if k in SERVER_FLAGS}
+    overrides = {k: _parse_scalar(k, v) for k, v in merged.items() if k not in SERVER_FLAGS}
 
+    data: dict[str, Any] = {}
     if any(k in overrides for k in _MODEL_DEFINING[:2]):
         models: list[dict[str, Any]] = [dict(overrides)]
         where = "environment/arguments"
+        if path_value:  # an explicit file still supplies the server section
+            data = _read_yaml(path)
     else:
         data = _read_yaml(path)
         raw_models = data.get("models") or []
         if not isinstance(raw_models, list) or not all(isinstance(m, dict) for m in raw_models):
             raise ConfigError(f"config file {path}: `models` must be a list of mappings")
         models = [{**m, **overrides} for m in raw_models]
-        where = f"{path} + environment/arguments" if overrides else str(path)
+        where = f"{path} + environment/arguments" if merged else str(path)
+    server = data.get("server") or {}
+    if not isinstance(server, dict):
+        raise ConfigError(f"config file {path}: `server` must be a mapping")
     try:
-        return RuntimeConfig.model_validate({"models": models})
+        config = RuntimeConfig.model_validate(
+            {"models": models, "server": {**server, **server_overrides}}
+        )
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, where)) from None
+    config.server.read_api_keys()  # an unreadable key file stops startup, not the first request
+    return config

@@ -12,7 +12,9 @@ from enum import Enum
 
 class ErrorKind(str, Enum):
     INVALID_INPUT = "invalid_input"  # the client sent something wrong
+    UNAUTHENTICATED = "unauthenticated"  # no or wrong API key
     NOT_FOUND = "not_found"  # unknown model (or route object)
+    TOO_LARGE = "too_large"  # the request (body, or one input) is over a configured limit
     NOT_READY = "not_ready"  # model still loading / failed to load
     OVERLOADED = "overloaded"  # admission queue is full: back-pressure
     UNSUPPORTED = "unsupported"  # valid request, but this model/task cannot do it
@@ -49,6 +51,14 @@ class ModelNotReady(HFRuntimeError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Model with name {name} is not ready.", param="model")
         self.name = name
+
+
+class Unauthenticated(HFRuntimeError):
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class TooLarge(HFRuntimeError):
+    kind = ErrorKind.TOO_LARGE
 
 
 class Overloaded(HFRuntimeError):

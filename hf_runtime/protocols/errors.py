@@ -26,7 +26,9 @@ logger = logging.getLogger("hf_runtime.errors")
 ERROR_TABLE: dict[ErrorKind, tuple[int, str, str]] = {
     ErrorKind.INVALID_INPUT: (400, "BadRequestError", "INVALID_ARGUMENT"),
     ErrorKind.UNSUPPORTED: (400, "BadRequestError", "INVALID_ARGUMENT"),
+    ErrorKind.UNAUTHENTICATED: (401, "AuthenticationError", "UNAUTHENTICATED"),
     ErrorKind.NOT_FOUND: (404, "NotFoundError", "NOT_FOUND"),
+    ErrorKind.TOO_LARGE: (413, "RequestTooLargeError", "RESOURCE_EXHAUSTED"),
     ErrorKind.OVERLOADED: (429, "RateLimitError", "RESOURCE_EXHAUSTED"),
     ErrorKind.NOT_IMPLEMENTED: (501, "NotImplementedError", "UNIMPLEMENTED"),
     ErrorKind.NOT_READY: (503, "ServiceUnavailableError", "UNAVAILABLE"),
@@ -37,7 +39,8 @@ _STATUS_TO_KIND = {
     400: ErrorKind.INVALID_INPUT,
     404: ErrorKind.NOT_FOUND,
     405: ErrorKind.INVALID_INPUT,
-    413: ErrorKind.INVALID_INPUT,
+    401: ErrorKind.UNAUTHENTICATED,
+    413: ErrorKind.TOO_LARGE,
     415: ErrorKind.INVALID_INPUT,
     422: ErrorKind.INVALID_INPUT,
     429: ErrorKind.OVERLOADED,
@@ -63,9 +66,15 @@ BodyBuilder = Callable[[ErrorKind, str, "str | None"], dict[str, Any]]
 
 
 def error_response(
-    kind: ErrorKind, message: str, param: str | None, body: BodyBuilder
+    kind: ErrorKind,
+    message: str,
+    param: str | None,
+    body: BodyBuilder,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(status_code=status_for(kind), content=body(kind, message, param))
+    return JSONResponse(
+        status_code=status_for(kind), content=body(kind, message, param), headers=headers
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -106,7 +115,8 @@ def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
         content = body(kind, str(exc.detail), None)
         if isinstance(content.get("error"), dict):  # OpenAI's body repeats the real status
             content["error"]["code"] = exc.status_code
-        return JSONResponse(status_code=exc.status_code, content=content)
+        # Keep the exception's headers: 405's `Allow`, 413's `Connection: close`.
+        return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A bug: log it with the traceback, answer 500 without leaking internals.

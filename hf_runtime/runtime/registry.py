@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from hf_runtime.config import ModelConfig, RuntimeConfig
 from hf_runtime.errors import ConfigError, ModelNotFound, ModelNotReady
 from hf_runtime.model import ServedModel, TextGenerator
+from hf_runtime.observability.context import note_model
 from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
 
 logger = logging.getLogger("hf_runtime")
@@ -40,6 +41,11 @@ class ModelSlot:
     @property
     def ready(self) -> bool:
         return self._model is not None and self._model.ready
+
+    @property
+    def backend(self) -> str:
+        """The backend running the model ("" until loaded): its metadata's platform."""
+        return self._model.metadata().platform if self.ready and self._model else ""
 
     @property
     def loaded(self) -> ServedModel:
@@ -97,6 +103,7 @@ class Registry:
 
     def __init__(self, slots: Sequence[ModelSlot]) -> None:
         self._slots = {slot.name: slot for slot in slots}
+        self.draining = False  # set on SIGTERM: not ready, so load balancers stop sending
 
     @classmethod
     def from_config(cls, config: RuntimeConfig) -> Registry:
@@ -104,9 +111,11 @@ class Registry:
 
     def get(self, name: str) -> ModelSlot:
         try:
-            return self._slots[name]
+            slot = self._slots[name]
         except KeyError:
             raise ModelNotFound(name) from None
+        note_model(slot.name, slot.backend)  # labels this request's metrics and logs
+        return slot
 
     def names(self) -> list[str]:
         return list(self._slots)
@@ -116,7 +125,7 @@ class Registry:
 
     @property
     def ready(self) -> bool:
-        return all(slot.ready for slot in self._slots.values())
+        return not self.draining and all(slot.ready for slot in self._slots.values())
 
     async def load_all(self) -> None:
         """Load every model, one after another; a failure does not stop the others.

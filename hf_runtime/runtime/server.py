@@ -17,6 +17,10 @@ from fastapi import FastAPI
 
 from hf_runtime.backends.vllm.config import parse_vllm_section
 from hf_runtime.config import RuntimeConfig, load_config
+from hf_runtime.observability.logs import configure_logging
+from hf_runtime.observability.metrics import metrics_text
+from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
+from hf_runtime.runtime.drain import Drainer
 from hf_runtime.runtime.registry import Registry
 
 logger = logging.getLogger("hf_runtime")
@@ -39,15 +43,8 @@ def configure_torch_threads() -> None:
     torch.set_num_threads(max(1, cores or 1))
 
 
-def configure_logging() -> None:
-    """Route hf_runtime's logs through the handlers BentoML set up for its own logger."""
-    ours, theirs = logging.getLogger("hf_runtime"), logging.getLogger("bentoml")
-    if ours.handlers or not theirs.handlers:
-        return
-    ours.setLevel(logging.INFO)
-    for handler in theirs.handlers:
-        ours.addHandler(handler)
-    ours.propagate = False
+# Metric families of the default prometheus_client registry that /metrics must show.
+EXPORTED_PREFIXES = ("hf_runtime_", "vllm:")
 
 
 @dataclass
@@ -55,7 +52,23 @@ class Runtime:
     config: RuntimeConfig
     registry: Registry
     apps: list[tuple[str, FastAPI]] = field(default_factory=list)
+    in_flight: InFlight = field(default_factory=InFlight)
     _loading: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        server = self.config.server
+        self.drainer = Drainer(lambda: self.in_flight.count, server.drain_timeout)
+        self.gateway_settings = GatewaySettings(
+            api_keys=tuple(server.read_api_keys()),
+            protect_metrics=server.protect_metrics,
+            max_request_bytes=server.max_request_bytes,
+            is_draining=lambda: self.drainer.draining,
+        )
+
+    @property
+    def middleware(self) -> tuple[type[Gateway], dict[str, Any]]:
+        """The ASGI middleware (class, options) to put in front of every route."""
+        return Gateway, {"settings": self.gateway_settings, "in_flight": self.in_flight}
 
     @classmethod
     def from_sources(cls, args: Mapping[str, Any] | None = None) -> Runtime:
@@ -89,7 +102,11 @@ class Runtime:
 
     def start_loading(self) -> None:
         """Load every model in the background so health routes answer (503) meanwhile."""
-        configure_logging()
+        configure_logging(self.config.server.log_format)
+        loop = asyncio.get_running_loop()
+        if not self.drainer.install(loop):
+            logger.warning("not on the main thread: SIGTERM will not drain")
+        log_listening(bool(self.gateway_settings.api_keys))
         self._loading = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
@@ -101,7 +118,7 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.registry.ready
+        return self.registry.ready and not self.drainer.draining
 
     async def close(self) -> None:
         if self._loading is not None and not self._loading.done():
@@ -109,14 +126,36 @@ class Runtime:
         await self.registry.close()
 
     def metrics_text(self) -> str:
-        """Prometheus text for what BentoML does not count itself (batching, queues, vLLM)."""
-        from hf_runtime.backends.vllm.metrics import vllm_metrics_text  # imports no vllm
+        """Prometheus text to append to BentoML's /metrics (see observability.metrics)."""
+        return metrics_text(self._model_stats, EXPORTED_PREFIXES)
 
-        lines: list[str] = []
+    def _model_stats(self) -> list[tuple[str, str, dict[str, int]]]:
+        rows = []
         for slot in self.registry.slots():
             stats_fn = getattr(slot.loaded_or_none(), "stats", None)
-            stats = stats_fn() if callable(stats_fn) else {}
-            for key, value in sorted(stats.items()):
-                metric = f"hf_runtime_{key}"
-                lines.append(f'{metric}{{model="{slot.name}"}} {value}')
-        return "\n".join(lines) + ("\n" if lines else "") + vllm_metrics_text()
+            if callable(stats_fn):
+                rows.append((slot.name, slot.backend, stats_fn()))
+        return rows
+
+
+def log_listening(key_required: bool) -> None:
+    """Say what this worker really listens on (BentoML's banner always says localhost)."""
+    try:
+        import psutil
+
+        addresses = sorted(
+            {
+                f"{c.laddr.ip}:{c.laddr.port}"
+                for c in psutil.Process().net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            }
+        )
+    except Exception:  # informational only
+        addresses = []
+    everywhere = any(a.startswith(("0.0.0.0:", ":::")) for a in addresses)
+    logger.info(
+        "listening on %s%s; API key %s",
+        ", ".join(addresses) or "(unknown)",
+        " (every network interface)" if everywhere else "",
+        "required" if key_required else "NOT required (set HF_RUNTIME_API_KEY to require one)",
+    )

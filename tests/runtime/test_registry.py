@@ -11,12 +11,16 @@ from hf_runtime.config import load_config
 from hf_runtime.errors import ModelNotFound, ModelNotReady
 from hf_runtime.runtime import loading
 from hf_runtime.runtime.registry import Registry
+from hf_runtime.types import ModelMetadata
 
 
 class _Loaded:
     name = "a"
     task = "fill_mask"
     ready = True
+
+    def metadata(self) -> ModelMetadata:
+        return ModelMetadata("a", "fill_mask", "huggingface", inputs=[], outputs=[])
 
     async def predict(self, instances: Any) -> str:
         return f"predicted {list(instances)}"

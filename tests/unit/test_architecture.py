@@ -18,6 +18,7 @@ PROTOCOL_ALLOWED_INTERNAL = (
     "hf_runtime.types",
     "hf_runtime.errors",
     "hf_runtime.protocols",
+    "hf_runtime.observability",  # a leaf: context, logs, metrics
 )
 
 
@@ -40,6 +41,17 @@ def test_protocols_depend_only_on_the_model_interface(path: Path) -> None:
         assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name}"
         if name.startswith("hf_runtime"):
             assert name.startswith(PROTOCOL_ALLOWED_INTERNAL), f"{path.name} imports {name}"
+
+
+OBSERVABILITY_FILES = sorted((PACKAGE / "observability").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", OBSERVABILITY_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_observability_is_a_leaf(path: Path) -> None:
+    for name in imported_modules(path):
+        assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name}"
+        if name.startswith("hf_runtime"):
+            assert name.startswith("hf_runtime.observability"), f"{path.name} imports {name}"
 
 
 TASK_FILES = sorted((PACKAGE / "tasks").rglob("*.py"))

@@ -1,0 +1,301 @@
+"""The HTTP gateway: one ASGI middleware in front of every route the service serves.
+
+Everything here is decided from the request line and headers alone, before any route reads
+the body, and answered in the error shape of the protocol the path belongs to:
+  - a request id for every request (the client's `x-request-id` when sane), in logs and in the
+    response's `x-request-id` header;
+  - 503 for new protocol requests while the server drains (SIGTERM), probes stay open;
+  - 401 without a valid API key on inference and metadata routes (probes stay open; /metrics
+    only when `protect_metrics`), keys compared in constant time and never logged;
+  - 413 for a body over `max_request_bytes`, from Content-Length before reading anything, or
+    as soon as a streamed body passes the limit;
+  - the protocol's JSON 404 for unmatched paths under a prefix the runtime owns;
+  - an unexpected exception answers 500 in the protocol's shape and never kills the connection;
+  - request duration per model, protocol and status class on /metrics.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hf_runtime.errors import ErrorKind
+from hf_runtime.observability.context import (
+    REQUEST_ID_HEADER,
+    RequestContext,
+    new_request_id,
+    request_scope,
+)
+from hf_runtime.observability.metrics import observe_request
+from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
+
+logger = logging.getLogger("hf_runtime.gateway")
+
+PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
+
+
+class Surface(str, Enum):
+    """What a path belongs to; decides protection and the error shape."""
+
+    KSERVE_V1 = "v1"
+    KSERVE_V2 = "v2"
+    OPENAI = "openai"
+    PROBE = "probe"
+    METRICS = "metrics"
+    OTHER = "other"  # BentoML's docs page and OpenAPI document
+
+    @property
+    def is_protocol(self) -> bool:
+        return self in (Surface.KSERVE_V1, Surface.KSERVE_V2, Surface.OPENAI)
+
+    @property
+    def error_body(self) -> BodyBuilder:
+        return openai_body if self is Surface.OPENAI else kserve_body
+
+
+def surface_for(path: str) -> Surface:
+    if path in PROBE_PATHS:
+        return Surface.PROBE
+    if path == "/metrics":
+        return Surface.METRICS
+    if path == "/v2" or path.startswith("/v2/"):
+        return Surface.KSERVE_V2
+    if path == "/openai" or path.startswith("/openai/"):
+        return Surface.OPENAI
+    if path == "/v1/models" or path.startswith("/v1/models/"):
+        return Surface.KSERVE_V1  # the KServe app serves these (OpenAI's model list included)
+    if path == "/v1" or path.startswith("/v1/"):
+        return Surface.OPENAI
+    return Surface.OTHER
+
+
+@dataclass
+class GatewaySettings:
+    api_keys: Sequence[str] = ()
+    protect_metrics: bool = False
+    max_request_bytes: int = 8 << 20
+    is_draining: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class InFlight:
+    """Protocol requests inside the app right now (what a drain waits for)."""
+
+    count: int = 0
+
+
+class RequestTooLarge(HTTPException):
+    """Raised from `receive` when a streamed body passes the limit; every protocol app maps
+    HTTPException to its own error shape, so the route answers 413 itself."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"request body is larger than the server's limit of {limit} bytes (max_request_bytes)",
+            headers={"Connection": "close"},
+        )
+
+
+def key_matches(presented: str, keys: Sequence[str]) -> bool:
+    """Constant time in the presented key; every configured key is compared."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(presented.encode(), key.encode())
+    return found
+
+
+def presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return headers.get("x-api-key")
+
+
+class Gateway:
+    """Pure ASGI middleware (no body buffering, no extra task); see the module docstring."""
+
+    def __init__(self, app: ASGIApp, settings: GatewaySettings, in_flight: InFlight) -> None:
+        self.app = app
+        self.settings = settings
+        self.in_flight = in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        surface = surface_for(scope["path"])
+        context = RequestContext(new_request_id(headers.get(REQUEST_ID_HEADER)), surface.value)
+        with request_scope(context):
+            await self._handle(scope, receive, send, headers, surface, context)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Headers,
+        surface: Surface,
+        context: RequestContext,
+    ) -> None:
+        started = time.perf_counter()
+        response = _ResponseTracker(send, context.request_id, surface)
+        rejection = self._rejection(surface, headers)
+        if rejection is not None:
+            await rejection(scope, receive, response.send)
+        else:
+            if surface.is_protocol:
+                self.in_flight.count += 1
+            try:
+                await self.app(scope, self._limited(receive), response.send)
+            except Exception as exc:
+                await self._after_exception(exc, scope, response)
+            finally:
+                if surface.is_protocol:
+                    self.in_flight.count -= 1
+        if surface.is_protocol:
+            status = response.status or 500
+            observe_request(context.model, surface.value, status, time.perf_counter() - started)
+
+    def _rejection(self, surface: Surface, headers: Headers) -> JSONResponse | None:
+        """The answer for a request refused before routing, or None to let it through."""
+        settings = self.settings
+        if surface.is_protocol and settings.is_draining():
+            return _error(
+                surface,
+                ErrorKind.NOT_READY,
+                "the server is shutting down and takes no new requests; retry on another replica",
+                {"Connection": "close", "Retry-After": "1"},
+            )
+        protected = surface.is_protocol or (surface is Surface.METRICS and settings.protect_metrics)
+        if protected and settings.api_keys:
+            key = presented_key(headers)
+            if key is None or not key_matches(key, settings.api_keys):
+                message = (
+                    "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+                    if key is None
+                    else "invalid API key"
+                )
+                challenge = {"WWW-Authenticate": "Bearer"}
+                return _error(surface, ErrorKind.UNAUTHENTICATED, message, challenge)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return _error(surface, ErrorKind.INVALID_INPUT, "Content-Length is not a number")
+            if int(length) > settings.max_request_bytes:
+                return _error(
+                    surface,
+                    ErrorKind.TOO_LARGE,
+                    f"request body of {int(length)} bytes is larger than the server's limit of "
+                    f"{settings.max_request_bytes} bytes (max_request_bytes)",
+                    {"Connection": "close"},
+                )
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit = self.settings.max_request_bytes
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestTooLarge(limit)
+            return message
+
+        return limited_receive
+
+    async def _after_exception(
+        self, exc: Exception, scope: Scope, response: _ResponseTracker
+    ) -> None:
+        if response.status is None:
+            if isinstance(exc, HTTPException):  # e.g. RequestTooLarge raised outside any route
+                kind = ErrorKind.TOO_LARGE if exc.status_code == 413 else ErrorKind.INVALID_INPUT
+                await _error(response.surface, kind, str(exc.detail), exc.headers)(
+                    scope, _no_body, response.send
+                )
+                return
+            logger.exception("unhandled error on %s", scope["path"], exc_info=exc)
+            await _error(
+                response.surface,
+                ErrorKind.INTERNAL,
+                f"Internal server error: {type(exc).__name__}",
+            )(scope, _no_body, response.send)
+        elif not response.complete:
+            raise exc  # a half-sent response cannot be mended: let the server close it
+        # Otherwise the app already answered (and logged); re-raising would make the server
+        # drop a keep-alive connection that is in a perfectly good state.
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _error(
+    surface: Surface, kind: ErrorKind, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    status = ERROR_TABLE[kind][0]
+    body = surface.error_body(kind, message, None)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _ResponseTracker:
+    """Wraps `send`: records the status, adds x-request-id, rewrites plain-text 404s."""
+
+    def __init__(self, send: Send, request_id: str, surface: Surface) -> None:
+        self._send = send
+        self._request_id = request_id.encode()
+        self.surface = surface
+        self.status: int | None = None
+        self.complete = False
+        self._swallow_body = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            raw = list(message.get("headers", []))
+            if self.status == 404 and self.surface.is_protocol and _is_plain_text(raw):
+                # The router found no route: answer the protocol's JSON 404 instead.
+                self._swallow_body = True
+                return
+            raw.append((REQUEST_ID_HEADER.encode(), self._request_id))
+            message = {**message, "headers": raw}
+        elif message["type"] == "http.response.body":
+            if not message.get("more_body", False):
+                self.complete = True
+            if self._swallow_body:
+                if self.complete:
+                    await self._send_not_found()
+                return
+        await self._send(message)
+
+    async def _send_not_found(self) -> None:
+        status = ERROR_TABLE[ErrorKind.NOT_FOUND][0]
+        response = JSONResponse(
+            self.surface.error_body(ErrorKind.NOT_FOUND, "Not Found: no such route", None),
+            status_code=status,
+            headers={REQUEST_ID_HEADER: self._request_id.decode()},
+        )
+        start = {"type": "http.response.start", "status": status, "headers": response.raw_headers}
+        await self._send(start)
+        await self._send({"type": "http.response.body", "body": response.body})
+
+
+def _is_plain_text(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in raw_headers:
+        if name.lower() == b"content-type":
+            return value.startswith(b"text/plain")
+    return False
