@@ -22,7 +22,7 @@ logger = logging.getLogger("hf_runtime")
 _BOOL_FLAGS = [
     "disable_lower_case", "disable_special_tokens", "trust_remote_code", "return_token_type_ids",
     "return_probabilities", "return_raw_logits", "disable_postprocess", "return_offsets_mapping",
-    "disable_log_requests",
+    "disable_log_requests", "auto_truncate",
 ]  # fmt: skip
 _VALUE_FLAGS = [
     "model_name", "model_id", "model_dir", "gguf_file", "model_revision", "tokenizer_revision",
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a Hugging Face model with KServe huggingfaceserver's flags.",
     )
     parser.add_argument("--http_port", "--http-port", type=int, default=8080)
+    # KServe's server binds every interface (a pod's port is only reachable through its
+    # Service); HF_RUNTIME_HOST=127.0.0.1 keeps a laptop run local.
+    parser.add_argument("--host", default=os.environ.get("HF_RUNTIME_HOST") or "0.0.0.0")
     parser.add_argument("--config", help="YAML config file (instead of model flags)")
     parser.add_argument("--max_length", type=int, help="deprecated alias of --max_model_len")
     for flag in _VALUE_FLAGS:
@@ -81,7 +84,7 @@ def serve_command(argv: Sequence[str]) -> list[str]:
     load_config(args=config_args)  # fail here, with the key named, before starting a server
     command = [
         sys.executable, "-m", "bentoml", "serve", "service:HFRuntime",
-        "--working-dir", str(REPO_ROOT), "--port", str(ns.http_port),
+        "--working-dir", str(REPO_ROOT), "--host", ns.host, "--port", str(ns.http_port),
     ]  # fmt: skip
     for key, value in config_args.items():
         command += ["--arg", f"{key}={value}"]

@@ -139,6 +139,9 @@ class ModelConfig(_Strict):
     return_probabilities: bool = False
     return_raw_logits: bool = Field(False, validation_alias="return_raw_logits")
     return_offsets_mapping: bool = False
+    # TEI's auto_truncate: true cuts encoder inputs to max_model_len (KServe's behaviour);
+    # false answers 413 for an input longer than that instead.
+    auto_truncate: bool = True
     disable_log_requests: bool = False
     # KServe logs whole inputs by default; a few hundred characters keep logs useful and small.
     max_log_len: int | None = Field(DEFAULT_MAX_LOG_LEN, ge=0)

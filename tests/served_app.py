@@ -13,20 +13,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from hf_runtime.model import ModelRegistry
-from hf_runtime.protocols import kserve_v1, kserve_v2
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
-from hf_runtime.protocols.openai.app import make_app as make_openai_app
-
-
-def protocol_apps(registry: ModelRegistry) -> list[tuple[str, Starlette]]:
-    """(mount path, app) in the order Runtime.from_sources mounts them."""
-    openai_app = make_openai_app(registry)
-    return [
-        ("/v1", kserve_v1.make_app(registry)),
-        ("/", kserve_v2.make_app(registry, prefix="/v2")),
-        ("/v1", openai_app),
-        ("/openai/v1", openai_app),
-    ]
+from hf_runtime.protocols.mounts import protocol_apps
 
 
 def make_served_app(

@@ -78,20 +78,9 @@ class Runtime:
             if model.vllm is not None:
                 parse_vllm_section(model.vllm, model.model_name)
         registry = Registry.from_config(config)
-        from hf_runtime.protocols import kserve_v1, kserve_v2
-        from hf_runtime.protocols.openai.app import make_app as make_openai_app
+        from hf_runtime.protocols.mounts import protocol_apps
 
-        openai_app = make_openai_app(registry)
-        # Order matters: under /v1 the KServe app comes first so GET /v1/models gets the merged
-        # body KServe and OpenAI clients both understand; chat/completions fall through to OpenAI.
-        apps = [
-            ("/v1", kserve_v1.make_app(registry)),
-            # V2 mounts at "/" with its own prefix: a "/v2" mount answers the bare `GET /v2`
-            # with a redirect that tritonclient does not follow.
-            ("/", kserve_v2.make_app(registry, prefix="/v2")),
-            ("/v1", openai_app),
-            ("/openai/v1", openai_app),
-        ]
+        apps = protocol_apps(registry)
         return cls(config=config, registry=registry, apps=apps)
 
     @property
