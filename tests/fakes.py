@@ -22,6 +22,7 @@ from hf_runtime.errors import (
     Unsupported,
 )
 from hf_runtime.model import TextGenerator
+from hf_runtime.observability.context import note_model
 from hf_runtime.types import (
     EmbeddingResult,
     GenerationDelta,
@@ -214,9 +215,11 @@ class FakeRegistry:
 
     def get(self, name: str) -> Any:
         try:
-            return self.models[name]
+            model = self.models[name]
         except KeyError:
             raise ModelNotFound(name) from None
+        note_model(name, "fake")  # as the real registry does: labels the request's metrics
+        return model
 
     def names(self) -> list[str]:
         return list(self.models)

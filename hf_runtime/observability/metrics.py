@@ -87,31 +87,37 @@ def observe_queue_time(model: str, backend: str, seconds: float) -> None:
 class TokenTimer:
     """Per-sequence generation timings: TTFT, inter-token latency, token counts.
 
-    One instance per sequence (never shared); `started` is when the request arrived.
+    One instance per sequence (never shared); `started` is when the request arrived, on the
+    time.perf_counter() clock. The labelled series are looked up once, here, rather than on
+    every delta.
     """
 
     def __init__(self, model: str, backend: str, started: float) -> None:
-        self._labels = {"model": model, "backend": backend}
+        metrics = event_metrics()
+        labels = {"model": model, "backend": backend}
+        self._prompt_tokens = metrics.prompt_tokens.labels(**labels)
+        self._generation_tokens = metrics.generation_tokens.labels(**labels)
+        self._time_to_first_token = metrics.time_to_first_token.labels(**labels)
+        self._inter_token_latency = metrics.inter_token_latency.labels(**labels)
         self._last: float | None = None
         self._started = started
 
     def prompt(self, tokens: int) -> None:
         if tokens:
-            event_metrics().prompt_tokens.labels(**self._labels).inc(tokens)
+            self._prompt_tokens.inc(tokens)
 
     def tokens(self, count: int, now: float) -> None:
+        """`count` tokens arrived at `now` (deltas without tokens are ignored)."""
         if count <= 0:
             return
-        metrics = event_metrics()
-        metrics.generation_tokens.labels(**self._labels).inc(count)
+        self._generation_tokens.inc(count)
         if self._last is None:
-            metrics.time_to_first_token.labels(**self._labels).observe(now - self._started)
+            self._time_to_first_token.observe(now - self._started)
         else:
             # Tokens that arrive together share the gap since the previous delivery.
             gap = (now - self._last) / count
-            histogram = metrics.inter_token_latency.labels(**self._labels)
             for _ in range(count):
-                histogram.observe(gap)
+                self._inter_token_latency.observe(gap)
         self._last = now
 
 
@@ -210,11 +216,25 @@ def render(collectors: Iterable[Any]) -> str:
     return generate_latest(registry).decode()
 
 
+def _default_registry_unexported() -> bool:
+    """True when the default registry's families reach /metrics only if we render them: in
+    multiprocess mode BentoML's own collector already exports them, and appending them again
+    would duplicate every series."""
+    return "prometheus_client" in sys.modules and not prometheus_multiprocess_mode()
+
+
+def default_registry_text(prefixes: tuple[str, ...]) -> str:
+    """The default registry's families with these prefixes, rendered for /metrics; "" when
+    they are exported already (multiprocess mode) or nothing has created a metric yet."""
+    if not _default_registry_unexported():
+        return ""
+    return render([_PrefixedFamilies(prefixes)])
+
+
 def metrics_text(stats_source: StatsSource, default_registry_prefixes: tuple[str, ...]) -> str:
     """What to append to BentoML's /metrics: model state, plus the default registry's families
-    with these prefixes when prometheus_client is not in multiprocess mode (in that mode
-    BentoML's own collector already exports them; appending would duplicate every series)."""
+    with these prefixes unless BentoML already exports them (see default_registry_text)."""
     collectors: list[Any] = [ModelStatsCollector(stats_source)]
-    if "prometheus_client" in sys.modules and not prometheus_multiprocess_mode():
+    if _default_registry_unexported():
         collectors.append(_PrefixedFamilies(default_registry_prefixes))
     return render(collectors)

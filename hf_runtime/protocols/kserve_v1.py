@@ -3,12 +3,11 @@
 Mount it at "/v1": routes are declared relative to the mount. `GET /models` and
 `GET /models/{name}` answer one body that both KServe and OpenAI clients accept, because the
 OpenAI routes share the "/v1" prefix. Bad requests that KServe answers with 500 (a missing
-"instances" key, non-string items) are 400 here.
+"instances" key, non-string items, integers past Python's digit limit) are 400 here.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from hf_runtime.errors import InvalidInput, ModelNotReady, NotImplementedFeature
 from hf_runtime.model import ModelRegistry, ServedModel
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
+from hf_runtime.protocols.json_body import JSONBodyError, decode_json_body
 from hf_runtime.protocols.v2_codec import encode_json_value, encode_output_json
 
 OWNED_BY = "hf-runtime"
@@ -49,7 +49,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
         model = registry.get(name)
         if not model.ready:
             raise ModelNotReady(name)
-        instances = parse_instances(await request.body())
+        instances = parse_instances(await _decode(await request.body()))
         return JSONResponse(await _predict_body(model, instances))
 
     @app.post("/models/{name}:explain")
@@ -62,12 +62,17 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     return app
 
 
-def parse_instances(body: bytes) -> list[str]:
-    """A V1 request body -> the texts to predict on. Raises InvalidInput with the reason."""
+async def _decode(body: bytes) -> Any:
+    """The decoded body (off the loop when large); InvalidInput in KServe's words if not JSON."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return await decode_json_body(body)
+    except JSONBodyError as exc:
         raise InvalidInput(f"Unrecognized request format: {exc}") from None
+
+
+def parse_instances(payload: Any) -> list[str]:
+    """A decoded V1 request body -> the texts to predict on. Raises InvalidInput with the
+    reason."""
     if not isinstance(payload, dict):
         raise InvalidInput(
             'the request body must be a JSON object like {"instances": ["text", ...]}'

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from hf_runtime.backends import ForwardItem
 from hf_runtime.config import BatchingConfig
 from hf_runtime.errors import InvalidInput, ModelNotReady, Overloaded
+from hf_runtime.observability.metrics import observe_queue_time
 
 logger = logging.getLogger("hf_runtime")
 
@@ -36,6 +38,7 @@ RunBatch = Callable[[list[ForwardItem]], Sequence[Any]]
 class _Waiting:
     item: ForwardItem
     future: asyncio.Future[Any]
+    queued_at: float  # time.perf_counter() at submit
 
 
 def length_bucket(length: int) -> int:
@@ -49,7 +52,8 @@ class EncoderBatcher:
 
     `run_batch` is the blocking forward (items -> one output per item, in order). With
     `exact_lengths` only items of identical padded length share a pass (needed when extra
-    padding would change outputs, e.g. left-padding tokenizers).
+    padding would change outputs, e.g. left-padding tokenizers). `backend` labels the queue
+    time metric ("huggingface" or "vllm": whichever backend runs `run_batch`).
     Use from one event loop at a time.
     """
 
@@ -59,6 +63,7 @@ class EncoderBatcher:
         batching: BatchingConfig,
         *,
         name: str = "model",
+        backend: str = "huggingface",
         exact_lengths: bool = False,
     ) -> None:
         self._run_batch = run_batch
@@ -66,11 +71,13 @@ class EncoderBatcher:
         self.max_batch_tokens = batching.max_batch_tokens
         self.max_queue_size = batching.max_queue_size
         self.name = name
+        self.backend = backend
         self._exact_lengths = exact_lengths
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"hf-runtime-infer-{name}"
         )
         self._waiting: list[_Waiting] = []
+        self._running_items = 0  # items of the forward pass under way (0 between passes)
         self._runner: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -110,22 +117,27 @@ class EncoderBatcher:
                 "retry later"
             )
         loop = asyncio.get_running_loop()
-        entries = [_Waiting(item, loop.create_future()) for item in items]
+        now = time.perf_counter()
+        entries = [_Waiting(item, loop.create_future(), now) for item in items]
         self._waiting.extend(entries)
         self._ensure_runner(loop)
         # A cancelled request cancels its futures; the runner then skips those items.
         return list(await asyncio.gather(*(entry.future for entry in entries)))
 
     def stats(self) -> dict[str, int]:
-        """Counters since start: batches run, items, largest batch, failures, 429s, tokens."""
+        """Counters since start (batches run, items, largest batch, failures, 429s, tokens) and
+        the state now: items in the pass under way (running) and queued (waiting)."""
+        waiting = len(self._waiting)
         with self._stats_lock:
             return {
+                "running": self._running_items,
+                "waiting": waiting,
                 "batches": self._batches,
                 "items": self._items,
                 "largest_batch": self._largest_batch,
                 "failed_batches": self._failed_batches,
                 "rejected_requests": self._rejected_requests,
-                "queue_depth": len(self._waiting),
+                "queue_depth": waiting,  # = waiting; kept for existing readers
                 "padded_tokens": self._padded_tokens,
                 "real_tokens": self._real_tokens,
             }
@@ -158,8 +170,12 @@ class EncoderBatcher:
                 return
             batch = self._take_batch()
             items = [entry.item for entry in batch]
+            queued_at = [entry.queued_at for entry in batch]
+            self._running_items = len(items)
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run_batch, items)
+                outputs = await loop.run_in_executor(
+                    self._executor, self._forward, items, queued_at
+                )
                 if len(outputs) != len(items):
                     raise RuntimeError(
                         f"forward returned {len(outputs)} outputs for {len(items)} items"
@@ -178,10 +194,20 @@ class EncoderBatcher:
                     if not entry.future.done():
                         entry.future.set_exception(exc)
                 continue
+            finally:
+                self._running_items = 0
             self._record(items)
             for entry, output in zip(batch, outputs, strict=True):
                 if not entry.future.done():
                     entry.future.set_result(output)
+
+    def _forward(self, items: list[ForwardItem], queued_at: list[float]) -> Sequence[Any]:
+        """The forward pass, in the inference thread; queue times are observed here, off the
+        event loop, at the moment the pass really starts."""
+        started = time.perf_counter()
+        for submitted in queued_at:
+            observe_queue_time(self.name, self.backend, started - submitted)
+        return self._run_batch(items)
 
     def _bucket(self, length: int) -> int:
         return length if self._exact_lengths else length_bucket(length)

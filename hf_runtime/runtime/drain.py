@@ -41,6 +41,8 @@ class Drainer:
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         if self.draining:  # a second SIGTERM: stop waiting
+            if self._task is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._task.cancel)
             self._chain(signum, frame)
             return
         assert self._loop is not None

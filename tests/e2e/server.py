@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class ServedProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def worker_pid(self) -> int:
+        """The BentoML worker serving the models (the `bentoml serve` process supervises it)."""
+        import psutil
+
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            if "_bentoml_impl.worker" in " ".join(child.cmdline()):
+                return child.pid
+        raise RuntimeError("no BentoML worker process found")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 @contextmanager
 def bentoml_serve(
     config_path: Path,
@@ -33,6 +54,22 @@ def bentoml_serve(
     ready_timeout: float = 180.0,
 ) -> Iterator[str]:
     """Start `bentoml serve service:HFRuntime` on a free port; yield its base URL once ready."""
+    with bentoml_serve_process(
+        config_path, args=args, env=env, log_path=log_path, ready_timeout=ready_timeout
+    ) as served:
+        yield served.url
+
+
+@contextmanager
+def bentoml_serve_process(
+    config_path: Path,
+    *,
+    args: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path,
+    ready_timeout: float = 180.0,
+) -> Iterator[ServedProcess]:
+    """Like `bentoml_serve`, yielding the process too (for signals and memory readings)."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "bentoml"), "serve", "service:HFRuntime",
@@ -66,11 +103,17 @@ def bentoml_serve(
                     f"not ready in {ready_timeout}s:\n{log_path.read_text()[-4000:]}"
                 )
             time.sleep(0.5)
-        yield url
+        yield ServedProcess(url, process, log_path)
     finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole process group, SIGKILL what is left after 30 s."""
+    if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):  # workers outliving the supervisor too
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -20,6 +20,7 @@ import contextlib
 import copy
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +29,12 @@ from typing import Any
 import torch
 
 from hf_runtime.backends.huggingface.generation_batch import DecodeBatch, make_decode_batch
-from hf_runtime.errors import HFRuntimeError, ModelNotReady, Overloaded
+from hf_runtime.errors import HFRuntimeError, ModelNotReady
+from hf_runtime.generation.admission import AdmissionLimit
 from hf_runtime.generation.detokenize import TokenTextCache
 from hf_runtime.generation.limits import check_request
 from hf_runtime.generation.sequence import SequenceState
+from hf_runtime.observability.metrics import observe_queue_time
 from hf_runtime.types import GenerationDelta, GenerationRequest
 
 logger = logging.getLogger("hf_runtime")
@@ -39,6 +42,7 @@ logger = logging.getLogger("hf_runtime")
 # Prompt tokens prefilled per loop iteration (at least one prompt): bounds how long running
 # sequences wait for a step while a burst of new prompts is admitted.
 PREFILL_TOKEN_BUDGET = 4096
+BACKEND = "huggingface"  # the backend label of this engine's metrics
 
 
 @dataclass(eq=False)
@@ -49,6 +53,7 @@ class _Sequence:
     max_tokens: int
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[GenerationDelta | BaseException]
+    enqueued: float = 0.0  # time.perf_counter() when it joined the waiting queue
     aborted: bool = False  # set by the consumer (any thread), read by the engine thread
     state: SequenceState | None = field(default=None, repr=False)  # built in the engine thread
 
@@ -80,6 +85,9 @@ class HFGenerationEngine:
         self.max_model_len = max_model_len
         self.max_num_seqs = max_num_seqs
         self.max_queue_size = max_queue_size
+        self.admission = AdmissionLimit(
+            name, max_num_seqs=max_num_seqs, max_queue_size=max_queue_size
+        )
         self.eos_token_ids = frozenset(eos_token_ids)
         self.name = name
         self.input_vocab_size = int(model.get_input_embeddings().num_embeddings)
@@ -105,7 +113,12 @@ class HFGenerationEngine:
         return type(self._batch).__name__
 
     def stats(self) -> dict[str, int]:
-        return {**self._counters, "running": self.num_running, "waiting": self.num_waiting}
+        return {
+            **self._counters,
+            "running": self.num_running,
+            "waiting": self.num_waiting,
+            "rejected_requests": self.admission.rejected,
+        }
 
     @property
     def num_waiting(self) -> int:
@@ -128,21 +141,24 @@ class HFGenerationEngine:
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
-        """Stream one sequence's deltas (coalesced when the consumer falls behind)."""
+        """Stream one sequence's deltas (coalesced when the consumer falls behind).
+
+        Raises Overloaded when max_num_seqs + max_queue_size sequences are already in flight
+        (the rule vLLM follows too: hf_runtime.generation.admission).
+        """
         max_tokens = self.check_request(request)
+        if self._stopping:
+            raise ModelNotReady(self.name)
+        ticket = self.admission.reserve()  # before any await: see admission.py
         seq = _Sequence(request, max_tokens, asyncio.get_running_loop(), asyncio.Queue())
-        with self._wakeup:
-            if self._stopping:
-                raise ModelNotReady(self.name)
-            if len(self._waiting) >= self.max_queue_size:
-                raise Overloaded(
-                    f"model {self.name} has {len(self._waiting)} requests waiting "
-                    f"(max_queue_size {self.max_queue_size}); retry later",
-                )
-            self._waiting.append(seq)
-            self._wakeup.notify()
         finished = False
         try:
+            with self._wakeup:
+                if self._stopping:
+                    raise ModelNotReady(self.name)
+                seq.enqueued = time.perf_counter()
+                self._waiting.append(seq)
+                self._wakeup.notify()
             while not finished:
                 items = [await seq.queue.get()]
                 while not seq.queue.empty():
@@ -161,6 +177,7 @@ class HFGenerationEngine:
         finally:
             if not finished:
                 self._abort(seq)
+            ticket.release()
 
     def _abort(self, seq: _Sequence) -> None:
         seq.aborted = True
@@ -187,6 +204,7 @@ class HFGenerationEngine:
                     if self._stopping:
                         break
                     admitted = self._take_waiting()
+                self._observe_queue_times(admitted)  # outside the lock: generate() waits on it
                 try:
                     self._iterate(admitted)
                 except Exception:  # a bug in the loop itself: fail the batch, keep serving
@@ -207,6 +225,11 @@ class HFGenerationEngine:
                 admitted.append(seq)
                 budget -= cost
         return admitted
+
+    def _observe_queue_times(self, admitted: Sequence[_Sequence]) -> None:
+        now = time.perf_counter()
+        for seq in admitted:
+            observe_queue_time(self.name, BACKEND, now - seq.enqueued)
 
     def _iterate(self, admitted: Sequence[_Sequence]) -> None:
         self._retain([i for i, seq in enumerate(self._running) if not seq.aborted])

@@ -7,6 +7,16 @@ model's (`hf_runtime.runtime.generative.GenerativeModel`), shared by both backen
 
 Closing the delta iterator or cancelling the task that reads it aborts the vLLM request, so
 the engine frees the sequence's KV cache at its next step.
+
+Admission follows the huggingface engine's rule (hf_runtime.generation.admission): at most
+max_num_seqs + max_queue_size sequences in flight, counted before the first await.
+
+Queue time: vLLM V1 attaches the request's `RequestStateStats` to each RequestOutput
+(`output.metrics`, when stats logging is on: `vllm.disable_log_stats: false`, the default).
+Its engine-core timestamps `queued_ts` (QUEUED event: the scheduler took the request) and
+`scheduled_ts` (first SCHEDULED event) give the time spent waiting for a place in the running
+batch, the same interval the huggingface engine measures. With stats logging off they are not
+recorded and no queue time is observed.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import asyncio
 import copy
 import itertools
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from vllm import SamplingParams as VLLMSamplingParams
@@ -27,8 +37,10 @@ from vllm.v1.engine.exceptions import EngineDeadError
 
 from hf_runtime.backends.vllm.engine import render_token_prompt, shutdown_engine
 from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
+from hf_runtime.generation.admission import AdmissionLimit, AdmissionTicket
 from hf_runtime.generation.detokenize import REPLACEMENT_CHAR, TokenTextCache
 from hf_runtime.generation.limits import check_request
+from hf_runtime.observability.metrics import observe_queue_time
 from hf_runtime.types import (
     FinishReason,
     GenerationDelta,
@@ -40,6 +52,7 @@ from hf_runtime.types import (
 logger = logging.getLogger("hf_runtime")
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort"}
+BACKEND = "vllm"  # the backend label of this engine's metrics
 
 
 def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamplingParams:
@@ -91,13 +104,16 @@ class VLLMGenerationEngine:
         self.input_vocab_size = int(model_config.get_vocab_size())
         self.max_num_seqs = int(engine.vllm_config.scheduler_config.max_num_seqs)
         self.max_queue_size = max_queue_size
+        # Shared by adapter views (shallow copies): they all run on this one engine.
+        self.admission = AdmissionLimit(
+            name, max_num_seqs=self.max_num_seqs, max_queue_size=max_queue_size
+        )
         self.lora_request = lora_request
         # Token texts for logprobs exactly as the huggingface engine writes them (single-token
         # decodes, memoised, on the loop). A copy: decoding never races the model's encodes.
         self._decoder = copy.deepcopy(tokenizer)
         self._token_texts = TokenTextCache(self._decoder)
         self._ids = itertools.count()
-        self._rejected = [0]  # a list: adapter views (shallow copies) count into the same one
 
     @property
     def ready(self) -> bool:
@@ -110,23 +126,9 @@ class VLLMGenerationEngine:
         return view
 
     def stats(self) -> dict[str, int]:
-        """Counters for /metrics beside vLLM's own `vllm:*` series (which have the detail)."""
-        return {
-            "unfinished_sequences": int(self.engine.get_num_unfinished_requests()),
-            "rejected_requests": self._rejected[0],
-        }
-
-    def _admit(self) -> None:
-        if self.engine.errored:
-            raise ModelNotReady(self.name)
-        unfinished = self.engine.get_num_unfinished_requests()
-        if unfinished >= self.max_num_seqs + self.max_queue_size:
-            self._rejected[0] += 1
-            raise Overloaded(
-                f"model {self.name} has {unfinished} sequences running or waiting "
-                f"(max_num_seqs {self.max_num_seqs} + max_queue_size {self.max_queue_size}); "
-                "retry later"
-            )
+        """running (sequences vLLM has produced output for) / waiting (admitted, no output
+        yet) / rejected_requests, for /metrics beside vLLM's own `vllm:*` series."""
+        return self.admission.stats()
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
         max_tokens = check_request(
@@ -136,33 +138,30 @@ class VLLMGenerationEngine:
             is_encoder_decoder=self.is_encoder_decoder,
         )
         params = to_vllm_sampling_params(request.params, max_tokens)
-        self._admit()
+        if self.engine.errored:
+            raise ModelNotReady(self.name)
+        ticket = self.admission.reserve()  # before the first await: see admission.py
         # Unique per call: the protocol layer may reuse one id for the n sequences it fans out.
         request_id = f"{request.request_id}-{next(self._ids)}"
-        try:
-            prompt = await render_token_prompt(self.engine, request.prompt_token_ids)
-        except VLLMValidationError as exc:
-            raise InvalidInput(str(exc), param=exc.parameter or "prompt") from None
-        stream = self.engine.generate(prompt, params, request_id, lora_request=self.lora_request)
-        prompt_tokens = len(request.prompt_token_ids)
-        generated: list[int] = []
-        emitted: list[str] = []
+        stream: AsyncGenerator[Any, None] | None = None
         finished = False
         try:
+            try:
+                prompt = await render_token_prompt(self.engine, request.prompt_token_ids)
+            except VLLMValidationError as exc:
+                raise InvalidInput(str(exc), param=exc.parameter or "prompt") from None
+            stream = self.engine.generate(
+                prompt, params, request_id, lora_request=self.lora_request
+            )
+            prompt_tokens = len(request.prompt_token_ids)
+            generated: list[int] = []
+            emitted: list[str] = []
             while True:  # until vLLM's stream ends, right after the finished output
-                try:
-                    output = await anext(stream)
-                except StopAsyncIteration:
+                output = await self._next_output(stream)
+                if output is None:
                     return
-                except EngineDeadError as exc:
-                    logger.error("model %s: the vLLM engine died: %s", self.name, exc)
-                    raise ModelNotReady(self.name) from exc
-                except VLLMValidationError as exc:
-                    raise InvalidInput(str(exc), param=exc.parameter) from exc
-                except VLLMClientError as exc:
-                    raise InvalidInput(str(exc)) from exc
-                except GracefulHTTPError as exc:
-                    raise Overloaded(exc.message) from exc
+                if not ticket.started:  # the first output: vLLM has scheduled the sequence
+                    self._first_output(ticket, output)
                 delta = self._delta(output.outputs[0], request.params.logprobs, prompt_tokens)
                 prompt_tokens = 0
                 generated.extend(delta.token_ids)
@@ -172,9 +171,38 @@ class VLLMGenerationEngine:
                     delta.text += await self._held_back_text(generated, "".join(emitted))
                 yield delta
         finally:
-            if not finished:
-                await self.engine.abort(request_id)
-            await stream.aclose()
+            try:
+                if stream is not None:
+                    if not finished:
+                        await self.engine.abort(request_id)
+                    await stream.aclose()
+            finally:
+                ticket.release()
+
+    async def _next_output(self, stream: AsyncIterator[Any]) -> Any:
+        """vLLM's next RequestOutput (None at the end), its errors as ours."""
+        try:
+            return await anext(stream)
+        except StopAsyncIteration:
+            return None
+        except EngineDeadError as exc:
+            logger.error("model %s: the vLLM engine died: %s", self.name, exc)
+            raise ModelNotReady(self.name) from exc
+        except VLLMValidationError as exc:
+            raise InvalidInput(str(exc), param=exc.parameter) from exc
+        except VLLMClientError as exc:
+            raise InvalidInput(str(exc)) from exc
+        except GracefulHTTPError as exc:
+            raise Overloaded(exc.message) from exc
+
+    def _first_output(self, ticket: AdmissionTicket, output: Any) -> None:
+        """The sequence's first output: count it running, observe its queue time."""
+        ticket.start()
+        stats = getattr(output, "metrics", None)  # None when vLLM logs no stats
+        queued = float(getattr(stats, "queued_ts", 0.0) or 0.0)
+        scheduled = float(getattr(stats, "scheduled_ts", 0.0) or 0.0)
+        if queued > 0.0 and scheduled >= queued:
+            observe_queue_time(self.name, BACKEND, scheduled - queued)
 
     def _decode(self, token_ids: Sequence[int]) -> str:
         return str(

@@ -54,6 +54,11 @@ class VLLMGenerativeModel(GenerativeModel):
     def metadata(self) -> ModelMetadata:
         return dataclasses.replace(super().metadata(), platform=PLATFORM)
 
+    def stats(self) -> dict[str, int]:
+        """The shared engine's counts, reported once: by the model that owns the engine, not
+        again by each LoRA adapter served on it (sums over models would count them twice)."""
+        return super().stats() if self._owns_engine else {}
+
     async def close(self) -> None:
         self._ready = False
         for adapter in self.adapters:
@@ -66,6 +71,10 @@ class VLLMEncoderModel(EncoderModel):
     """An encoder-task model on vLLM's pooling runner."""
 
     backend: VLLMEncoderBackend
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batcher.backend = PLATFORM  # labels the batcher's queue time metric
 
     def metadata(self) -> ModelMetadata:
         return dataclasses.replace(super().metadata(), platform=PLATFORM)

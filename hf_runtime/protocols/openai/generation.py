@@ -4,12 +4,16 @@ Every (prompt, choice) pair is its own engine sequence so the engine can batch t
 per sequence pumps its deltas into a queue; the handler reads the queue in arrival order (that is
 how n>1 streams interleave). Closing `ChoiceStreams` cancels the tasks, which closes the engine
 iterators, which aborts the sequences: client disconnects and errors never leave work running.
+
+Generation metrics are fed here, where every sequence of both backends passes: time to first
+token, inter-token latency and token counts (hf_runtime.observability.metrics.TokenTimer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -20,6 +24,8 @@ from fastapi.responses import Response
 
 from hf_runtime.errors import HFRuntimeError
 from hf_runtime.model import TextGenerator
+from hf_runtime.observability.context import current_request
+from hf_runtime.observability.metrics import TokenTimer
 from hf_runtime.protocols.openai.sampling import SequenceSpec
 from hf_runtime.types import GenerationDelta, TokenLogprob
 
@@ -35,11 +41,33 @@ class EngineAborted(HFRuntimeError):
 
 
 class ChoiceStreams:
-    """The engine sequences of one request, read as one stream of (index, delta)."""
+    """The engine sequences of one request, read as one stream of (index, delta).
 
-    def __init__(self, generator: TextGenerator, specs: list[SequenceSpec]) -> None:
+    Metrics are labelled with `model` and `backend` ("huggingface" / "vllm"); either one left
+    out comes from the request context (the registry records both when the route looks the
+    model up). Without both, nothing is recorded: an unlabelled series would mix models.
+    `started` (time.perf_counter()) is when the request arrived, for time to first token;
+    default: now, i.e. after the handler tokenized the prompt.
+    """
+
+    def __init__(
+        self,
+        generator: TextGenerator,
+        specs: list[SequenceSpec],
+        *,
+        model: str | None = None,
+        backend: str | None = None,
+        started: float | None = None,
+    ) -> None:
         self._generator = generator
         self._specs = specs
+        self._labels = _metric_labels(model, backend)
+        self._started = time.perf_counter() if started is None else started
+        # Usage counts a prompt once however many choices (n) it has; so do the metrics.
+        first_of_prompt: dict[int, int] = {}
+        for spec in specs:
+            first_of_prompt.setdefault(spec.prompt_index, spec.index)
+        self._counts_prompt = set(first_of_prompt.values())
         # Unbounded on purpose: a request's output is bounded by n * prompts * max_tokens, and a
         # slow reader must not hold back the engine's batch.
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -94,9 +122,16 @@ class ChoiceStreams:
         return index, delta
 
     async def _pump(self, spec: SequenceSpec) -> None:
+        timer = TokenTimer(*self._labels, self._started) if self._labels else None
+        first = True
         stream = self._generator.generate(spec.request)
         try:
             async for delta in stream:
+                if timer is not None:
+                    if first and spec.index in self._counts_prompt:
+                        timer.prompt(delta.prompt_tokens or len(spec.request.prompt_token_ids))
+                    timer.tokens(len(delta.token_ids), time.perf_counter())
+                first = False
                 self._queue.put_nowait((spec.index, delta, None))
                 if delta.finish_reason is not None:
                     return
@@ -135,9 +170,24 @@ class ChoiceResult:
             self.stop_reason = delta.stop_reason
 
 
-async def collect(generator: TextGenerator, specs: list[SequenceSpec]) -> list[ChoiceResult]:
-    """Run every sequence to completion; results indexed like `specs`."""
-    streams = ChoiceStreams(generator, specs)
+def _metric_labels(model: str | None, backend: str | None) -> tuple[str, str] | None:
+    context = current_request()
+    if context is not None:
+        model = model or context.model
+        backend = backend or context.backend
+    return (model, backend) if model and backend else None
+
+
+async def collect(
+    generator: TextGenerator,
+    specs: list[SequenceSpec],
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    started: float | None = None,
+) -> list[ChoiceResult]:
+    """Run every sequence to completion; results indexed like `specs` (metrics: ChoiceStreams)."""
+    streams = ChoiceStreams(generator, specs, model=model, backend=backend, started=started)
     results = [ChoiceResult() for _ in specs]
     await streams.start()
     try:

@@ -1,0 +1,127 @@
+"""Strict JSON request bodies, decoded off the event loop when they are large.
+
+Every protocol decodes bodies with `decode_json`, so every route refuses the same things with a
+400 in its own error shape instead of a 500 or a silently odd value:
+  - invalid JSON, invalid UTF-8, nesting deeper than the interpreter's recursion limit;
+  - `NaN`, `Infinity` and `-Infinity` (not JSON, though Python's json module accepts them);
+  - numbers that overflow a float (`1e999` would become `inf`);
+  - integers outside 64 bits. Nothing in these protocols holds more (seeds, token ids and
+    UINT64 tensors all fit), and Python's int-digit limit would otherwise raise a ValueError
+    that nothing expects.
+
+`decode_json_body` runs `decode_json` in a worker thread for bodies over `LARGE_BODY_BYTES`
+and inline for smaller ones, where a thread hop would cost more than the decode. The C
+decoder never lets go of the GIL by itself; the number hooks below are Python functions, so
+the thread yields the GIL at each number and the loop keeps running while a large numeric body
+(token ids, tensors) decodes. A body made only of strings decodes at memory speed anyway.
+
+FastAPI decodes the body of a route with a pydantic body model itself; `JSONBodyRoute` makes it
+call `decode_json_body` instead (FastAPI's documented custom-Request pattern), keeping the body
+model, its validation and its OpenAPI schema as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+LARGE_BODY_BYTES = 64 * 1024
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # int64 and uint64 together
+_MAX_INT_CHARS = len(str(INT_MIN))  # a longer literal cannot be in range: skip converting it
+_SHOWN_CHARS = 24  # how much of a refused literal an error message repeats
+
+
+class JSONBodyError(json.JSONDecodeError):
+    """A body `decode_json` refuses. A JSONDecodeError so FastAPI reports it as invalid JSON
+    (its `json_invalid` error, a 400 in the protocol's shape); `str()` is the reason alone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+class _Refused(ValueError):
+    """Raised by the decoder hooks; turned into JSONBodyError by decode_json."""
+
+
+def _literal(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}... ({len(text)} chars)"
+
+
+def _parse_int(text: str) -> int:
+    if len(text) <= _MAX_INT_CHARS:
+        value = int(text)
+        if INT_MIN <= value <= INT_MAX:
+            return value
+    raise _Refused(f"integer {_literal(text)} does not fit in 64 bits")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"number {_literal(text)} is too large for a 64-bit float")
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not valid JSON (JSON numbers are finite)")
+
+
+def decode_json(body: bytes | str) -> Any:
+    """`body` decoded; raises JSONBodyError (a json.JSONDecodeError) with a client-readable
+    reason for anything invalid or refused (see the module docstring)."""
+    try:
+        return json.loads(
+            body,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
+    except _Refused as exc:
+        raise JSONBodyError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise JSONBodyError(str(exc)) from None  # keeps "line 1 column 5 (char 4)"
+    except UnicodeDecodeError as exc:
+        raise JSONBodyError(
+            f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except RecursionError:
+        raise JSONBodyError("the JSON is nested too deeply") from None
+    except ValueError as exc:  # any other conversion limit of the decoder
+        raise JSONBodyError(f"unreadable JSON value ({exc})") from None
+
+
+async def decode_json_body(body: bytes) -> Any:
+    """decode_json, in a worker thread when `body` is large enough to hold up the loop."""
+    if len(body) > LARGE_BODY_BYTES:
+        return await asyncio.to_thread(decode_json, body)
+    return decode_json(body)
+
+
+class JSONBodyRequest(Request):
+    """A Request whose `json()` is `decode_json_body` (FastAPI calls it for JSON bodies)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = await decode_json_body(await self.body())
+        return self._json
+
+
+class JSONBodyRoute(APIRoute):
+    """An APIRoute whose handler sees a JSONBodyRequest; use it as a router's `route_class`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def decode_off_loop(request: Request) -> Response:
+            return await handler(JSONBodyRequest(request.scope, request.receive))
+
+        return decode_off_loop
