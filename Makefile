@@ -3,6 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PORT ?= 3000
+# `make serve` is for a laptop: loopback only unless HOST (or HF_RUNTIME_HOST) says otherwise.
+# Containers run `bentoml serve`, which binds every interface (BENTOML_HOST to change it).
+HOST ?= $(or $(HF_RUNTIME_HOST),127.0.0.1)
 # torch is pinned: 2.13.0 installs the CPU build from the local wheel cache on the project's
 # machines; elsewhere pip takes PyPI's default build for the platform.
 TORCH ?= torch==2.13.0
@@ -23,7 +26,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 serve: install
-	$(VENV)/bin/bentoml serve service:HFRuntime --port $(PORT)
+	$(VENV)/bin/bentoml serve service:HFRuntime --host $(HOST) --port $(PORT)
 
 # The vLLM backend's tests need vLLM, so the test target installs its CPU build (CI runs them).
 test: install-vllm

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class Runtime:
     @classmethod
     def from_sources(cls, args: Mapping[str, Any] | None = None) -> Runtime:
         """Validate configuration now (fail fast at import), build apps; load nothing yet."""
-        config = load_config(args=args)
+        config = with_engine_drain(load_config(args=args))
         for model in config.models:  # backend sections too, before anything serves
             if model.vllm is not None:
                 parse_vllm_section(model.vllm, model.model_name)
@@ -125,6 +126,23 @@ class Runtime:
             if callable(stats_fn):
                 rows.append((slot.name, slot.backend, stats_fn()))
         return rows
+
+
+def with_engine_drain(config: RuntimeConfig) -> RuntimeConfig:
+    """Give vLLM's engine core the server's drain time unless its section sets its own.
+
+    BentoML's supervisor sends SIGTERM to the worker's child processes too, vLLM's engine core
+    included; with `shutdown_timeout` 0 (vLLM's default) it would abort the streams the worker
+    is letting finish. A section is added to every model: only the vLLM backend reads it.
+    """
+    seconds = math.ceil(config.server.drain_timeout)
+    models = [
+        model
+        if "shutdown_timeout" in (model.vllm or {})
+        else model.model_copy(update={"vllm": {**(model.vllm or {}), "shutdown_timeout": seconds}})
+        for model in config.models
+    ]
+    return config.model_copy(update={"models": models})
 
 
 def log_listening(key_required: bool) -> None:

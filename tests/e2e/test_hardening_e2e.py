@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.drain import assert_sigterm_drains
 from tests.e2e.server import ServedProcess, bentoml_serve_process
 
 pytestmark = pytest.mark.e2e
@@ -288,29 +287,4 @@ def test_sigterm_lets_the_stream_finish_and_refuses_new_requests(
 ) -> None:
     config = _config(tmp_path, smollm2_dir, tiny_models, drain_timeout=60)
     with bentoml_serve_process(config, log_path=tmp_path / "bentoml.log") as served:
-        body = {"model": "smollm2", "messages": [{"role": "user", "content": "Count to 50."}],
-                "stream": True, "max_tokens": 40, "min_tokens": 40}  # fmt: skip
-        finish = None
-        with (
-            httpx.Client(base_url=served.url, headers=AUTH, timeout=120) as http,
-            http.stream("POST", "/v1/chat/completions", json=body) as stream,
-        ):
-            lines = stream.iter_lines()
-            first = next(line for line in lines if line.startswith("data: "))
-            assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
-            # What Kubernetes does: SIGTERM to the container's main process only.
-            os.kill(served.process.pid, signal.SIGTERM)
-            time.sleep(1.0)
-            with httpx.Client(base_url=served.url, headers=AUTH, timeout=10) as other:
-                refused = other.post("/v1/models/minilm:predict", json={"instances": ["x"]})
-                assert refused.status_code == 503, refused.text
-                assert "shutting down" in refused.json()["error"]
-                assert other.get("/readyz").status_code == 503
-                assert other.get("/livez").status_code == 200
-            for line in lines:
-                if line.startswith("data: {"):
-                    choice = json.loads(line[6:])["choices"][0]
-                    finish = choice["finish_reason"] or finish
-        assert finish == "length"
-        served.process.wait(timeout=60)  # exits by itself once drained
-        assert "drained: no request in flight" in served.log()
+        assert_sigterm_drains(served, "smollm2", AUTH)

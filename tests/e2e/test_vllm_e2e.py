@@ -11,8 +11,10 @@ import numpy as np
 import openai
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import bentoml_serve
+from tests.e2e.drain import assert_sigterm_drains
+from tests.e2e.server import ServedProcess, bentoml_serve_process
 
 pytestmark = [
     pytest.mark.e2e,
@@ -33,7 +35,9 @@ VLLM_ENV = {
 
 
 @pytest.fixture(scope="module")
-def vllm_url(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def vllm_served(
+    smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedProcess]:
     folder = tmp_path_factory.mktemp("vllm-e2e")
     engine = {"enforce_eager": True, "max_model_len": 512}
     models = [
@@ -46,8 +50,14 @@ def vllm_url(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump({"models": models}))
     env = {**VLLM_ENV, "VLLM_CACHE_ROOT": str(folder / "vllm-cache")}
-    with bentoml_serve(config, env=env, log_path=folder / "bentoml.log", ready_timeout=300) as url:
-        yield url
+    log = folder / "bentoml.log"
+    with bentoml_serve_process(config, env=env, log_path=log, ready_timeout=300) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def vllm_url(vllm_served: ServedProcess) -> str:
+    return vllm_served.url
 
 
 def test_chat_and_stream(vllm_url: str) -> None:
@@ -88,3 +98,24 @@ def test_vllm_metrics_and_errors(vllm_url: str) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "max_tokens"
+
+
+def test_generation_metrics_have_the_same_names_as_on_huggingface(vllm_url: str) -> None:
+    samples = {
+        (sample.name, sample.labels.get("model"), sample.labels.get("backend")): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{vllm_url}/metrics").text)
+        for sample in family.samples
+    }
+    for name in (
+        "hf_runtime_time_to_first_token_seconds_count",
+        "hf_runtime_inter_token_latency_seconds_count",
+        "hf_runtime_generation_tokens_total",
+        "hf_runtime_prompt_tokens_total",
+    ):
+        assert samples.get((name, "smollm2", "vllm"), 0) > 0, name
+    assert any(key[0] == "hf_runtime_request_duration_seconds_count" for key in samples)
+
+
+# Last: it stops the module's server.
+def test_sigterm_drain_lets_a_vllm_stream_finish(vllm_served: ServedProcess) -> None:
+    assert_sigterm_drains(vllm_served, "smollm2")

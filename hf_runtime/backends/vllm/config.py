@@ -58,6 +58,12 @@ class VLLMEngineConfig(_Strict):
     enable_lora: bool | None = None
     lora_modules: list[LoRAModule] = Field(default_factory=list)
     max_lora_rank: int | None = Field(None, ge=1)
+    shutdown_timeout: int | None = Field(
+        None,
+        ge=0,
+        description="Seconds vLLM's engine core lets in-flight requests finish after SIGTERM; "
+        "default: the server's drain_timeout (BentoML signals the engine core too).",
+    )
     max_loras: int | None = Field(None, ge=1)
     disable_log_stats: bool = Field(False, description="True drops the vllm:* Prometheus metrics.")
     engine_args: dict[str, Any] = Field(
