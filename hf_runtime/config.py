@@ -52,7 +52,12 @@ class GenerationConfig(_Strict):
     """Generative (text_generation / text2text_generation) settings."""
 
     max_num_seqs: int = Field(16, ge=1, description="Most sequences decoded together.")
-    max_queue_size: int = Field(256, ge=1, description="Most waiting sequences before 429.")
+    max_queue_size: int = Field(
+        256,
+        ge=1,
+        description="Sequences that may wait beside max_num_seqs running; past that, 429 (the "
+        "same rule on every backend).",
+    )
     chat_template: str | None = Field(None, description="Path to a Jinja chat template file.")
     allow_request_chat_template: bool = Field(
         False, description="Let requests pass their own `chat_template` (off: templates run code)."

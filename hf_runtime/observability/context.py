@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REQUEST_ID_HEADER = "x-request-id"
 # A client's id is echoed into logs and headers: keep it short and free of control characters.
@@ -25,6 +26,7 @@ class RequestContext:
     protocol: str = ""
     model: str = ""  # set once the request named a model that exists (bounded label values)
     backend: str = ""
+    arrived: float = field(default_factory=time.perf_counter)  # for time to first token
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(

@@ -149,7 +149,7 @@ class Gateway:
         surface: Surface,
         context: RequestContext,
     ) -> None:
-        started = time.perf_counter()
+        started = context.arrived
         response = _ResponseTracker(send, context.request_id, surface)
         rejection = self._rejection(surface, headers)
         if rejection is not None:

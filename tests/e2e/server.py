@@ -79,6 +79,9 @@ def bentoml_serve_process(
         command += ["--arg", f"{key}={value}"]
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("HF_RUNTIME_")}
     child_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # bentoml serve manages its own
+    # Its own BentoML home: servers side by side would otherwise share (and clear) one
+    # Prometheus multiprocess directory and lose each other's histograms.
+    child_env["BENTOML_HOME"] = str(log_path.parent / "bentoml-home")
     child_env.update(env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(

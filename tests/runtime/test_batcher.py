@@ -11,6 +11,7 @@ from hf_runtime.backends import Encoding, ForwardItem
 from hf_runtime.config import BatchingConfig
 from hf_runtime.errors import InvalidInput, ModelNotReady, Overloaded
 from hf_runtime.runtime.batcher import EncoderBatcher, length_bucket
+from tests.observability.support import sample
 
 
 def item(length: int, min_length: int = 0) -> ForwardItem:
@@ -202,3 +203,23 @@ def test_a_new_event_loop_gets_a_working_runner():
     batcher = batcher_for(RecordingForward())
     assert asyncio.run(batcher.submit([item(2)])) == [2]
     assert asyncio.run(batcher.submit([item(3)])) == [3]
+
+
+async def test_running_and_waiting_items_and_queue_time_per_item():
+    forward = RecordingForward(hold_first=True)
+    batcher = EncoderBatcher(forward, BatchingConfig(), name="batcher-metrics", backend="vllm")
+    before = sample("hf_runtime_queue_time_seconds_count", model="batcher-metrics", backend="vllm")
+    first = asyncio.create_task(batcher.submit([item(3), item(4)]))
+    await wait_started(forward)
+    queued = asyncio.create_task(batcher.submit([item(5), item(6), item(7)]))
+    await asyncio.sleep(0)
+    stats = batcher.stats()
+    assert (stats["running"], stats["waiting"], stats["queue_depth"]) == (2, 3, 3)
+    forward.gate.set()
+    await asyncio.gather(first, queued)
+    stats = batcher.stats()
+    assert (stats["running"], stats["waiting"]) == (0, 0)
+    # One observation per item, at the start of the pass that took it, labelled by backend.
+    after = sample("hf_runtime_queue_time_seconds_count", model="batcher-metrics", backend="vllm")
+    assert after - before == 5
+    await batcher.close()

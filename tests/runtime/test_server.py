@@ -8,6 +8,7 @@ import pytest
 
 from hf_runtime.errors import ConfigError
 from hf_runtime.runtime.server import Runtime
+from hf_runtime.types import ModelMetadata
 
 
 def test_bad_vllm_section_fails_at_startup() -> None:
@@ -34,3 +35,44 @@ def test_not_ready_before_loading(tmp_path: Path) -> None:
     runtime = Runtime.from_sources({"model_dir": str(tmp_path)})
     assert not runtime.ready
     assert "hf_runtime_" not in runtime.metrics_text()
+
+
+class _StatsModel:
+    """Just enough of a loaded model for /metrics: ready, a backend, stats()."""
+
+    name = "model"
+    task = "text_generation"
+    ready = True
+
+    def __init__(self, platform: str, stats: dict[str, int]) -> None:
+        self._platform = platform
+        self._stats = stats
+
+    def metadata(self) -> ModelMetadata:
+        return ModelMetadata(self.name, self.task, self._platform, [], [])
+
+    def stats(self) -> dict[str, int]:
+        return dict(self._stats)
+
+
+@pytest.mark.parametrize("backend", ["huggingface", "vllm"])
+def test_metrics_text_reports_each_loaded_models_state(tmp_path: Path, backend: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    runtime = Runtime.from_sources({"model_dir": str(tmp_path)})
+    (slot,) = runtime.registry.slots()
+    slot.attach(_StatsModel(backend, {"running": 3, "waiting": 1, "rejected_requests": 2}))
+    text = runtime.metrics_text()
+    parsed = {family.name: family for family in text_string_to_metric_families(text)}
+    labels = {"model": slot.name, "backend": backend}
+    for name, kind, value in [
+        ("hf_runtime_requests_running", "gauge", 3.0),
+        ("hf_runtime_requests_waiting", "gauge", 1.0),
+        ("hf_runtime_rejected_requests", "counter", 2.0),
+    ]:
+        family = parsed[name]
+        assert family.type == kind and family.documentation
+        assert [(s.labels, s.value) for s in family.samples] == [(labels, value)]
+    # In multiprocess mode (tests/conftest.py, like a BentoML worker) the event histograms
+    # reach /metrics through BentoML's collector, never twice through this text.
+    assert "hf_runtime_time_to_first_token_seconds" not in text

@@ -62,7 +62,7 @@ class ChoiceStreams:
         self._generator = generator
         self._specs = specs
         self._labels = _metric_labels(model, backend)
-        self._started = time.perf_counter() if started is None else started
+        self._started = _arrival() if started is None else started
         # Usage counts a prompt once however many choices (n) it has; so do the metrics.
         first_of_prompt: dict[int, int] = {}
         for spec in specs:
@@ -168,6 +168,12 @@ class ChoiceResult:
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
             self.stop_reason = delta.stop_reason
+
+
+def _arrival() -> float:
+    """When the request reached the server (the gateway's clock), else now."""
+    context = current_request()
+    return context.arrived if context is not None else time.perf_counter()
 
 
 def _metric_labels(model: str | None, backend: str | None) -> tuple[str, str] | None:

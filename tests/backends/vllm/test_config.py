@@ -1,5 +1,5 @@
-"""The vllm configuration section, environment defaults, metrics text and the checks made
-before an engine starts (none of these needs vLLM)."""
+"""The vllm configuration section, environment defaults and the checks made before an engine
+starts (none of these needs vLLM). The vllm:* metrics text: tests/observability."""
 
 from __future__ import annotations
 
@@ -109,29 +109,6 @@ def test_configured_kv_cache_space_wins_on_the_cpu_build() -> None:
     env = {"VLLM_CPU_KVCACHE_SPACE": "8"}
     apply_env_defaults(VLLMEngineConfig(kv_cache_space=3), env, cpu_build=True)
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
-
-
-def test_metrics_text_renders_only_vllm_families_in_single_process_mode(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from prometheus_client import REGISTRY, Counter
-
-    from hf_runtime.backends.vllm import metrics
-
-    ours = Counter("vllm:test_requests", "test", ["model_name"], registry=REGISTRY)
-    other = Counter("hf_runtime_test_other", "test", registry=REGISTRY)
-    try:
-        ours.labels(model_name="m").inc(2)
-        other.inc()
-        monkeypatch.setattr(metrics, "prometheus_multiprocess_mode", lambda: False)
-        text = metrics.vllm_metrics_text()
-        assert 'vllm:test_requests_total{model_name="m"} 2.0' in text
-        assert "hf_runtime_test_other" not in text and "python_gc" not in text
-        monkeypatch.setattr(metrics, "prometheus_multiprocess_mode", lambda: True)
-        assert metrics.vllm_metrics_text() == ""
-    finally:
-        REGISTRY.unregister(ours)
-        REGISTRY.unregister(other)
 
 
 def test_importing_the_package_imports_neither_vllm_nor_torch() -> None:

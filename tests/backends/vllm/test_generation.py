@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
-from hf_runtime.errors import InvalidInput, Overloaded, Unsupported
+from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.model import ServedModel
+from hf_runtime.protocols.openai.generation import collect as openai_collect
+from hf_runtime.protocols.openai.sampling import fan_out
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
+from tests.backends import admission_scenarios as scenarios
 from tests.backends.vllm.conftest import (
     ENGINE_SECTION,
     LoopRunner,
@@ -26,6 +29,7 @@ from tests.backends.vllm.conftest import (
     stream_events,
 )
 from tests.fakes import FakeRegistry
+from tests.observability.support import generation_samples, increase
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
@@ -278,37 +282,69 @@ def test_bad_parameters_are_invalid_input(
     assert error.value.param == param
 
 
-def test_a_full_queue_is_overloaded(
-    llama: Any, run: LoopRunner, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def small_capacity(llama: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The huggingface engine's test capacity (2 decoding + 3 waiting) on vLLM's engine."""
+    admission = llama.engine.admission
+    monkeypatch.setattr(admission, "max_num_seqs", 2)
+    monkeypatch.setattr(admission, "max_queue_size", 3)
+    return admission
+
+
+def test_bursts_beyond_capacity_are_overloaded(
+    llama: Any, run: LoopRunner, small_capacity: Any
 ) -> None:
-    monkeypatch.setattr(llama.engine, "max_num_seqs", 1)
-    monkeypatch.setattr(llama.engine, "max_queue_size", 1)
+    """256 requests x n=16 used to all pass a check made before an await; now the same burst
+    gets the same 429s as on the huggingface backend (tests/backends/admission_scenarios)."""
     prompt = run(llama.tokenize(PROMPTS[0]))
-
-    async def third_request_rejected() -> None:
-        params = SamplingParams(max_tokens=100, ignore_eos=True)
-        streams = [
-            llama.generator.generate(GenerationRequest(f"q{i}", prompt, params)) for i in range(3)
-        ]
-        try:
-            await anext(streams[0])
-            await anext(streams[1])
-            with pytest.raises(Overloaded):
-                await anext(streams[2])
-        finally:
-            for stream in streams:
-                await stream.aclose()
-
     rejected = llama.stats()["rejected_requests"]
-    run(third_request_rejected())
+    run(scenarios.bursts_are_cut_at_capacity(llama.generator, small_capacity, prompt))
     assert _unfinished(llama) == 0
-    assert llama.stats() == {"unfinished_sequences": 0, "rejected_requests": rejected + 1}
+    assert llama.stats() == {"running": 0, "waiting": 0, "rejected_requests": rejected + 3}
+
+
+def test_disconnects_release_capacity(llama: Any, run: LoopRunner, small_capacity: Any) -> None:
+    prompt = run(llama.tokenize(PROMPTS[0]))
+    run(scenarios.disconnects_release_capacity(llama.generator, small_capacity, prompt))
+    assert _unfinished(llama) == 0
+
+
+def test_running_waiting_queue_time_and_token_metrics(llama: Any, run: LoopRunner) -> None:
+    prompt = run(llama.tokenize(PROMPTS[1]))
+
+    async def held_by_two_clients() -> dict[str, int]:
+        release = asyncio.Event()
+        clients = [
+            asyncio.create_task(scenarios.hold(llama.generator, i, prompt, release))
+            for i in range(2)
+        ]
+        await scenarios.wait_until(lambda: llama.stats()["running"] == 2)
+        during = llama.stats()
+        release.set()
+        await asyncio.gather(*clients)
+        return during
+
+    before = generation_samples("m", "vllm")
+    assert run(held_by_two_clients())["running"] == 2
+    # vLLM's RequestOutput.metrics (queued_ts -> scheduled_ts) gave each sequence a queue time.
+    assert increase(before, generation_samples("m", "vllm"))["queue"] == 2
+
+    params = SamplingParams(max_tokens=5, ignore_eos=True, temperature=0)
+    specs = fan_out("cmpl-vllm", [prompt], 2, params)
+    before = generation_samples("m-openai", "vllm")
+    results = run(openai_collect(llama.generator, specs, model="m-openai", backend="vllm"))
+    assert [r.completion_tokens for r in results] == [5, 5]
+    change = increase(before, generation_samples("m-openai", "vllm"))
+    assert (change["ttft"], change["generated"], change["prompt"]) == (2, 10, len(prompt))
+    assert 0 < change["itl"] <= 8
+    assert llama.stats()["running"] == llama.stats()["waiting"] == 0
 
 
 def test_vllm_metrics_reach_the_multiprocess_collector(llama: Any, run: LoopRunner) -> None:
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
-    from hf_runtime.backends.vllm.metrics import prometheus_multiprocess_mode, vllm_metrics_text
+    from hf_runtime.backends.vllm.metrics import vllm_metrics_text
+    from hf_runtime.observability.metrics import metrics_text, prometheus_multiprocess_mode
 
     run(collect(llama, [1, 2, 3], temperature=0, max_tokens=2))
     assert prometheus_multiprocess_mode(), "tests/conftest.py sets PROMETHEUS_MULTIPROC_DIR"
@@ -317,7 +353,9 @@ def test_vllm_metrics_reach_the_multiprocess_collector(llama: Any, run: LoopRunn
     text = generate_latest(registry).decode()
     assert 'vllm:prompt_tokens_total{engine="0",model_name="m"}' in text
     assert "vllm:request_success_total" in text
-    assert vllm_metrics_text() == ""  # already there: appending would duplicate the series
+    # Already there: appending them would duplicate the series.
+    assert vllm_metrics_text() == ""
+    assert "vllm:" not in metrics_text(lambda: [("m", "vllm", llama.stats())], ("vllm:",))
 
 
 def test_lora_adapter_equals_its_merged_weights_on_huggingface(
