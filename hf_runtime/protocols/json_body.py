@@ -5,9 +5,10 @@ Every protocol decodes bodies with `decode_json`, so every route refuses the sam
   - invalid JSON, invalid UTF-8, nesting deeper than the interpreter's recursion limit;
   - `NaN`, `Infinity` and `-Infinity` (not JSON, though Python's json module accepts them);
   - numbers that overflow a float (`1e999` would become `inf`);
-  - integers outside 64 bits. Nothing in these protocols holds more (seeds, token ids and
-    UINT64 tensors all fit), and Python's int-digit limit would otherwise raise a ValueError
-    that nothing expects.
+  - integers of more than 40 digits (a 128-bit value has 39): nothing in these protocols holds
+    more, and Python's int-digit limit (4300) would otherwise raise a ValueError nothing
+    expects. Smaller out-of-range values are left to each field's own check, whose error
+    names the field (`seed` must fit in 64 bits, an INT8 tensor element in 8).
 
 `decode_json_body` runs `decode_json` in a worker thread for bodies over `LARGE_BODY_BYTES`
 and inline for smaller ones, where a thread hop would cost more than the decode. The C
@@ -32,8 +33,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 LARGE_BODY_BYTES = 64 * 1024
-INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # int64 and uint64 together
-_MAX_INT_CHARS = len(str(INT_MIN))  # a longer literal cannot be in range: skip converting it
+MAX_INT_DIGITS = 40
 _SHOWN_CHARS = 24  # how much of a refused literal an error message repeats
 
 
@@ -57,22 +57,21 @@ def _literal(text: str) -> str:
 
 
 def _parse_int(text: str) -> int:
-    if len(text) <= _MAX_INT_CHARS:
-        value = int(text)
-        if INT_MIN <= value <= INT_MAX:
-            return value
-    raise _Refused(f"integer {_literal(text)} does not fit in 64 bits")
+    # Counted before converting: int() of a long literal costs quadratic time.
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"integer {_literal(text)} has more than {MAX_INT_DIGITS} digits")
+    return int(text)
 
 
 def _parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _Refused(f"number {_literal(text)} is too large for a 64-bit float")
+        raise _Refused(f"number {_literal(text)} is out of the range of a 64-bit float")
     return value
 
 
 def _parse_constant(text: str) -> Any:
-    raise _Refused(f"{text} is not valid JSON (JSON numbers are finite)")
+    raise _Refused(f"{text} is not valid JSON: numbers must be finite")
 
 
 def decode_json(body: bytes | str) -> Any:

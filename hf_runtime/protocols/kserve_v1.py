@@ -8,6 +8,7 @@ OpenAI routes share the "/v1" prefix. Bad requests that KServe answers with 500 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from hf_runtime.errors import InvalidInput, ModelNotReady, NotImplementedFeature
 from hf_runtime.model import ModelRegistry, ServedModel
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
-from hf_runtime.protocols.json_body import JSONBodyError, decode_json_body
+from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
 from hf_runtime.protocols.v2_codec import encode_json_value, encode_output_json
 
 OWNED_BY = "hf-runtime"
@@ -49,7 +50,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
         model = registry.get(name)
         if not model.ready:
             raise ModelNotReady(name)
-        instances = parse_instances(await _decode(await request.body()))
+        instances = await read_instances(await request.body())
         return JSONResponse(await _predict_body(model, instances))
 
     @app.post("/models/{name}:explain")
@@ -62,17 +63,25 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     return app
 
 
-async def _decode(body: bytes) -> Any:
-    """The decoded body (off the loop when large); InvalidInput in KServe's words if not JSON."""
+async def read_instances(body: bytes) -> list[str]:
+    """parse_instances, in a worker thread when the body is large: decoding and checking
+    megabytes of instances would hold up every other request on the event loop."""
+    if len(body) > LARGE_BODY_BYTES:
+        return await asyncio.to_thread(parse_instances, body)
+    return parse_instances(body)
+
+
+def parse_instances(body: bytes) -> list[str]:
+    """A V1 request body -> the texts to predict on. Raises InvalidInput with the reason."""
     try:
-        return await decode_json_body(body)
+        payload = decode_json(body)
     except JSONBodyError as exc:
         raise InvalidInput(f"Unrecognized request format: {exc}") from None
+    return instances_of(payload)
 
 
-def parse_instances(payload: Any) -> list[str]:
-    """A decoded V1 request body -> the texts to predict on. Raises InvalidInput with the
-    reason."""
+def instances_of(payload: Any) -> list[str]:
+    """The texts of a decoded V1 body, or InvalidInput naming what is wrong."""
     if not isinstance(payload, dict):
         raise InvalidInput(
             'the request body must be a JSON object like {"instances": ["text", ...]}'

@@ -13,6 +13,7 @@ toward clearer client errors:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from hf_runtime.errors import InvalidInput, ModelNotReady, NotImplementedFeature
 from hf_runtime.model import ModelRegistry, ServedModel
 from hf_runtime.protocols import v2_codec
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
+from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
 from hf_runtime.types import OutputTensor, TensorSpec
 
 SERVER_NAME = "hf-runtime"
@@ -176,12 +178,15 @@ async def _infer(model: ServedModel, model_version: str | None, request: Request
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; send identity")
+    raw = await request.body()
     header_bytes, tail = v2_codec.split_binary_body(
-        await request.body(), request.headers.get(v2_codec.HEADER_LENGTH_HEADER)
+        raw, request.headers.get(v2_codec.HEADER_LENGTH_HEADER)
     )
-    body = _parse_request(header_bytes)
-    tensors = _decode_inputs(body, tail)
-    texts = _text_instances(model, body.inputs, tensors)
+    if len(raw) > LARGE_BODY_BYTES:
+        # Decoding and checking megabytes of tensors would hold up every other request.
+        body, texts = await asyncio.to_thread(_read_request, model, header_bytes, tail)
+    else:
+        body, texts = _read_request(model, header_bytes, tail)
     binary_outputs = _binary_outputs(body)  # validated before the (costly) prediction
 
     prediction = await model.predict(texts)
@@ -211,14 +216,39 @@ async def _infer(model: ServedModel, model_version: str | None, request: Request
     )
 
 
+def _read_request(
+    model: ServedModel, header_bytes: bytes, tail: bytes
+) -> tuple[InferenceRequest, list[str]]:
+    """The validated request and its texts. Blocking on large bodies: see `_infer`."""
+    body = _parse_request(header_bytes)
+    tensors = _decode_inputs(body, tail)
+    return body, _text_instances(model, body.inputs, tensors)
+
+
+# pydantic words its type errors for Python objects; the client sent JSON, so say it in JSON's
+# terms (as pydantic's own JSON mode does).
+_JSON_TYPE_MESSAGES = {
+    "model_type": "Input should be an object",
+    "dict_type": "Input should be an object",
+    "list_type": "Input should be a valid array",
+}
+
+
 def _parse_request(header_bytes: bytes) -> InferenceRequest:
     if not header_bytes.strip():
         raise InvalidInput("empty request body: expected a V2 inference request JSON object")
     try:
-        return InferenceRequest.model_validate_json(header_bytes)
+        payload = decode_json(header_bytes)  # the strict decoder every protocol shares
+    except JSONBodyError as exc:
+        raise InvalidInput(f"Invalid JSON: request body is not valid JSON ({exc})") from None
+    try:
+        return InferenceRequest.model_validate(payload)
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        for error in errors:
+            error["msg"] = _JSON_TYPE_MESSAGES.get(error["type"], error["msg"])
         # The installed handler turns this into one readable 400 line.
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+        raise RequestValidationError(errors) from None
 
 
 def _decode_inputs(body: InferenceRequest, tail: bytes) -> list[list[Any]]:

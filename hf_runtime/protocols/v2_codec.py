@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 import struct
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +44,8 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     for name, dtype in _NUMPY_DTYPES.items()
     if name.startswith(("INT", "UINT"))
 }
+
+_FP32_MAX = float(np.finfo(np.float32).max)
 
 # Half precision cannot be told apart from FP32 in JSON numbers; KServe refuses it too.
 _BINARY_ONLY = ("FP16", "BF16")
@@ -163,10 +167,24 @@ def _check_json_element(name: str, datatype: str, value: Any) -> Any:
         low, high = _INT_RANGES[datatype]
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     else:  # FP32 / FP64
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = _is_float_element(value, _FP32_MAX if datatype == "FP32" else sys.float_info.max)
     if not ok:
-        raise InvalidInput(f"input '{name}': {value!r} is not a valid {datatype} element")
+        # reprlib: a bounded repr, however large the value the client sent.
+        raise InvalidInput(
+            f"input '{name}': {reprlib.repr(value)} is not a valid {datatype} element"
+        )
     return value
+
+
+def _is_float_element(value: Any, largest: float) -> bool:
+    """A finite number the datatype can hold: NaN, inf (Python's json reads them) and values
+    that overflow it (1e39 for FP32) would reach the model as inf or NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) <= largest
+    except OverflowError:  # an int too large for any float
+        return False
 
 
 def decode_binary_tensor(name: str, datatype: str, raw: bytes) -> list[Any]:

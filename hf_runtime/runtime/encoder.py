@@ -9,21 +9,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError, Unsupported
 from hf_runtime.runtime.batcher import EncoderBatcher
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.base import INPUT_SPEC, EncoderTaskProcessor, ProcessorOptions
+from hf_runtime.tasks.base import INPUT_SPEC, EncoderTaskProcessor, ProcessorOptions, too_long
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
+
+if TYPE_CHECKING:
+    from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
 
 logger = logging.getLogger("hf_runtime")
 request_logger = logging.getLogger("hf_runtime.requests")
 
 PLATFORM = "huggingface"
+MAX_LOGGED_INSTANCES = 8  # per request log line; the line also gives the total count
 
 
 def make_processor(
@@ -107,10 +111,27 @@ class EncoderModel:
         return self.batcher.stats()
 
     async def predict(self, instances: Sequence[str]) -> Prediction:
+        # In a thread: checking, logging and tokenizing a megabyte of instances is not loop work.
+        encodings = await asyncio.to_thread(self._encode_instances, instances)
+        return await self._run(encodings)
+
+    def _encode_instances(self, instances: Sequence[str]) -> list[Encoding]:
         texts = self.processor.decode_instances(instances)
         self._log_request(texts)
-        encodings = await asyncio.to_thread(self.backend.tokenize, texts)
-        return await self._run(encodings)
+        return self._tokenize(texts, "instances")
+
+    def _tokenize(self, texts: Sequence[str], param: str) -> list[Encoding]:
+        """Blocking. With auto_truncate (KServe's behaviour) texts are cut to the model's
+        maximum length; without it (TEI's `auto_truncate: false`) a longer text is refused
+        with TooLarge naming it, rather than silently embedded or classified on a prefix."""
+        if self.config.auto_truncate:
+            return self.backend.tokenize(texts)
+        encodings = self.backend.tokenize(texts, truncate=False)
+        limit = self.backend.max_length
+        for index, encoding in enumerate(encodings):
+            if len(encoding) > limit:
+                raise too_long(index, len(encoding), limit, param)
+        return encodings
 
     async def _run(self, encodings: list[Encoding]) -> Prediction:
         outputs = await self._forward(encodings)
@@ -134,26 +155,41 @@ class EncoderModel:
                 param="model",
             )
         processor.check_dimensions(dimensions)
-        decoded = processor.decode_embedding_inputs(inputs)
-        if decoded and isinstance(decoded[0], str):
-            texts = [str(text) for text in decoded]
-            self._log_request(texts)
-            encodings = await asyncio.to_thread(self.backend.tokenize, texts)
-        else:
-            token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]
-            self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
-            encodings = self.backend.encode_ids(token_lists)
+        # In a thread: checking and wrapping up to 2048 token lists is not loop work.
+        encodings = await asyncio.to_thread(self._embedding_encodings, processor, inputs)
         outputs = await self._forward(encodings)
         return await asyncio.to_thread(processor.embedding_result, encodings, outputs, dimensions)
 
+    def _embedding_encodings(
+        self, processor: TextEmbeddingProcessor, inputs: Any
+    ) -> list[Encoding]:
+        """Blocking: OpenAI `input` (texts or token lists) checked and tokenized."""
+        decoded = processor.decode_embedding_inputs(inputs, auto_truncate=self.config.auto_truncate)
+        if decoded and isinstance(decoded[0], str):
+            texts = [str(text) for text in decoded]
+            self._log_request(texts)
+            return self._tokenize(texts, "input")
+        token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]
+        self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
+        return self.backend.encode_ids(token_lists)
+
     def _log_request(self, texts: Sequence[str]) -> None:
         """Log the inputs unless disabled; max_log_len shortens the LOG only, never the input
-        (KServe's logger truncated the instances it then ran)."""
+        (KServe's logger truncated the instances it then ran). The inputs are the client's:
+        at most MAX_LOGGED_INSTANCES of them, each cut to max_log_len and repr()'d, so a
+        request can neither flood the log nor forge a line."""
         if self.config.disable_log_requests or not request_logger.isEnabledFor(logging.INFO):
             return
         limit = self.config.max_log_len
-        shown = [t if limit is None or len(t) <= limit else t[:limit] + "..." for t in texts]
-        request_logger.info("model %s: %d instance(s): %r", self.name, len(texts), shown)
+        shown = [
+            t if limit is None or len(t) <= limit else t[:limit] + "..."
+            for t in texts[:MAX_LOGGED_INSTANCES]
+        ]
+        more = len(texts) - len(shown)
+        request_logger.info(
+            "model %s: %d instance(s): %r%s",
+            self.name, len(texts), shown, f" ... {more} more" if more else "",
+        )  # fmt: skip
 
     async def close(self) -> None:
         self._ready = False

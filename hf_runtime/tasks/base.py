@@ -18,7 +18,7 @@ import numpy as np
 
 from hf_runtime.backends import EncoderBackend, Encoding, ForwardItem, ForwardSpec
 from hf_runtime.config import ModelConfig
-from hf_runtime.errors import InvalidInput
+from hf_runtime.errors import InvalidInput, TooLarge
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import Datatype, OutputTensor, Prediction, TensorSpec
 
@@ -102,6 +102,18 @@ class EncoderTaskProcessor(ABC):
     @abstractmethod
     def output_specs(self) -> list[TensorSpec]:
         """The V2 outputs this processor produces, for model metadata."""
+
+
+def too_long(index: int, tokens: int, limit: int, param: str) -> TooLarge:
+    """The error for an input over the model's maximum length when auto_truncate is off.
+    `param` is the request field: "instances" (KServe V1/V2) or "input" (OpenAI)."""
+    noun = "instance" if param == "instances" else param
+    return TooLarge(
+        f"{noun} {index} has {tokens} tokens, more than this model's maximum of {limit} "
+        "(special tokens included); the server is configured not to truncate inputs "
+        "(auto_truncate: false), so shorten it",
+        param=param,
+    )
 
 
 # ---------------------------------------------------------------- KServe-exact helpers

@@ -24,6 +24,7 @@ from hf_runtime.tasks.base import (
     EncoderTaskProcessor,
     ProcessorOptions,
     kserve_output_tensor,
+    too_long,
 )
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import EmbeddingResult, Prediction, TensorSpec
@@ -118,10 +119,14 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
 
     # ------------------------------------------------------------------ OpenAI embeddings
 
-    def decode_embedding_inputs(self, inputs: Any) -> list[str] | list[list[int]]:
+    def decode_embedding_inputs(
+        self, inputs: Any, *, auto_truncate: bool = True
+    ) -> list[str] | list[list[int]]:
         """OpenAI `input`: a string, a list of strings, a token list or a list of token lists.
 
         Returns the texts, or the token lists (validated against the vocabulary and length).
+        Token lists are never cut: one over the maximum length is InvalidInput, or TooLarge
+        when the model is configured with `auto_truncate: false` (as its texts would be).
         """
         if isinstance(inputs, str):
             return [inputs]
@@ -133,14 +138,14 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
         if all(isinstance(x, str) for x in inputs):
             return list(inputs)
         if all(_is_token_id(x) for x in inputs):
-            return [self._checked_ids(inputs, 0)]
+            return [self._checked_ids(inputs, 0, auto_truncate)]
         if all(isinstance(x, (list, tuple)) for x in inputs):
-            return [self._checked_ids(ids, i) for i, ids in enumerate(inputs)]
+            return [self._checked_ids(ids, i, auto_truncate) for i, ids in enumerate(inputs)]
         raise InvalidInput(
             "input must be all strings or all token-id lists, not a mix", param="input"
         )
 
-    def _checked_ids(self, ids: Sequence[Any], index: int) -> list[int]:
+    def _checked_ids(self, ids: Sequence[Any], index: int, auto_truncate: bool) -> list[int]:
         if not ids:
             raise InvalidInput(f"input {index} is an empty token list", param="input")
         vocab = self.backend.vocab_size
@@ -152,6 +157,8 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
                     param="input",
                 )
         if len(ids) > self.backend.max_length:
+            if not auto_truncate:
+                raise too_long(index, len(ids), self.backend.max_length, "input")
             raise InvalidInput(
                 f"input {index} has {len(ids)} tokens; this model takes at most "
                 f"{self.backend.max_length}",

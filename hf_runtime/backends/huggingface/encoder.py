@@ -288,12 +288,13 @@ class HFEncoderBackend:
 
     # ------------------------------------------------------------------ tokenizer
 
-    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
+    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+        """`truncate=False` keeps every token (auto_truncate: false refuses long texts)."""
         with self._lock:
             batch = self._tokenizer(
                 list(texts),
-                max_length=self._max_length,
-                truncation=True,
+                max_length=self._max_length,  # even untruncated: stops a "too long" warning
+                truncation=truncate,
                 padding=False,
                 add_special_tokens=self._add_special_tokens,
                 return_token_type_ids=self._return_token_type_ids,

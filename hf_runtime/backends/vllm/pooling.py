@@ -120,12 +120,14 @@ class VLLMEncoderBackend:
     def mask_token_id(self) -> int | None:
         return None
 
-    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
+    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+        """As the huggingface backend's: `truncate=False` keeps every token (the model then
+        refuses over-long texts before they reach the engine)."""
         with self._lock:
             batch = self._tokenizer(
                 list(texts),
                 max_length=self._max_length,
-                truncation=True,
+                truncation=truncate,
                 padding=False,
                 add_special_tokens=self._add_special_tokens,
                 return_attention_mask=False,

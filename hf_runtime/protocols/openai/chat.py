@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.generation import (
     ChoiceResult,
     ChoiceStreams,
@@ -124,7 +125,7 @@ async def create_chat_completion(
 
 
 def chat_router(registry: ModelRegistry) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=JSONBodyRoute)
 
     @router.post("/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:

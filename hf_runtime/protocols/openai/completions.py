@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry, TextGenerator
+from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai import logprobs as lp
 from hf_runtime.protocols.openai.generation import (
     ChoiceResult,
@@ -175,7 +176,7 @@ async def create_completion(
 
 
 def completions_router(registry: ModelRegistry) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=JSONBodyRoute)
 
     @router.post("/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:

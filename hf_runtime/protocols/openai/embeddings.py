@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.generation import cancel_on_disconnect
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
@@ -68,7 +69,7 @@ async def create_embeddings(
 
 
 def embeddings_router(registry: ModelRegistry) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=JSONBodyRoute)
 
     @router.post("/embeddings", response_model=None)
     async def embeddings(body: EmbeddingRequest, request: Request) -> Response:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hf_runtime.observability.logs import shorten
 from hf_runtime.protocols.openai.generation import prompt_token_total
 from hf_runtime.protocols.openai.sampling import SequenceSpec, new_request_id
 from hf_runtime.protocols.openai.schemas import OpenAIRequest
@@ -15,10 +17,30 @@ from hf_runtime.types import GenerationDelta
 logger = logging.getLogger("hf_runtime.openai")
 
 
+# Field names are the client's text: log a bounded number of them, each bounded, and any name
+# that is not a plain identifier repr()'d (quoted, control characters escaped), so no name can
+# flood the log, forge a line, or pass for two names.
+MAX_LOGGED_FIELDS = 16
+MAX_LOGGED_FIELD_CHARS = 64
+_PLAIN_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_LOGGED_FIELD_CHARS}}}")
+
+
+def _shown_name(name: str) -> str:
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    return repr(shorten(name, MAX_LOGGED_FIELD_CHARS))
+
+
 def log_ignored_fields(body: OpenAIRequest, route: str) -> None:
     ignored = body.ignored_fields()
-    if ignored:
-        logger.warning("%s: ignoring unsupported request fields %s", route, ", ".join(ignored))
+    if not ignored or not logger.isEnabledFor(logging.WARNING):
+        return
+    names = [_shown_name(name) for name in ignored[:MAX_LOGGED_FIELDS]]
+    if len(ignored) > MAX_LOGGED_FIELDS:
+        names.append(f"... {len(ignored) - MAX_LOGGED_FIELDS} more")
+    logger.warning(
+        "%s: ignoring %d unsupported request field(s): %s", route, len(ignored), ", ".join(names)
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictInt
@@ -24,7 +25,8 @@ MAX_LOGPROBS = 20
 MAX_STOP_SEQUENCES = 4
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch generators accept
 CHAT_ROLES = ("system", "user", "assistant", "tool", "developer")
-_TOKEN_ID = re.compile(r"^\d+$")
+# ASCII digits (\d matches other scripts' too), few enough to stay clear of int()'s limits.
+_TOKEN_ID = re.compile(r"[0-9]{1,10}")
 
 
 def _in_range(value: float, low: float, high: float) -> bool:
@@ -126,9 +128,10 @@ class SamplingFields(OpenAIRequest):
 
     def _check_logit_bias(self) -> None:
         for key, value in (self.logit_bias or {}).items():
-            if not _TOKEN_ID.match(key):
+            if not _TOKEN_ID.fullmatch(key):
                 raise InvalidInput(
-                    f"logit_bias keys must be token ids (integers as strings), got {key!r}",
+                    "logit_bias keys must be token ids (integers as strings), got "
+                    + reprlib.repr(key),
                     param="logit_bias",
                 )
             if not _in_range(value, -100.0, 100.0):
@@ -146,7 +149,7 @@ class SamplingFields(OpenAIRequest):
         if self.min_p is not None and not _in_range(self.min_p, 0.0, 1.0):
             raise InvalidInput(f"min_p must be between 0 and 1, got {self.min_p}", param="min_p")
         rp = self.repetition_penalty
-        if rp is not None and not (_in_range(rp, 0.0, math.inf) and rp > 0):
+        if rp is not None and not (math.isfinite(rp) and rp > 0):
             raise InvalidInput(
                 f"repetition_penalty must be greater than 0, got {rp}", param="repetition_penalty"
             )
