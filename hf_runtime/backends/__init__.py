@@ -79,8 +79,9 @@ class EncoderBackend(Protocol):
     @property
     def mask_token_id(self) -> int | None: ...
 
-    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
-        """Tokenize with the configured special-token, case and truncation settings."""
+    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+        """Tokenize with the configured special-token and case settings; `truncate` cuts each
+        text to the model's max length (false: full length, for `auto_truncate: false`)."""
 
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         """Wrap caller-provided token ids as encodings (no special tokens are added)."""

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hf_runtime.errors import ErrorKind, HFRuntimeError
+from hf_runtime.observability.logs import shorten
 
 logger = logging.getLogger("hf_runtime.errors")
 
@@ -101,7 +102,7 @@ def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HFRuntimeError)
         if exc.kind is ErrorKind.INTERNAL:
-            logger.error("internal error on %s: %s", request.url.path, exc.message)
+            logger.error("internal error on %s: %s", shorten(request.url.path, 200), exc.message)
         return error_response(exc.kind, exc.message, exc.param, body)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -120,7 +121,7 @@ def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A bug: log it with the traceback, answer 500 without leaking internals.
-        logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        logger.exception("unhandled error on %s", shorten(request.url.path, 200), exc_info=exc)
         return error_response(
             ErrorKind.INTERNAL, f"Internal server error: {type(exc).__name__}", None, body
         )

@@ -35,6 +35,7 @@ from hf_runtime.observability.context import (
     new_request_id,
     request_scope,
 )
+from hf_runtime.observability.logs import shorten
 from hf_runtime.observability.metrics import observe_request
 from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
 
@@ -228,7 +229,7 @@ class Gateway:
                     scope, _no_body, response.send
                 )
                 return
-            logger.exception("unhandled error on %s", scope["path"], exc_info=exc)
+            logger.exception("unhandled error on %s", shorten(scope["path"], 200), exc_info=exc)
             await _error(
                 response.surface,
                 ErrorKind.INTERNAL,
