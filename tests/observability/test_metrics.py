@@ -74,7 +74,9 @@ def test_default_registry_families_only_in_single_process_mode(
         assert not any(name.startswith(("unrelated", "python_")) for name in parsed)
         vllm_only = families(vllm_metrics.vllm_metrics_text())
         assert 'vllm:test_requests_total{model_name="m"} 2.0' in vllm_metrics.vllm_metrics_text()
-        assert {name.removesuffix("_created") for name in vllm_only} == {"vllm:test_requests"}
+        # Other tests may have started real vLLM engines in this process: only vllm:* is shown.
+        assert "vllm:test_requests" in vllm_only
+        assert all(name.startswith("vllm:") for name in vllm_only)
 
         monkeypatch.setattr(metrics, "prometheus_multiprocess_mode", lambda: True)
         parsed = families(metrics_text(lambda: STATS, ("hf_runtime_", "vllm:")))
