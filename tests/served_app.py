@@ -25,8 +25,8 @@ def make_served_app(
     async def livez(_: object) -> PlainTextResponse:
         return PlainTextResponse("\n")
 
+    settings = settings or GatewaySettings()
+    apps = protocol_apps(registry, max_request_bytes=settings.max_request_bytes)
     routes = [Route("/livez", livez), Route("/readyz", livez)]
-    routes += [
-        PassiveMount(path if path != "/" else "", app) for path, app in protocol_apps(registry)
-    ]
-    return Gateway(Starlette(routes=routes), settings or GatewaySettings(), in_flight or InFlight())
+    routes += [PassiveMount(path if path != "/" else "", app) for path, app in apps]
+    return Gateway(Starlette(routes=routes), settings, in_flight or InFlight())

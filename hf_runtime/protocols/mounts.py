@@ -31,14 +31,13 @@ def protocol_apps(
     # OpenAI clients both understand; chat/completions fall through to OpenAI.
     mounts = [("/v1", v1_app), ("/", v2_app), ("/v1", openai_app), ("/openai/v1", openai_app)]
 
-    # Servers in each document: the mount its document is reached at first.
+    # Each app's mounts, the one its document is reached at first (they become its servers).
     documented = [
         (v1_app, ErrorShape.KSERVE, ["/v1"]),
         (v2_app, ErrorShape.KSERVE, ["/"]),
         (openai_app, ErrorShape.OPENAI, ["/openai/v1", "/v1"]),
     ]
     for app, shape, paths in documented:
-        assert sorted(paths) == sorted(p for p, mounted in mounts if mounted is app)
         document_app(
             app,
             shape,

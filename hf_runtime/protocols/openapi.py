@@ -74,6 +74,21 @@ EITHER_ERROR: dict[str, Any] = {
     "anyOf": [OPENAI_ERROR, KSERVE_ERROR],
 }
 
+# Before OpenAPI 3.2 (FastAPI writes 3.1), an event stream's `schema` describes one event.
+STREAM_EVENT: dict[str, Any] = {
+    "title": "ServerSentEvent",
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "description": "A chunk (JSON: chat.completion.chunk or text_completion), an OpenAI "
+            "error body if generation fails mid-stream, and finally `[DONE]`.",
+        },
+        "event": {"type": "string"},
+    },
+}
+
 READY_STATE: dict[str, Any] = {
     "title": "ReadyState",
     "type": "object",
@@ -128,7 +143,7 @@ def document_app(
     "/openapi.json", which would otherwise pass for the whole service's document.
     """
     prefixes = [m.rstrip("/") for m in mounts]
-    never_succeed = []
+    never_succeed: list[str] = []
     for route in app.routes:
         if isinstance(route, APIRoute):
             _document_route(route, shape, prefixes)
@@ -232,10 +247,10 @@ def _document_route(route: APIRoute, shape: ErrorShape, prefixes: Sequence[str])
     for status in sorted(statuses):
         responses.setdefault(status, _error_response(status, error))
     if is_probe and path.endswith("/ready"):
-        responses.setdefault(503, _response(503, "Not every model has loaded.", READY_STATE))
+        responses.setdefault(503, _response("Not every model has loaded.", READY_STATE))
 
     if shape is ErrorShape.OPENAI and path.endswith("completions"):
-        sse = {"schema": {"type": "string", "description": "data: {chunk}\\n\\n ... [DONE]"}}
+        sse = {"schema": copy.deepcopy(STREAM_EVENT)}
         ok = responses.setdefault(200, {})
         ok.setdefault("content", {})["text/event-stream"] = sse
         ok.setdefault("description", "A completion; server-sent events when `stream` is true.")
@@ -256,10 +271,10 @@ def _document_route(route: APIRoute, shape: ErrorShape, prefixes: Sequence[str])
 
 
 def _error_response(status: int, schema: dict[str, Any]) -> dict[str, Any]:
-    return _response(status, STATUS_DESCRIPTIONS[status], schema)
+    return _response(STATUS_DESCRIPTIONS[status], schema)
 
 
-def _response(status: int, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     # Deep copies: FastAPI mutates response dicts while generating the document.
     return {"description": description, "content": {JSON: {"schema": copy.deepcopy(schema)}}}
 

@@ -81,7 +81,7 @@ class Runtime:
         registry = Registry.from_config(config)
         from hf_runtime.protocols.mounts import protocol_apps
 
-        apps = protocol_apps(registry)
+        apps = protocol_apps(registry, max_request_bytes=config.server.max_request_bytes)
         return cls(config=config, registry=registry, apps=apps)
 
     @property

@@ -1,18 +1,12 @@
-"""Fuzz every protocol with schemathesis, through the documents the server itself publishes.
+"""The OpenAPI documents, and schemathesis fuzzing of every protocol through them.
 
 A real uvicorn server serves `make_served_app` (every app behind the Gateway, as BentoML mounts
-them) over the fake registry. Each app's OpenAPI document is fetched from the server; every
-operation gets schema-valid and schema-breaking requests, at every prefix the document names.
-Each response must:
-  - never be a 5xx (`not_a_server_error`);
-  - have a status, content type and body the document lists (`status_code_conformance`,
-    `content_type_conformance`, `response_schema_conformance`).
-Not checked: `negative_data_rejection` (bodies allow extra keys and V1 takes "inputs" for
-"instances", so some schema-breaking requests are rightly served) and
-`positive_data_acceptance` (schema-valid requests may name unknown models or values out of
-the ranges the handlers check, rightly refused with 400/404).
-
-`pytest -s` prints how many requests each run sent.
+them) over the fake registry; each app's document is fetched from it and every operation is
+fuzzed at every prefix the document names (see tests/fuzzing.py for the checks).
+Each server is fuzzed through the published documents (schema-valid and schema-breaking
+requests), and the fake models' server also with requests the handlers accept
+(tests/fuzz_valid.py), which reach the models. `pytest -s` prints how many requests each run
+sent; FUZZ_EXAMPLES=200 fuzzes deeper.
 """
 
 from __future__ import annotations
@@ -20,39 +14,23 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import hypothesis
 import pytest
 import requests
 import schemathesis
 import uvicorn
-from hypothesis import HealthCheck, strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import CheckFunction
 
 from hf_runtime.protocols.gateway import GatewaySettings
-from hf_runtime.protocols.mounts import OPENAPI_DOCUMENTS
-from tests.fakes import FakeRegistry
+from hf_runtime.protocols.mounts import OPENAPI_DOCUMENTS, protocol_apps
+from tests.fakes import FakeRegistry, FakeServedModel
+from tests.fuzz_valid import Served
+from tests.fuzzing import FuzzRun, examples
 from tests.protocols.conftest import make_fake_registry
 from tests.served_app import make_served_app
 
-pytestmark = pytest.mark.slow
-
 API_KEY = "fuzz-test-key-0123"
-CHECKS: list[CheckFunction] = [
-    schemathesis.checks.not_a_server_error,
-    schemathesis.checks.status_code_conformance,
-    schemathesis.checks.content_type_conformance,
-    schemathesis.checks.response_schema_conformance,
-]
-# Per operation, mode and prefix. About 30 operation x prefix pairs x 2 modes: bounded so
-# each server's run stays well under a minute on two cores.
-MAX_EXAMPLES = 25
-UNKEYED_EXAMPLES = 4  # on the keyed server, without the key: every answer must be a 401
+TITLES = ["KServe V1", "Open Inference Protocol V2", "hf-runtime OpenAI-compatible API"]
 
 
 class ServedAppServer:
@@ -84,144 +62,150 @@ class ServedAppServer:
         self._sock.close()
 
 
-@dataclass
-class FuzzRun:
-    """Sends schemathesis cases to one server and tallies what came back."""
-
-    base_url: str
-    headers: dict[str, str]
-    model_names: list[str]
-    statuses: Counter[int] = field(default_factory=Counter)
-    session: requests.Session = field(default_factory=requests.Session)
-
-    @property
-    def requests(self) -> int:
-        return sum(self.statuses.values())
-
-    def load(self, document: str) -> Any:
-        schema = schemathesis.openapi.from_url(
-            self.base_url + document, headers=self.headers, timeout=10
-        )
-        return schema
-
-    def fuzz(
-        self, document: str, max_examples: int, expect: Callable[[int], bool] | None = None
-    ) -> None:
-        """Every operation of `document`, at every server (prefix) it names, in both modes."""
-        schema = self.load(document)
-        prefixes = [server["url"] for server in schema.raw_schema.get("servers", [])] or [""]
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            for prefix in prefixes:
-                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                    self._fuzz_operation(operation, mode, prefix, max_examples, expect)
-
-    def _fuzz_operation(
-        self,
-        operation: Any,
-        mode: GenerationMode,
-        prefix: str,
-        max_examples: int,
-        expect: Callable[[int], bool] | None,
-    ) -> None:
-        @hypothesis.settings(
-            max_examples=max_examples,
-            deadline=None,
-            database=None,  # nothing written into the repository
-            suppress_health_check=list(HealthCheck),
-            print_blob=True,
-        )
-        @hypothesis.given(case=operation.as_strategy(generation_mode=mode), data=st.data())
-        def send(case: Any, data: st.DataObject) -> None:
-            self._aim_at_real_models(case, data)
-            response = case.call(
-                base_url=self.base_url + prefix,
-                session=self.session,
-                headers=self.headers,
-                timeout=10,
-            )
-            self.statuses[response.status_code] += 1
-            if expect is not None:
-                assert expect(response.status_code), (case.as_curl_command(), response.text)
-            case.validate_response(response, checks=CHECKS, headers=self.headers)
-
-        send()
-
-    def _aim_at_real_models(self, case: Any, data: st.DataObject) -> None:
-        """Half the time, name a model that exists: random names only ever reach a 404."""
-        if not data.draw(st.booleans(), label="real model"):
-            return
-        name = data.draw(st.sampled_from(self.model_names), label="model")
-        if case.path_parameters and "name" in case.path_parameters:
-            case.path_parameters["name"] = name
-            if "model_version" in case.path_parameters:
-                version = data.draw(st.sampled_from(["1", "2", "3"]), label="version")
-                case.path_parameters["model_version"] = version
-        if isinstance(case.body, dict) and "model" in case.body:
-            case.body["model"] = name
+# ---------------------------------------------------------------- the documents
 
 
 @pytest.fixture(scope="module")
-def model_names() -> list[str]:
-    return make_fake_registry().names()
+def documents() -> dict[str, dict[str, Any]]:
+    """Title -> document, as protocol_apps builds them (limit 12345 bytes)."""
+    apps = protocol_apps(make_fake_registry(), max_request_bytes=12345)
+    return {app.title: app.openapi() for _, app in apps}
 
 
-def _fuzz_all(run: FuzzRun, label: str, max_examples: int) -> None:
-    started = time.monotonic()
-    for document in OPENAPI_DOCUMENTS:
-        run.fuzz(document, max_examples)
-    elapsed = time.monotonic() - started
-    print(
-        f"\n[fuzz {label}] {run.requests} requests in {elapsed:.1f}s; "
-        f"statuses {dict(sorted(run.statuses.items()))}"
-    )
-    assert not any(status >= 500 for status in run.statuses)  # checked per case too
+def responses(document: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    return document["paths"][path][method]["responses"]
 
 
-def test_fuzz_every_protocol(model_names: list[str]) -> None:
-    with ServedAppServer(make_fake_registry(), GatewaySettings()) as server:
-        run = FuzzRun(server.url, {}, model_names)
-        _fuzz_all(run, "no API key", MAX_EXAMPLES)
-    assert run.statuses[200] > 0  # the fuzzer got past validation, not only into 4xx
+def test_documents_state_the_limits_and_never_422(documents: dict[str, Any]) -> None:
+    assert sorted(documents) == sorted(TITLES)
+    for document in documents.values():
+        assert "12345 bytes (max_request_bytes)" in document["info"]["description"]
+        assert document["info"]["x-limits"]["max_request_bytes"] == 12345
+        assert "'422'" not in str(document) and "HTTPValidationError" not in str(document)
 
 
-def test_fuzz_every_protocol_with_api_key(model_names: list[str]) -> None:
-    settings = GatewaySettings(api_keys=(API_KEY,))
-    with ServedAppServer(make_fake_registry(), settings) as server:
-        run = FuzzRun(server.url, {"Authorization": f"Bearer {API_KEY}"}, model_names)
-        _fuzz_all(run, "API key sent", MAX_EXAMPLES)
-        assert run.statuses[401] == 0
-        assert run.statuses[200] > 0
+def test_documents_are_valid_openapi(documents: dict[str, Any]) -> None:
+    for document in documents.values():
+        schemathesis.openapi.from_dict(document).validate()
 
-        # Without the key: every protocol route answers a documented 401, probes stay open.
-        keyless = FuzzRun(server.url, {}, model_names)
-        keyed_schema_headers = {"Authorization": f"Bearer {API_KEY}"}
-        keyless.load = lambda document: schemathesis.openapi.from_url(  # type: ignore[method-assign]
-            server.url + document, headers=keyed_schema_headers, timeout=10
-        )
-        started = time.monotonic()
-        for document in OPENAPI_DOCUMENTS:
-            keyless.fuzz(document, UNKEYED_EXAMPLES, expect=lambda s: s in (401, 200, 503))
-        print(
-            f"\n[fuzz without the key] {keyless.requests} requests in "
-            f"{time.monotonic() - started:.1f}s; statuses {dict(sorted(keyless.statuses.items()))}"
-        )
-        assert keyless.statuses[401] > 0
+
+def test_documents_name_every_mount_as_a_server() -> None:
+    mounts = protocol_apps(make_fake_registry())
+    for path, app in mounts:
+        servers = [s["url"] for s in app.openapi().get("servers", [])]
+        assert sorted(servers) == sorted(p for p, a in mounts if a is app and p != "/"), path
+    openai = next(app for path, app in mounts if path == "/openai/v1")
+    # First the prefix its document is served under (its /v1 one is shadowed by KServe V1's).
+    assert openai.openapi()["servers"][0]["url"] == "/openai/v1"
+
+
+def test_every_operation_lists_the_gateway_errors_in_its_shape(
+    documents: dict[str, Any],
+) -> None:
+    for title, document in documents.items():
+        for path, item in document["paths"].items():
+            for method, operation in item.items():
+                codes = set(operation["responses"])
+                assert {"400", "413", "500"} <= codes, (method, path)
+                probe = path.startswith("/v2/health/")
+                assert ("401" in codes) is not probe, (method, path)
+                error = operation["responses"]["400"]["content"]["application/json"]["schema"]
+                if title == TITLES[2]:
+                    expected = (
+                        "KServeOrOpenAIError" if path.startswith("/models") else "OpenAIError"
+                    )
+                else:
+                    expected = "KServeError"
+                assert error["title"] == expected, (method, path)
+
+
+def test_route_specific_statuses(documents: dict[str, Any]) -> None:
+    v1, v2, openai = (documents[t] for t in TITLES)
+    explain = responses(v1, "/models/{name}:explain", "post")
+    assert "501" in explain and "200" not in explain and "429" not in explain
+    predict = responses(v1, "/models/{name}:predict", "post")
+    assert {"404", "429", "503"} <= set(predict) and "501" not in predict
+    assert "501" in responses(v2, "/v2/models/{name}/versions/{model_version}/infer", "post")
+    assert "501" not in responses(v2, "/v2/models/{name}/infer", "post")
+    ready = responses(v2, "/v2/health/ready", "get")["503"]["content"]["application/json"]
+    assert ready["schema"]["title"] == "ReadyState"
+    assert "503" not in responses(v2, "/v2/health/live", "get")
+    infer = responses(v2, "/v2/models/{name}/infer", "post")["200"]["content"]
+    assert set(infer) == {"application/json", "application/octet-stream"}
+    for path in ("/chat/completions", "/completions"):
+        ok = responses(openai, path, "post")["200"]["content"]
+        assert set(ok) == {"application/json", "text/event-stream"}
+    assert set(responses(openai, "/embeddings", "post")["200"]["content"]) == {"application/json"}
+
+
+def test_self_parsed_bodies_are_documented(documents: dict[str, Any]) -> None:
+    predict = documents[TITLES[0]]["paths"]["/models/{name}:predict"]["post"]["requestBody"]
+    assert predict["content"]["application/json"]["schema"]["required"] == ["instances"]
+    infer = documents[TITLES[1]]["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]
+    schema = infer["content"]["application/json"]["schema"]
+    assert schema["required"] == ["inputs"]
+    assert schema["properties"]["inputs"]["items"]["required"] == ["name", "shape", "datatype"]
+    assert "$ref" not in str(schema)  # inlined: BentoML's /docs.json has no component for it
 
 
 def test_documents_are_served_under_their_mounts() -> None:
-    """Each document is at its mount's openapi.json, states the limits and lists no 422."""
-    settings = GatewaySettings(max_request_bytes=12345)
-    with ServedAppServer(make_fake_registry(), settings) as server:
-        for document, title in zip(
-            OPENAPI_DOCUMENTS,
-            ["KServe V1", "Open Inference Protocol V2", "hf-runtime OpenAI-compatible API"],
-            strict=True,
-        ):
+    with ServedAppServer(make_fake_registry(), GatewaySettings()) as server:
+        for document, title in zip(OPENAPI_DOCUMENTS, TITLES, strict=True):
             response = requests.get(server.url + document, timeout=10)
             assert response.status_code == 200, document
-            body = response.json()
-            assert body["info"]["title"] == title
-            assert "422" not in response.text
-            # The limit reaches the document only when protocol_apps is given it.
-            assert "max_request_bytes" in body["info"]["description"]
+            assert response.json()["info"]["title"] == title
+        # The V2 document moved off the root, where it would pass for the whole service's.
+        assert requests.get(server.url + "/openapi.json", timeout=10).status_code == 404
+
+
+# ---------------------------------------------------------------- fuzzing
+
+
+@pytest.mark.slow
+def test_fuzz_every_protocol() -> None:
+    registry = make_fake_registry()
+    served = Served(registry.names(), generator="gpt", embedder="embed", dimensions=8)
+    with ServedAppServer(registry, GatewaySettings()) as server:
+        published = FuzzRun(server.url, {}, registry.names())
+        valid = FuzzRun(server.url, {}, registry.names())
+        for document in OPENAPI_DOCUMENTS:
+            published.fuzz(document, examples(50))
+            valid.fuzz(document, examples(100), valid_for=served)
+    print("\n" + published.summary("published documents"))
+    print(valid.summary("requests the handlers accept"))
+    assert published.statuses[200] > 0
+    # Most valid requests reach a model: completions, chat (streamed too), embeddings, infer.
+    assert valid.statuses[200] > valid.sent // 2
+
+
+@pytest.mark.slow
+def test_fuzz_while_a_model_loads() -> None:
+    """Its routes, and /v2/health/ready, answer their documented 503; nothing else is 5xx."""
+    loading = FakeServedModel("loading", ready=False)
+    registry = FakeRegistry(
+        [loading, FakeServedModel("clf"), FakeServedModel("gpt", "text_generation")]
+    )
+    with ServedAppServer(registry, GatewaySettings()) as server:
+        run = FuzzRun(server.url, {}, ["loading"], allowed_5xx=frozenset({501, 503}))
+        for document in OPENAPI_DOCUMENTS:
+            run.fuzz(document, examples(5))
+    print("\n" + run.summary("a model loading"))
+    assert run.statuses[503] > 0
+
+
+@pytest.mark.slow
+def test_fuzz_every_protocol_with_api_key() -> None:
+    names = make_fake_registry().names()
+    # A small body limit too, so that some requests get the Gateway's documented 413.
+    settings = GatewaySettings(api_keys=(API_KEY,), max_request_bytes=300)
+    with ServedAppServer(make_fake_registry(), settings) as server:
+        keyed = FuzzRun(server.url, {"Authorization": f"Bearer {API_KEY}"}, names)
+        for document in OPENAPI_DOCUMENTS:
+            keyed.fuzz(document, examples(20))
+        # Without the key every protocol route answers its documented 401; probes stay open.
+        keyless = FuzzRun(server.url, {}, names, schema_headers=keyed.headers)
+        for document in OPENAPI_DOCUMENTS:
+            keyless.fuzz(document, 4, expect=lambda status: status in (200, 401))
+    print("\n" + keyed.summary("API key sent") + "\n" + keyless.summary("without the key"))
+    assert keyed.statuses[200] > 0 and keyed.statuses[401] == 0
+    assert keyless.statuses[401] > 0

@@ -1,0 +1,178 @@
+"""Request schemas tightened to what the handlers accept, so that fuzzing reaches the models.
+
+The published documents keep the request schemas the apps declare: types only. Ranges, enums
+and cross-field rules are checked by the handlers (400 naming the field), so requests drawn
+from the documents alone almost never pass every check: no completion, chat or V2 inference
+would run. `valid_requests` returns a copy of a document whose request bodies and model names
+follow those rules; responses stay as published, so every check still holds against the
+published contract. Values are kept small (tokens, choices, texts) to keep runs fast.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+SHORT_TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 40}
+TOKEN_IDS: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 0, "maximum": 255},
+    "minItems": 1,
+    "maxItems": 8,
+}
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the fuzzed server serves: model names by role, and the embedding size."""
+
+    models: list[str]
+    generator: str | None = None
+    embedder: str | None = None
+    dimensions: int = 8
+
+
+def number(low: float, high: float) -> dict[str, Any]:
+    return {"type": "number", "minimum": low, "maximum": high}
+
+
+def integer(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+def sampling(generator: str) -> dict[str, Any]:
+    """Fields completions and chat share, within the ranges SamplingFields.check_sampling takes
+    (stream_options only goes with stream: left out)."""
+    return {
+        "model": {"const": generator},
+        "user": SHORT_TEXT,
+        "n": integer(1, 3),
+        "temperature": number(0, 2),
+        "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "stop": {"anyOf": [SHORT_TEXT, {"type": "array", "items": SHORT_TEXT, "maxItems": 4}]},
+        "seed": integer(0, 2**63 - 1),
+        "presence_penalty": number(-2, 2),
+        "frequency_penalty": number(-2, 2),
+        "logit_bias": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[0-9]{1,2}$"},
+            "additionalProperties": number(-100, 100),
+            "maxProperties": 3,
+        },
+        "stream": {"type": "boolean"},
+        "top_k": integer(-1, 50),
+        "min_p": number(0, 1),
+        "repetition_penalty": {"type": "number", "exclusiveMinimum": 0, "maximum": 2},
+        "stop_token_ids": {"type": "array", "items": integer(0, 257), "maxItems": 3},
+        "ignore_eos": {"type": "boolean"},
+        "min_tokens": integer(0, 4),  # never above max_tokens (4..16 below)
+    }
+
+
+def completion_request(generator: str) -> dict[str, Any]:
+    prompts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 3}
+    return closed(
+        {
+            **sampling(generator),
+            "prompt": {"anyOf": [SHORT_TEXT, prompts, TOKEN_IDS]},
+            "max_tokens": integer(4, 16),
+            "echo": {"type": "boolean"},
+            "logprobs": integer(0, 5),
+        },
+        required=["model", "prompt"],
+    )
+
+
+def chat_request(generator: str) -> dict[str, Any]:
+    message = closed(
+        {"role": {"enum": ["system", "user", "assistant", "developer"]}, "content": SHORT_TEXT},
+        required=["role", "content"],
+    )
+    return closed(
+        {
+            **sampling(generator),
+            "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": 3},
+            "max_completion_tokens": integer(4, 16),
+            "logprobs": {"type": "boolean"},
+            "add_generation_prompt": {"const": True},
+            "tool_choice": {"enum": ["none", "auto"]},
+            "response_format": closed({"type": {"const": "text"}}, required=["type"]),
+        },
+        required=["model", "messages"],
+    )
+
+
+def embedding_request(embedder: str, dimensions: int) -> dict[str, Any]:
+    texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
+    return closed(
+        {
+            "model": {"const": embedder},
+            "input": {"anyOf": [SHORT_TEXT, texts, TOKEN_IDS]},
+            "encoding_format": {"enum": ["float", "base64"]},
+            "dimensions": integer(1, dimensions),
+        },
+        required=["model", "input"],
+    )
+
+
+def v2_request() -> dict[str, Any]:
+    """One BYTES input whose shape matches its data; outputs by their real name."""
+    tensor = closed(
+        {
+            "name": {"const": "input-0"},
+            "shape": {"const": [2]},
+            "datatype": {"const": "BYTES"},
+            "data": {"type": "array", "items": SHORT_TEXT, "minItems": 2, "maxItems": 2},
+        },
+        required=["name", "shape", "datatype", "data"],
+    )
+    output = closed(
+        {
+            "name": {"const": "output-0"},
+            "parameters": closed({"binary_data": {"type": "boolean"}}, required=[]),
+        },
+        required=["name"],
+    )
+    return closed(
+        {
+            "id": SHORT_TEXT,
+            "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
+            "outputs": {"type": "array", "items": output, "maxItems": 1},
+        },
+        required=["inputs"],
+    )
+
+
+def closed(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
+    """A copy of `document` whose requests the handlers accept (see the module docstring)."""
+    document = copy.deepcopy(document)
+    bodies: dict[str, dict[str, Any]] = {
+        "/v2/models/{name}/infer": v2_request(),
+        "/v2/models/{name}/versions/{model_version}/infer": v2_request(),
+    }
+    if served.generator is not None:
+        bodies["/completions"] = completion_request(served.generator)
+        bodies["/chat/completions"] = chat_request(served.generator)
+    if served.embedder is not None:
+        bodies["/embeddings"] = embedding_request(served.embedder, served.dimensions)
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == "name":
+                    parameter["schema"] = {"enum": served.models}
+                if parameter["in"] == "path" and parameter["name"] == "model_version":
+                    parameter["schema"] = {"enum": ["1", "2", "3"]}
+            if path in bodies and "requestBody" in operation:
+                content = {"application/json": {"schema": bodies[path]}}
+                operation["requestBody"] = {"required": True, "content": content}
+    return document
