@@ -12,6 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from hf_runtime.errors import Overloaded
 from hf_runtime.protocols import kserve_v1, kserve_v2
@@ -58,12 +59,16 @@ def client(registry: FakeRegistry) -> Iterator[TestClient]:
 
 
 class LiveServer:
-    def __init__(self, registry: FakeRegistry) -> None:
+    """An ASGI app on a real uvicorn server, on a free 127.0.0.1 port, in a thread.
+    `url` is host:port (what tritonclient takes); `base_url` has the scheme."""
+
+    def __init__(self, registry: FakeRegistry, app: ASGIApp | None = None) -> None:
         self.registry = registry
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"127.0.0.1:{self._sock.getsockname()[1]}"
-        app = make_mounted_app(registry, v2_at_root=True)
+        self.base_url = f"http://{self.url}"
+        app = app or make_mounted_app(registry, v2_at_root=True)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -82,6 +87,13 @@ class LiveServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,55 +11,27 @@ sent; FUZZ_EXAMPLES=200 fuzzes deeper.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
-import uvicorn
 
 from hf_runtime.protocols.gateway import GatewaySettings
 from hf_runtime.protocols.mounts import OPENAPI_DOCUMENTS, protocol_apps
 from tests.fakes import FakeRegistry, FakeServedModel
 from tests.fuzz_valid import Served
 from tests.fuzzing import FuzzRun, examples
-from tests.protocols.conftest import make_fake_registry
+from tests.protocols.conftest import LiveServer, make_fake_registry
 from tests.served_app import make_served_app
 
 API_KEY = "fuzz-test-key-0123"
 TITLES = ["KServe V1", "Open Inference Protocol V2", "hf-runtime OpenAI-compatible API"]
 
 
-class ServedAppServer:
-    """`make_served_app` on a real uvicorn server, on a free 127.0.0.1 port, in a thread."""
-
-    def __init__(self, registry: FakeRegistry, settings: GatewaySettings) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        app = make_served_app(registry, settings)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServedAppServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+def served_app_server(registry: FakeRegistry, settings: GatewaySettings) -> LiveServer:
+    """`make_served_app` (every protocol behind the gateway) on a live uvicorn server."""
+    return LiveServer(registry, make_served_app(registry, settings))
 
 
 # ---------------------------------------------------------------- the documents
@@ -149,13 +121,13 @@ def test_self_parsed_bodies_are_documented(documents: dict[str, Any]) -> None:
 
 
 def test_documents_are_served_under_their_mounts() -> None:
-    with ServedAppServer(make_fake_registry(), GatewaySettings()) as server:
+    with served_app_server(make_fake_registry(), GatewaySettings()) as server:
         for document, title in zip(OPENAPI_DOCUMENTS, TITLES, strict=True):
-            response = requests.get(server.url + document, timeout=10)
+            response = requests.get(server.base_url + document, timeout=10)
             assert response.status_code == 200, document
             assert response.json()["info"]["title"] == title
         # The V2 document moved off the root, where it would pass for the whole service's.
-        assert requests.get(server.url + "/openapi.json", timeout=10).status_code == 404
+        assert requests.get(server.base_url + "/openapi.json", timeout=10).status_code == 404
 
 
 # ---------------------------------------------------------------- fuzzing
@@ -165,9 +137,9 @@ def test_documents_are_served_under_their_mounts() -> None:
 def test_fuzz_every_protocol() -> None:
     registry = make_fake_registry()
     served = Served(registry.names(), generator="gpt", embedder="embed", dimensions=8)
-    with ServedAppServer(registry, GatewaySettings()) as server:
-        published = FuzzRun(server.url, {}, registry.names())
-        valid = FuzzRun(server.url, {}, registry.names())
+    with served_app_server(registry, GatewaySettings()) as server:
+        published = FuzzRun(server.base_url, {}, registry.names())
+        valid = FuzzRun(server.base_url, {}, registry.names())
         for document in OPENAPI_DOCUMENTS:
             published.fuzz(document, examples(50))
             valid.fuzz(document, examples(100), valid_for=served)
@@ -185,8 +157,8 @@ def test_fuzz_while_a_model_loads() -> None:
     registry = FakeRegistry(
         [loading, FakeServedModel("clf"), FakeServedModel("gpt", "text_generation")]
     )
-    with ServedAppServer(registry, GatewaySettings()) as server:
-        run = FuzzRun(server.url, {}, ["loading"], allowed_5xx=frozenset({501, 503}))
+    with served_app_server(registry, GatewaySettings()) as server:
+        run = FuzzRun(server.base_url, {}, ["loading"], allowed_5xx=frozenset({501, 503}))
         for document in OPENAPI_DOCUMENTS:
             run.fuzz(document, examples(5))
     print("\n" + run.summary("a model loading"))
@@ -198,12 +170,12 @@ def test_fuzz_every_protocol_with_api_key() -> None:
     names = make_fake_registry().names()
     # A small body limit too, so that some requests get the Gateway's documented 413.
     settings = GatewaySettings(api_keys=(API_KEY,), max_request_bytes=300)
-    with ServedAppServer(make_fake_registry(), settings) as server:
-        keyed = FuzzRun(server.url, {"Authorization": f"Bearer {API_KEY}"}, names)
+    with served_app_server(make_fake_registry(), settings) as server:
+        keyed = FuzzRun(server.base_url, {"Authorization": f"Bearer {API_KEY}"}, names)
         for document in OPENAPI_DOCUMENTS:
             keyed.fuzz(document, examples(20))
         # Without the key every protocol route answers its documented 401; probes stay open.
-        keyless = FuzzRun(server.url, {}, names, schema_headers=keyed.headers)
+        keyless = FuzzRun(server.base_url, {}, names, schema_headers=keyed.headers)
         for document in OPENAPI_DOCUMENTS:
             keyless.fuzz(document, 4, expect=lambda status: status in (200, 401))
     print("\n" + keyed.summary("API key sent") + "\n" + keyless.summary("without the key"))
