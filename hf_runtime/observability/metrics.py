@@ -141,7 +141,12 @@ _STATE = [  # (name, kind, help, stats key)
     ("items", "counter", "Texts run through encoder forward passes.", "items"),
     ("largest_batch", "gauge", "Largest encoder batch so far.", "largest_batch"),
     ("failed_batches", "counter", "Encoder forward passes that failed.", "failed_batches"),
-    ("rejected_requests", "counter", "Requests refused with 429.", "rejected_requests"),
+    (
+        "rejected_requests",
+        "counter",
+        "Refused with 429 (encoders: requests; generation: sequences).",
+        "rejected_requests",
+    ),
     ("padded_tokens", "counter", "Padded tokens in encoder forward passes.", "padded_tokens"),
     ("real_tokens", "counter", "Real (non-padding) tokens in encoder passes.", "real_tokens"),
     ("decode_steps", "counter", "Batched decoding steps run.", "decode_steps"),

@@ -49,7 +49,7 @@ def test_model_state_parses_with_help_type_and_labels() -> None:
     assert parsed["hf_runtime_queue_depth"].type == "gauge"  # an unlisted key: still exported
     assert "# HELP hf_runtime_requests_running Requests" in text
     assert "# TYPE hf_runtime_requests_running gauge" in text
-    assert "# HELP hf_runtime_rejected_requests_total Requests refused with 429." in text
+    assert "# HELP hf_runtime_rejected_requests_total Refused with 429" in text
     assert "# TYPE hf_runtime_rejected_requests_total counter" in text
 
 
