@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 import numpy as np
 import pytest
 
@@ -128,9 +129,11 @@ def test_generative_model_on_v1_is_a_400(server_url: str) -> None:
 
 
 def metric(text: str, name: str, model: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(f'{name}{{model="{model}"}}'):
-            return float(line.rsplit(" ", 1)[1])
+    """A model's value of a gauge or counter (`name` without a counter's `_total`)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (name, f"{name}_total") and sample.labels.get("model") == model:
+                return sample.value
     raise AssertionError(f"{name} for {model} not in /metrics")
 
 
