@@ -1,17 +1,24 @@
-"""The one narrow interface protocol modules depend on.
+"""The capability interfaces protocols depend on, and the served model that offers them.
+
+A served model is registered with the capabilities it really has, decided once when it loads:
+  - `Predictor`: KServe V1/V2 inference on encoder tasks (texts in, task outputs out);
+  - `Embedder`: embedding vectors (text_embedding);
+  - `TextGenerator`: generation (text_generation, text2text_generation).
+A protocol asks for the capability it needs with `require_capability`, the one place that
+decides "still loading" (503) and "this model cannot do that" (400), so no model stubs a
+method it cannot serve. Observability (`stats`) and lifecycle (`aclose`) are declared here too.
 
 Protocol routers (`hf_runtime.protocols.*`) import this module, `types` and `errors` only:
-never a backend, torch, transformers or vllm. Implementations live in `hf_runtime.runtime`.
-
-Every method that can take more than a few microseconds is async and does its work off the
-event loop.
+never a backend, torch, transformers or vllm. Every method that can take more than a few
+microseconds is async and does its work off the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from hf_runtime.errors import ModelNotReady, Unsupported
 from hf_runtime.types import (
     EmbeddingResult,
     GenerationDelta,
@@ -21,44 +28,25 @@ from hf_runtime.types import (
 )
 
 
-@runtime_checkable
-class ServedModel(Protocol):
-    """A model as every protocol sees it."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def task(self) -> str:
-        """A `hf_runtime.tasks.names.Task` value."""
-
-    @property
-    def ready(self) -> bool: ...
-
-    def metadata(self) -> ModelMetadata: ...
+class Predictor(Protocol):
+    """KServe V1/V2 inference on an encoder task."""
 
     async def predict(self, instances: Sequence[str]) -> Prediction:
-        """KServe V1/V2 inference on encoder tasks.
+        """Raises InvalidInput for bad instances, Overloaded when the queue is full."""
 
-        Raises InvalidInput for bad instances, Unsupported for generative models,
-        ModelNotReady while loading, Overloaded when the queue is full.
-        """
+
+class Embedder(Protocol):
+    """Embeddings (text_embedding)."""
 
     async def embed(
         self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
     ) -> EmbeddingResult:
-        """Embeddings (text_embedding task only; Unsupported otherwise). Token-id inputs allowed.
-
-        `dimensions` truncates each vector to its first N values and renormalises (Matryoshka).
-        """
-
-    @property
-    def generator(self) -> TextGenerator | None:
-        """The generation interface, or None for encoder models."""
+        """Token-id inputs allowed. `dimensions` truncates each vector to its first N values
+        and renormalises (Matryoshka)."""
 
 
 class TextGenerator(Protocol):
-    """Generation as the OpenAI layer sees it; implemented by the huggingface and vllm engines.
+    """Generation as the OpenAI layer sees it; implemented over the huggingface and vllm engines.
 
     The engine owns scheduling (continuous batching). Each `generate` call is ONE sequence;
     the protocol layer fans out `n > 1` into n calls (with derived seeds).
@@ -95,6 +83,69 @@ class TextGenerator(Protocol):
         iterates it) aborts the sequence within one decoding step."""
 
 
+C = TypeVar("C")
+
+# What each capability is called in messages.
+CAPABILITY_LABELS: dict[type, str] = {
+    Predictor: "KServe V1/V2 inference",
+    Embedder: "embeddings",
+    TextGenerator: "text generation",
+}
+
+
+@runtime_checkable
+class ServedModel(Protocol):
+    """A model as every protocol sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def task(self) -> str:
+        """A `hf_runtime.tasks.names.Task` value."""
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs it ("huggingface", "vllm"); "" while loading."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def metadata(self) -> ModelMetadata:
+        """Raises ModelNotReady while loading."""
+
+    def capability(self, kind: type[C]) -> C | None:
+        """The capability `kind` (Predictor, Embedder, TextGenerator) or None if the model
+        does not have it. Raises ModelNotReady while loading."""
+
+    def stats(self) -> Mapping[str, int]:
+        """Counters and gauges for /metrics ({} when there are none)."""
+
+    async def aclose(self) -> None:
+        """Stop serving and release the model's resources."""
+
+
+def require_capability(
+    model: ServedModel, kind: type[C], *, wanted: str | None = None, alternatives: str = ""
+) -> C:
+    """The one place that decides whether `model` can serve a request needing `kind`.
+
+    Not ready: ModelNotReady (503). Lacking it: Unsupported (400, param "model") naming what
+    was `wanted` (default: the capability's label) and, when the protocol knows them, the
+    routes that would serve this model (`alternatives`).
+    """
+    if not model.ready:
+        raise ModelNotReady(model.name)
+    found = model.capability(kind)
+    if found is None:
+        label = wanted or CAPABILITY_LABELS.get(kind, kind.__name__)
+        hint = f"; use {alternatives}" if alternatives else ""
+        raise Unsupported(
+            f"Model {model.name} ({model.task}) does not support {label}{hint}", param="model"
+        )
+    return found
+
+
 class ModelRegistry(Protocol):
     """Name -> ServedModel lookup shared by all protocols."""
 
@@ -105,4 +156,4 @@ class ModelRegistry(Protocol):
 
     @property
     def ready(self) -> bool:
-        """True once every model has loaded."""
+        """True once every model has loaded (and while the server is not draining)."""

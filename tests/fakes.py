@@ -19,9 +19,8 @@ from hf_runtime.errors import (
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
-    Unsupported,
 )
-from hf_runtime.model import TextGenerator
+from hf_runtime.model import Embedder, Predictor, TextGenerator
 from hf_runtime.observability.context import note_model
 from hf_runtime.types import (
     EmbeddingResult,
@@ -67,7 +66,7 @@ class FakeServedModel:
     - token_classification: per text `[[len(word) % 3 for word in text.split()]]`, padded with 0
       to the longest text, plus an `offset_mapping` tensor when `offsets=True`;
     - text_embedding: `fake_embedding` vectors (FP64 output-0); `embed()` works;
-    - text_generation / text2text_generation: predict raises Unsupported, `generator` is set.
+    - text_generation / text2text_generation: only the TextGenerator capability.
     `fail_with`, when set, is raised by predict and embed (to test error mapping).
     """
 
@@ -104,9 +103,24 @@ class FakeServedModel:
         return self._task
 
     @property
-    def generator(self) -> TextGenerator | None:
+    def backend(self) -> str:
+        return "fake"
+
+    def capability(self, kind: type[Any]) -> Any:
         self._check_ready()
-        return self._generator
+        if kind is TextGenerator:
+            return self._generator
+        if kind is Embedder:
+            return self if self._task == "text_embedding" else None
+        if kind is Predictor:
+            return self if self._task not in GENERATIVE_TASKS else None
+        return None
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    async def aclose(self) -> None:
+        self.ready = False
 
     def _check_ready(self) -> None:
         if not self.ready:
@@ -147,11 +161,6 @@ class FakeServedModel:
         self._check_ready()
         if self.fail_with is not None:
             raise self.fail_with
-        if self._task in GENERATIVE_TASKS:
-            raise Unsupported(
-                f"Model {self._name} is a text-generation model: use /v1/chat/completions or "
-                "/v1/completions instead of predict/infer."
-            )
         texts = list(instances)
         self.predict_calls.append(texts)
         n = len(texts)
@@ -194,8 +203,6 @@ class FakeServedModel:
         self._check_ready()
         if self.fail_with is not None:
             raise self.fail_with
-        if self._task != "text_embedding":
-            raise Unsupported(f"Model {self._name} does not support embeddings", param="model")
         if dimensions is not None and not 1 <= dimensions <= EMBEDDING_DIM:
             raise InvalidInput(
                 f"dimensions must be between 1 and {EMBEDDING_DIM}", param="dimensions"

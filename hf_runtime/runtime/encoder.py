@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
-from hf_runtime.errors import ConfigError, Unsupported
+from hf_runtime.errors import ConfigError
+from hf_runtime.model import C, Embedder, Predictor
 from hf_runtime.runtime.batcher import EncoderBatcher
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.base import INPUT_SPEC, EncoderTaskProcessor, ProcessorOptions, too_long
@@ -64,11 +65,17 @@ class EncoderModel:
         processor: EncoderTaskProcessor,
         *,
         padding_side: str = "right",
+        platform: str = PLATFORM,
     ) -> None:
         self.config = config
         self._task = task
-        self.backend = backend
+        self.encoder = backend
         self.processor = processor
+        self._platform = platform
+        # Capabilities, decided once: every encoder task predicts; embedding models embed.
+        self._capabilities: dict[type, object] = {Predictor: self}
+        if task is Task.text_embedding:
+            self._capabilities[Embedder] = self
         # Left padding shifts real tokens when a batch pads further than the request would,
         # so such models pad each request like KServe and only share passes of equal length.
         self._pad_to_request_max = padding_side == "left"
@@ -78,6 +85,7 @@ class EncoderModel:
             config.batching,
             name=config.model_name,
             exact_lengths=self._pad_to_request_max,
+            backend=platform,
         )
         self._ready = True
 
@@ -94,14 +102,17 @@ class EncoderModel:
         return self._ready
 
     @property
-    def generator(self) -> None:
-        return None
+    def backend(self) -> str:
+        return self._platform
+
+    def capability(self, kind: type[C]) -> C | None:
+        return self._capabilities.get(kind)  # type: ignore[return-value]
 
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(
             name=self.name,
             task=self.task,
-            platform=PLATFORM,
+            platform=self._platform,
             inputs=[INPUT_SPEC],
             outputs=self.processor.output_specs(),
         )
@@ -125,9 +136,9 @@ class EncoderModel:
         maximum length; without it (TEI's `auto_truncate: false`) a longer text is refused
         with TooLarge naming it, rather than silently embedded or classified on a prefix."""
         if self.config.auto_truncate:
-            return self.backend.tokenize(texts)
-        encodings = self.backend.tokenize(texts, truncate=False)
-        limit = self.backend.max_length
+            return self.encoder.tokenize(texts)
+        encodings = self.encoder.tokenize(texts, truncate=False)
+        limit = self.encoder.max_length
         for index, encoding in enumerate(encodings):
             if len(encoding) > limit:
                 raise too_long(index, len(encoding), limit, param)
@@ -147,13 +158,8 @@ class EncoderModel:
         from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
 
         processor = self.processor
-        if not isinstance(processor, TextEmbeddingProcessor):
-            raise Unsupported(
-                f"model {self.name} does {self.task}, not text_embedding, so it has no "
-                f"embeddings endpoint; use /v1/models/{self.name}:predict or "
-                f"/v2/models/{self.name}/infer",
-                param="model",
-            )
+        # Embedder is offered only for text_embedding (see __init__): never reached otherwise.
+        assert isinstance(processor, TextEmbeddingProcessor), self.task
         processor.check_dimensions(dimensions)
         # In a thread: checking and wrapping up to 2048 token lists is not loop work.
         encodings = await asyncio.to_thread(self._embedding_encodings, processor, inputs)
@@ -171,7 +177,7 @@ class EncoderModel:
             return self._tokenize(texts, "input")
         token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]
         self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
-        return self.backend.encode_ids(token_lists)
+        return self.encoder.encode_ids(token_lists)
 
     def _log_request(self, texts: Sequence[str]) -> None:
         """Log the inputs unless disabled; max_log_len shortens the LOG only, never the input
@@ -191,10 +197,10 @@ class EncoderModel:
             self.name, len(texts), shown, f" ... {more} more" if more else "",
         )  # fmt: skip
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._ready = False
         await self.batcher.close()
-        await asyncio.to_thread(self.backend.close)
+        await asyncio.to_thread(self.encoder.close)
 
 
 def build_encoder_model(config: ModelConfig, source: ResolvedSource, task: Task) -> EncoderModel:
@@ -225,8 +231,8 @@ async def load_encoder_model(
     model = await asyncio.to_thread(build_encoder_model, config, source, task)
     logger.info(
         "model %s: %s on %s (%s), max length %d, batching %s",
-        config.model_name, task.value, getattr(model.backend, "device", "?"),
-        getattr(model.backend, "dtype", "?"), model.backend.max_length,
+        config.model_name, task.value, getattr(model.encoder, "device", "?"),
+        getattr(model.encoder, "dtype", "?"), model.encoder.max_length,
         config.batching.model_dump(),
     )  # fmt: skip
     return model

@@ -15,17 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from hf_runtime.config import ModelConfig
-from hf_runtime.errors import ConfigError, InvalidInput, Unsupported
-from hf_runtime.model import TextGenerator
+from hf_runtime.errors import ConfigError, InvalidInput
+from hf_runtime.model import C, TextGenerator
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.names import Task
-from hf_runtime.types import (
-    EmbeddingResult,
-    GenerationDelta,
-    GenerationRequest,
-    ModelMetadata,
-    Prediction,
-)
+from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
 
 logger = logging.getLogger("hf_runtime")
 
@@ -41,7 +35,9 @@ class GenerativeModel:
         engine: Any,  # HFGenerationEngine; typed loosely so this module imports no torch
         *,
         chat_template: str | None = None,
+        platform: str = "huggingface",
     ) -> None:
+        self._platform = platform
         self.config = config
         self._task = task
         self._tokenizer = tokenizer
@@ -68,31 +64,20 @@ class GenerativeModel:
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def backend(self) -> str:
+        return self._platform
+
     def metadata(self) -> ModelMetadata:
         # Generative models take no V2 tensors: they are served on the OpenAI routes only.
         return ModelMetadata(
-            name=self.name, task=self.task, platform="huggingface", inputs=[], outputs=[]
+            name=self.name, task=self.task, platform=self._platform, inputs=[], outputs=[]
         )
 
-    async def predict(self, instances: Sequence[str]) -> Prediction:
-        raise Unsupported(
-            f"Model {self.name} is a {self.task} model: it does not support inference on "
-            "this route; use /v1/completions or /v1/chat/completions"
-        )
+    def capability(self, kind: type[C]) -> C | None:
+        return self if kind is TextGenerator else None  # type: ignore[return-value]
 
-    async def embed(
-        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
-    ) -> EmbeddingResult:
-        raise Unsupported(
-            f"Model {self.name} is a {self.task} model: it does not support embeddings; "
-            "use /v1/completions or /v1/chat/completions"
-        )
-
-    @property
-    def generator(self) -> TextGenerator:
-        return self
-
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._ready = False
         await asyncio.to_thread(self.engine.close)
 

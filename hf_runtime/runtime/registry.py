@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hf_runtime.config import ModelConfig, RuntimeConfig
 from hf_runtime.errors import ConfigError, ModelNotFound, ModelNotReady
-from hf_runtime.model import ServedModel, TextGenerator
+from hf_runtime.model import C, ServedModel
 from hf_runtime.observability.context import note_model
-from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
+from hf_runtime.types import ModelMetadata
 
 logger = logging.getLogger("hf_runtime")
 
@@ -18,7 +18,7 @@ logger = logging.getLogger("hf_runtime")
 class ModelSlot:
     """A ServedModel that exists from startup and delegates once its model has loaded.
 
-    Before that (or after a failed load) every inference call raises ModelNotReady, so the
+    Before that (or after a failed load) metadata and capabilities raise ModelNotReady, so the
     protocols answer 503 while loading instead of not listening at all (KServe's behaviour).
     """
 
@@ -44,8 +44,8 @@ class ModelSlot:
 
     @property
     def backend(self) -> str:
-        """The backend running the model ("" until loaded): its metadata's platform."""
-        return self._model.metadata().platform if self.ready and self._model else ""
+        """The backend running the model ("" until loaded)."""
+        return self._model.backend if self._model is not None else ""
 
     @property
     def loaded(self) -> ServedModel:
@@ -63,17 +63,11 @@ class ModelSlot:
     def metadata(self) -> ModelMetadata:
         return self.loaded.metadata()
 
-    async def predict(self, instances: Sequence[str]) -> Prediction:
-        return await self.loaded.predict(instances)
+    def capability(self, kind: type[C]) -> C | None:
+        return self.loaded.capability(kind)
 
-    async def embed(
-        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
-    ) -> EmbeddingResult:
-        return await self.loaded.embed(inputs, dimensions)
-
-    @property
-    def generator(self) -> TextGenerator | None:
-        return self.loaded.generator
+    def stats(self) -> Mapping[str, int]:
+        return self._model.stats() if self._model is not None else {}
 
     def attach(self, model: ServedModel) -> None:
         """Serve an already loaded model (a LoRA adapter of another slot's engine)."""
@@ -92,10 +86,9 @@ class ModelSlot:
         self.load_seconds = time.perf_counter() - started
         logger.info("model %s (%s) ready in %.1f s", self.name, self.task, self.load_seconds)
 
-    async def close(self) -> None:
-        close = getattr(self._model, "close", None)
-        if close is not None:
-            await close()
+    async def aclose(self) -> None:
+        if self._model is not None:
+            await self._model.aclose()
 
 
 class Registry:
@@ -157,4 +150,4 @@ class Registry:
 
     async def close(self) -> None:
         for slot in self._slots.values():
-            await slot.close()
+            await slot.aclose()

@@ -120,12 +120,7 @@ class Runtime:
         return metrics_text(self._model_stats, EXPORTED_PREFIXES)
 
     def _model_stats(self) -> list[tuple[str, str, dict[str, int]]]:
-        rows = []
-        for slot in self.registry.slots():
-            stats_fn = getattr(slot.loaded_or_none(), "stats", None)
-            if callable(stats_fn):
-                rows.append((slot.name, slot.backend, stats_fn()))
-        return rows
+        return [(s.name, s.backend, dict(s.stats())) for s in self.registry.slots() if s.stats()]
 
 
 def with_engine_drain(config: RuntimeConfig) -> RuntimeConfig:

@@ -109,6 +109,10 @@ def test_token_timer_first_token_then_shared_gaps() -> None:
 class HFLikeModel(FakeModel):
     """The OpenAI fake model, presenting itself as the huggingface backend."""
 
+    @property
+    def backend(self) -> str:
+        return "huggingface"
+
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(self.name, self.task, "huggingface", [], [])
 

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from hf_runtime.errors import InvalidInput, ModelNotFound, ModelNotReady, Unsupported
-from hf_runtime.model import ServedModel
+from hf_runtime.model import (
+    Embedder,
+    Predictor,
+    ServedModel,
+    TextGenerator,
+    require_capability,
+)
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.fakes import EOS_ID, FakeRegistry, FakeServedModel, FakeTextGenerator
 
@@ -32,11 +38,12 @@ def test_fakes_satisfy_the_model_protocols() -> None:
         registry.get("b").metadata()
 
 
-def test_generative_fake_refuses_predict_and_has_a_generator() -> None:
+def test_generative_fake_has_a_generator_and_no_predictor() -> None:
     model = FakeServedModel("gpt", "text_generation")
-    assert model.generator is not None
-    with pytest.raises(Unsupported, match="/v1/chat/completions"):
-        asyncio.run(model.predict(["hi"]))
+    assert model.capability(TextGenerator) is not None
+    assert model.capability(Predictor) is None and model.capability(Embedder) is None
+    with pytest.raises(Unsupported, match="does not support KServe V1/V2 inference"):
+        require_capability(model, Predictor)
 
 
 def test_embed_truncates_and_renormalises() -> None:

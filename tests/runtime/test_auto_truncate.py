@@ -66,7 +66,7 @@ async def test_predict_refuses_an_input_over_the_limit(tiny_models) -> None:
     assert f"maximum of {LIMIT}" in caught.value.message
     assert "auto_truncate" in caught.value.message
     assert len((await model.predict([SHORT])).predictions) == 1
-    await model.close()
+    await model.aclose()
 
 
 async def test_an_input_of_exactly_the_limit_is_accepted(tiny_models) -> None:
@@ -77,7 +77,7 @@ async def test_an_input_of_exactly_the_limit_is_accepted(tiny_models) -> None:
     assert len((await model.predict([exact])).predictions) == 1
     with pytest.raises(TooLarge, match=f"has {LIMIT + 1} tokens"):
         await model.predict([exact + " hello"])
-    await model.close()
+    await model.aclose()
 
 
 async def test_default_truncates_as_kserve_does(tiny_models) -> None:
@@ -87,7 +87,7 @@ async def test_default_truncates_as_kserve_does(tiny_models) -> None:
     prediction = await truncating.predict([LONG])
     _, logits = kserve_forward(path, Task.sequence_classification, [LONG], max_length=LIMIT)
     assert list(prediction.predictions[0].values()) == pytest.approx(logits[0].tolist(), abs=1e-6)
-    await truncating.close()
+    await truncating.aclose()
 
 
 async def test_token_classification_and_fill_mask_refuse_too(tiny_models) -> None:
@@ -98,7 +98,7 @@ async def test_token_classification_and_fill_mask_refuse_too(tiny_models) -> Non
     with pytest.raises(TooLarge, match="instance 0 has"):
         await mlm.predict([LONG + " [MASK]"])
     for model in (ner, mlm):
-        await model.close()
+        await model.aclose()
 
 
 async def test_embed_refuses_texts_and_token_lists_over_the_limit(tiny_models) -> None:
@@ -117,7 +117,7 @@ async def test_embed_refuses_texts_and_token_lists_over_the_limit(tiny_models) -
     with pytest.raises(InvalidInput, match=f"has {LIMIT + 1} tokens"):
         await lenient.embed([[5] * (LIMIT + 1)])
     for model in (strict, lenient):
-        await model.close()
+        await model.aclose()
 
 
 # ---------------------------------------------------------------- every protocol
@@ -137,7 +137,7 @@ async def strict_client(tiny_models) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
     for model in models:
-        await model.close()
+        await model.aclose()
 
 
 def assert_kserve_413(response: httpx.Response, contains: str) -> None:

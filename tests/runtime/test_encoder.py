@@ -14,7 +14,7 @@ import torch
 
 from hf_runtime.config import BatchingConfig
 from hf_runtime.errors import ConfigError, InvalidInput, Overloaded, Unsupported
-from hf_runtime.model import ServedModel
+from hf_runtime.model import Embedder, Predictor, ServedModel, TextGenerator, require_capability
 from hf_runtime.runtime.encoder import EncoderModel, load_encoder_model
 from hf_runtime.tasks.names import Task
 from tests.encoder_support import kserve_forward, model_config, source_for
@@ -37,7 +37,12 @@ async def load(path, task: Task, **flags) -> EncoderModel:
 async def test_predict_matches_kserve(tiny_models, name, task):
     model = await load(tiny_models[name], task, model_name="m")
     assert isinstance(model, ServedModel)
-    assert (model.name, model.task, model.ready, model.generator) == ("m", task.value, True, None)
+    assert (model.name, model.task, model.ready, model.capability(TextGenerator)) == (
+        "m",
+        task.value,
+        True,
+        None,
+    )
     prediction = await model.predict(TEXTS)
     inputs, raw = kserve_forward(tiny_models[name], task, TEXTS)
     if task is Task.sequence_classification:
@@ -48,7 +53,7 @@ async def test_predict_matches_kserve(tiny_models, name, task):
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         pooled = torch.nn.functional.normalize((raw * mask).sum(1) / mask.sum(1), dim=1)
         np.testing.assert_allclose(prediction.predictions, pooled.numpy(), atol=1e-6)
-    await model.close()
+    await model.aclose()
     assert not model.ready
 
 
@@ -58,7 +63,7 @@ async def test_fill_mask_predict(tiny_models):
     assert isinstance(prediction.predictions[0], str)
     with pytest.raises(InvalidInput, match="no \\[MASK\\] token"):
         await model.predict(["no mask"])
-    await model.close()
+    await model.aclose()
 
 
 async def test_metadata_lists_real_inputs_and_outputs(tiny_models):
@@ -73,8 +78,8 @@ async def test_metadata_lists_real_inputs_and_outputs(tiny_models):
     ]
     embed = await load(tiny_models["bert-embed"], Task.text_embedding)
     assert [(s.datatype, s.shape) for s in embed.metadata().outputs] == [("FP64", [-1, 64])]
-    await model.close()
-    await embed.close()
+    await model.aclose()
+    await embed.aclose()
 
 
 async def test_offsets_flag_only_applies_to_token_classification(tiny_models):
@@ -82,7 +87,7 @@ async def test_offsets_flag_only_applies_to_token_classification(tiny_models):
         tiny_models["bert-seq-cls"], Task.sequence_classification, return_offsets_mapping=True
     )
     assert len((await model.predict(TEXTS)).tensors) == 1
-    await model.close()
+    await model.aclose()
 
 
 async def test_concurrent_requests_share_batches_and_match_solo_results(tiny_models, monkeypatch):
@@ -91,7 +96,7 @@ async def test_concurrent_requests_share_batches_and_match_solo_results(tiny_mod
     before = model.stats()
 
     # Hold the first forward pass until every request has queued behind it.
-    real_forward = model.backend.forward
+    real_forward = model.encoder.forward
     gate = threading.Event()
     first_batch: list[int] = []
 
@@ -101,7 +106,7 @@ async def test_concurrent_requests_share_batches_and_match_solo_results(tiny_mod
             gate.wait(timeout=30)
         return real_forward(items, spec)
 
-    monkeypatch.setattr(model.backend, "forward", gated_forward)
+    monkeypatch.setattr(model.encoder, "forward", gated_forward)
     requests = [
         asyncio.create_task(model.predict(TEXTS if n % 2 == 0 else ["hello"])) for n in range(8)
     ]
@@ -120,7 +125,7 @@ async def test_concurrent_requests_share_batches_and_match_solo_results(tiny_mod
     for n, result in enumerate(results):
         assert result.predictions == solo[n % 2].predictions
         assert result.tensors[0].shape == solo[n % 2].tensors[0].shape
-    await model.close()
+    await model.aclose()
 
 
 async def test_overloaded_model_answers_overloaded(tiny_models):
@@ -134,7 +139,7 @@ async def test_overloaded_model_answers_overloaded(tiny_models):
     assert model.stats()["rejected_requests"] == len(rejected)
     with pytest.raises(InvalidInput, match="at most 3 per request"):
         await model.predict(["a", "b", "c", "d"])
-    await model.close()
+    await model.aclose()
 
 
 async def test_bad_instances_are_invalid_input(tiny_models):
@@ -142,20 +147,22 @@ async def test_bad_instances_are_invalid_input(tiny_models):
     for bad in ([], [1], [None, "x"]):
         with pytest.raises(InvalidInput):
             await model.predict(bad)
-    await model.close()
+    await model.aclose()
 
 
 async def test_embed_on_a_classifier_is_unsupported(tiny_models):
     model = await load(tiny_models["bert-seq-cls"], Task.sequence_classification, model_name="c")
-    with pytest.raises(Unsupported, match="/v1/models/c:predict"):
-        await model.embed(["hello"])
-    await model.close()
+    # Decided once, at load: a classifier has no Embedder capability.
+    assert model.capability(Embedder) is None and model.capability(Predictor) is model
+    with pytest.raises(Unsupported, match="does not support embeddings"):
+        require_capability(model, Embedder)
+    await model.aclose()
 
 
 async def test_embed_texts_ids_and_dimensions(tiny_models):
     model = await load(tiny_models["bert-embed"], Task.text_embedding)
     by_text = await model.embed(["hello world", "hello"])
-    ids = list(model.backend.tokenize(["hello world"])[0].input_ids)
+    ids = list(model.encoder.tokenize(["hello world"])[0].input_ids)
     by_ids = await model.embed([ids])
     assert by_text.prompt_tokens == len(ids) + 3
     np.testing.assert_allclose(by_ids.embeddings[0], by_text.embeddings[0], atol=1e-6)
@@ -165,7 +172,7 @@ async def test_embed_texts_ids_and_dimensions(tiny_models):
     assert len(short.embeddings[0]) == 16
     with pytest.raises(InvalidInput, match="dimensions"):
         await model.embed("hello", dimensions=1000)
-    await model.close()
+    await model.aclose()
 
 
 async def test_request_log_is_truncated_but_inputs_are_not(tiny_models, caplog):
@@ -187,7 +194,7 @@ async def test_request_log_is_truncated_but_inputs_are_not(tiny_models, caplog):
         await quiet.predict([long_text])
     assert caplog.text == ""
     for m in (model, full, quiet):
-        await m.close()
+        await m.aclose()
 
 
 async def test_left_padding_tokenizer_matches_kserve(tiny_models, tmp_path):
@@ -202,7 +209,7 @@ async def test_left_padding_tokenizer_matches_kserve(tiny_models, tmp_path):
     _, logits = kserve_forward(path, Task.token_classification, TEXTS[:2])
     got = np.array([[[d[j] for j in range(9)] for d in row] for row in mine.predictions])
     np.testing.assert_allclose(got, logits.numpy(), atol=1e-5)
-    await model.close()
+    await model.aclose()
 
 
 async def test_generative_task_is_a_config_error(tiny_models):

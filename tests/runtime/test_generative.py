@@ -12,7 +12,7 @@ import pytest
 
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError, InvalidInput, Unsupported
-from hf_runtime.model import ServedModel
+from hf_runtime.model import Embedder, Predictor, ServedModel, TextGenerator, require_capability
 from hf_runtime.runtime.generative import GenerativeModel, load_generative_model
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.names import Task
@@ -31,14 +31,14 @@ def load(folder: Path, task: Task, **config: Any) -> GenerativeModel:
 def gpt2(tiny_models: dict[str, Path]) -> Iterator[GenerativeModel]:
     model = load(tiny_models["gpt2-chat"], Task.text_generation)
     yield model
-    asyncio.run(model.close())
+    asyncio.run(model.aclose())
 
 
 @pytest.fixture(scope="module")
 def t5(tiny_models: dict[str, Path]) -> Iterator[GenerativeModel]:
     model = load(tiny_models["t5"], Task.text2text_generation)
     yield model
-    asyncio.run(model.close())
+    asyncio.run(model.aclose())
 
 
 async def complete(model: GenerativeModel, prompt: list[int], **params: Any) -> str:
@@ -49,7 +49,7 @@ async def complete(model: GenerativeModel, prompt: list[int], **params: Any) -> 
 def test_served_model_surface(gpt2: GenerativeModel, tiny_models: dict[str, Path]) -> None:
     assert isinstance(gpt2, ServedModel)
     assert (gpt2.name, gpt2.task, gpt2.ready) == ("gen", "text_generation", True)
-    assert gpt2.generator is gpt2
+    assert gpt2.capability(TextGenerator) is gpt2
     assert not gpt2.is_encoder_decoder
     n_positions = json.loads((tiny_models["gpt2-chat"] / "config.json").read_text())["n_positions"]
     assert gpt2.max_model_len == n_positions
@@ -65,14 +65,11 @@ def test_seq2seq_surface(t5: GenerativeModel) -> None:
     assert t5.engine.batch_kind == "PaddedDecodeBatch"
 
 
-@pytest.mark.parametrize("call", ["predict", "embed"])
-def test_encoder_routes_are_unsupported_and_point_to_openai(
-    gpt2: GenerativeModel, call: str
-) -> None:
-    with pytest.raises(Unsupported) as info:
-        asyncio.run(getattr(gpt2, call)(["hi"]))
-    assert "/v1/completions" in info.value.message
-    assert "/v1/chat/completions" in info.value.message
+def test_encoder_capabilities_are_absent(gpt2: GenerativeModel) -> None:
+    # Decided once at load: the OpenAI layer turns the absence into a 400 naming its routes.
+    assert gpt2.capability(Predictor) is None and gpt2.capability(Embedder) is None
+    with pytest.raises(Unsupported, match="does not support embeddings"):
+        require_capability(gpt2, Embedder)
 
 
 def test_max_model_len_from_config_is_used(tiny_models: dict[str, Path]) -> None:
@@ -83,7 +80,7 @@ def test_max_model_len_from_config_is_used(tiny_models: dict[str, Path]) -> None
             asyncio.run(complete(model, [1] * 10, max_tokens=10))
         assert info.value.param == "max_tokens"
     finally:
-        asyncio.run(model.close())
+        asyncio.run(model.aclose())
 
 
 def test_max_model_len_above_the_model_limit_is_a_config_error(
@@ -156,7 +153,7 @@ def test_allowed_request_template_errors_are_client_errors(tiny_models: dict[str
             asyncio.run(model.render_chat(MESSAGES, chat_template="{{ raise_exception('no') }}"))
         assert raised.value.param == "messages"
     finally:
-        asyncio.run(model.close())
+        asyncio.run(model.aclose())
 
 
 def test_configured_template_file_wins_over_the_tokenizer(
@@ -172,7 +169,7 @@ def test_configured_template_file_wins_over_the_tokenizer(
         ids = asyncio.run(model.render_chat(MESSAGES))
         assert asyncio.run(model.detokenize(ids)) == "<user>Hello"
     finally:
-        asyncio.run(model.close())
+        asyncio.run(model.aclose())
 
 
 def test_missing_template_file_is_a_config_error(tiny_models: dict[str, Path]) -> None:
@@ -199,7 +196,7 @@ def test_generation_runs_through_the_model(gpt2: GenerativeModel, t5: Generative
 
 def test_close_makes_the_model_not_ready(tiny_models: dict[str, Path]) -> None:
     model = load(tiny_models["gpt2-chat"], Task.text_generation)
-    asyncio.run(model.close())
+    asyncio.run(model.aclose())
     assert not model.ready
 
 
@@ -219,4 +216,4 @@ def test_smollm2_chat_answers_paris(smollm2_dir: Path) -> None:
         answer = asyncio.run(complete(model, prompt, max_tokens=20, temperature=0))
         assert "Paris" in answer
     finally:
-        asyncio.run(model.close())
+        asyncio.run(model.aclose())

@@ -9,6 +9,7 @@ import pytest
 
 from hf_runtime.config import load_config
 from hf_runtime.errors import ModelNotFound, ModelNotReady
+from hf_runtime.model import Predictor
 from hf_runtime.runtime import loading
 from hf_runtime.runtime.registry import Registry
 from hf_runtime.types import ModelMetadata
@@ -18,6 +19,10 @@ class _Loaded:
     name = "a"
     task = "fill_mask"
     ready = True
+    backend = "huggingface"
+
+    def capability(self, kind: type) -> Any:
+        return self if kind is Predictor else None
 
     def metadata(self) -> ModelMetadata:
         return ModelMetadata("a", "fill_mask", "huggingface", inputs=[], outputs=[])
@@ -47,11 +52,11 @@ async def test_not_ready_until_loaded_then_delegates(monkeypatch: pytest.MonkeyP
     task = asyncio.create_task(reg.load_all())
     await asyncio.sleep(0)
     with pytest.raises(ModelNotReady, match="Model with name a is not ready"):
-        await reg.get("a").predict(["x"])
+        reg.get("a").capability(Predictor)
     gate.set()
     await task
     assert reg.ready
-    assert await reg.get("a").predict(["x"]) == "predicted ['x']"
+    assert await reg.get("a").capability(Predictor).predict(["x"]) == "predicted ['x']"
     with pytest.raises(ModelNotFound):
         reg.get("b")
 

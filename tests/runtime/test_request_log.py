@@ -34,7 +34,7 @@ async def test_request_log_shows_a_bounded_prefix_of_the_instances(
     with caplog.at_level(logging.INFO, logger="hf_runtime.requests"):
         await model.predict(["one", "two"])
     assert caplog.records[0].getMessage() == "model clf: 2 instance(s): ['one', 'two']"
-    await model.close()
+    await model.aclose()
 
 
 async def test_token_id_inputs_log_their_count_only(
@@ -49,4 +49,4 @@ async def test_token_id_inputs_log_their_count_only(
     message = record.getMessage()
     assert message.startswith("model embed: 20 instance(s): ['<3 token ids>'")
     assert message.endswith(f" ... {20 - MAX_LOGGED_INSTANCES} more")
-    await model.close()
+    await model.aclose()

@@ -48,6 +48,10 @@ class _StatsModel:
         self._platform = platform
         self._stats = stats
 
+    @property
+    def backend(self) -> str:
+        return self._platform
+
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(self.name, self.task, self._platform, [], [])
 

@@ -10,7 +10,6 @@ Generative tasks get `VLLMGenerativeModel`: the huggingface backend's `Generativ
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from hf_runtime.runtime.generative import GenerativeModel
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.base import ProcessorOptions
 from hf_runtime.tasks.names import Task
-from hf_runtime.types import ModelMetadata
 
 if TYPE_CHECKING:
     from hf_runtime.backends.vllm.pooling import VLLMEncoderBackend
@@ -43,7 +41,7 @@ class VLLMGenerativeModel(GenerativeModel):
     under its own name on this model's engine."""
 
     def __init__(self, *args: Any, owns_engine: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, platform=PLATFORM, **kwargs)
         self._owns_engine = owns_engine
         self.adapters: list[VLLMGenerativeModel] = []
 
@@ -51,18 +49,15 @@ class VLLMGenerativeModel(GenerativeModel):
     def ready(self) -> bool:
         return self._ready and self.engine.ready
 
-    def metadata(self) -> ModelMetadata:
-        return dataclasses.replace(super().metadata(), platform=PLATFORM)
-
     def stats(self) -> dict[str, int]:
         """The shared engine's counts, reported once: by the model that owns the engine, not
         again by each LoRA adapter served on it (sums over models would count them twice)."""
         return super().stats() if self._owns_engine else {}
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._ready = False
         for adapter in self.adapters:
-            await adapter.close()
+            await adapter.aclose()
         if self._owns_engine:
             await self.engine.aclose()
 
@@ -70,23 +65,19 @@ class VLLMGenerativeModel(GenerativeModel):
 class VLLMEncoderModel(EncoderModel):
     """An encoder-task model on vLLM's pooling runner."""
 
-    backend: VLLMEncoderBackend
+    encoder: VLLMEncoderBackend
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.batcher.backend = PLATFORM  # labels the batcher's queue time metric
-
-    def metadata(self) -> ModelMetadata:
-        return dataclasses.replace(super().metadata(), platform=PLATFORM)
+        super().__init__(*args, platform=PLATFORM, **kwargs)
 
     @property
     def ready(self) -> bool:
-        return self._ready and not self.backend.engine.errored
+        return self._ready and not self.encoder.engine.errored
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._ready = False
         await self.batcher.close()
-        await self.backend.aclose()
+        await self.encoder.aclose()
 
 
 async def load_vllm_model(

@@ -17,7 +17,7 @@ from hf_runtime.protocols.openai.generation import cancel_on_disconnect
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
     mount_prefix,
-    require_embeddings,
+    require_embedder,
     resolve_model,
 )
 from hf_runtime.protocols.openai.responses import log_ignored_fields
@@ -54,8 +54,8 @@ async def create_embeddings(
     body.check()
     inputs = body.input_batch()
     model = resolve_model(registry, body.model)
-    require_embeddings(model, mount_prefix(request, Endpoint.embeddings))
-    result = await model.embed(inputs, body.dimensions)
+    embedder = require_embedder(model, mount_prefix(request, Endpoint.embeddings))
+    result = await embedder.embed(inputs, body.dimensions)
     if body.dimensions is not None and any(len(v) < body.dimensions for v in result.embeddings):
         size = min(len(v) for v in result.embeddings)
         raise InvalidInput(

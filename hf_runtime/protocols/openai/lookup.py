@@ -6,10 +6,8 @@ from enum import Enum
 
 from fastapi import Request
 
-from hf_runtime.errors import InvalidInput, ModelNotReady, Unsupported
-from hf_runtime.model import ModelRegistry, ServedModel, TextGenerator
-
-EMBEDDING_TASK = "text_embedding"
+from hf_runtime.errors import InvalidInput, ModelNotReady
+from hf_runtime.model import Embedder, ModelRegistry, ServedModel, TextGenerator, require_capability
 
 
 class Endpoint(str, Enum):
@@ -51,29 +49,21 @@ def resolve_model(registry: ModelRegistry, requested: str | None) -> ServedModel
 
 
 def _alternatives(model: ServedModel, prefix: str) -> str:
-    if model.task == EMBEDDING_TASK:
+    """The routes that would serve this model, for messages."""
+    if model.capability(Embedder) is not None:
         return f"{prefix}/embeddings"
-    if model.generator is not None:
+    if model.capability(TextGenerator) is not None:
         return f"{prefix}/completions or {prefix}/chat/completions"
     return f"/v1/models/{model.name}:predict (KServe V1) or /v2/models/{model.name}/infer (V2)"
 
 
 def require_generator(model: ServedModel, endpoint: Endpoint, prefix: str) -> TextGenerator:
-    generator = model.generator
-    if generator is None:
-        raise Unsupported(
-            f"Model {model.name} ({model.task}) does not support {endpoint.label}; "
-            f"use {_alternatives(model, prefix)}",
-            param="model",
-        )
-    return generator
+    return require_capability(
+        model, TextGenerator, wanted=endpoint.label, alternatives=_alternatives(model, prefix)
+    )
 
 
-def require_embeddings(model: ServedModel, prefix: str) -> ServedModel:
-    if model.task != EMBEDDING_TASK:
-        raise Unsupported(
-            f"Model {model.name} ({model.task}) does not support embeddings; "
-            f"use {_alternatives(model, prefix)}",
-            param="model",
-        )
-    return model
+def require_embedder(model: ServedModel, prefix: str) -> Embedder:
+    return require_capability(
+        model, Embedder, wanted="embeddings", alternatives=_alternatives(model, prefix)
+    )

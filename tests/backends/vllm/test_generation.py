@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.model import ServedModel
+from hf_runtime.model import ServedModel, TextGenerator
 from hf_runtime.protocols.openai.generation import collect as openai_collect
 from hf_runtime.protocols.openai.sampling import fan_out
 from hf_runtime.tasks.names import Task
@@ -48,7 +48,7 @@ def llama(
         run, tiny_llama_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN, vllm=section
     )
     yield model
-    run(model.close())
+    run(model.aclose())
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +60,12 @@ def hf_llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
     )
     model = run(load_generative_model(config, source_for(tiny_llama_dir), Task.text_generation))
     yield model
-    run(model.close())
+    run(model.aclose())
 
 
 async def collect(model: Any, prompt: list[int], **params: Any) -> list[GenerationDelta]:
     request = GenerationRequest("test", prompt, SamplingParams(**params))
-    return [delta async for delta in model.generator.generate(request)]
+    return [delta async for delta in model.capability(TextGenerator).generate(request)]
 
 
 def text_of(deltas: list[GenerationDelta]) -> str:
@@ -79,7 +79,7 @@ def ids_of(deltas: list[GenerationDelta]) -> list[int]:
 def test_served_model_surface(llama: Any, run: LoopRunner) -> None:
     assert isinstance(llama, ServedModel)
     assert (llama.name, llama.task, llama.ready) == ("m", "text_generation", True)
-    assert llama.generator is llama
+    assert llama.capability(TextGenerator) is llama
     assert (llama.max_model_len, llama.is_encoder_decoder) == (MAX_MODEL_LEN, False)
     assert llama.metadata().platform == "vllm"
     with pytest.raises(Unsupported):
@@ -154,7 +154,7 @@ def test_closing_the_stream_aborts_the_request(llama: Any, run: LoopRunner) -> N
         request = GenerationRequest(
             "abort", prompt, SamplingParams(max_tokens=100, ignore_eos=True)
         )
-        stream = llama.generator.generate(request)
+        stream = llama.capability(TextGenerator).generate(request)
         for _ in range(2):
             await anext(stream)
         running = _unfinished(llama)
@@ -175,7 +175,7 @@ def test_cancelling_the_reader_aborts_the_request(llama: Any, run: LoopRunner) -
             request = GenerationRequest(
                 "cancel", prompt, SamplingParams(max_tokens=100, ignore_eos=True)
             )
-            async for _ in llama.generator.generate(request):
+            async for _ in llama.capability(TextGenerator).generate(request):
                 first.set()
 
         task = asyncio.create_task(read())
@@ -298,14 +298,22 @@ def test_bursts_beyond_capacity_are_overloaded(
     gets the same 429s as on the huggingface backend (tests/backends/admission_scenarios)."""
     prompt = run(llama.tokenize(PROMPTS[0]))
     rejected = llama.stats()["rejected_requests"]
-    run(scenarios.bursts_are_cut_at_capacity(llama.generator, small_capacity, prompt))
+    run(
+        scenarios.bursts_are_cut_at_capacity(
+            llama.capability(TextGenerator), small_capacity, prompt
+        )
+    )
     assert _unfinished(llama) == 0
     assert llama.stats() == {"running": 0, "waiting": 0, "rejected_requests": rejected + 3}
 
 
 def test_disconnects_release_capacity(llama: Any, run: LoopRunner, small_capacity: Any) -> None:
     prompt = run(llama.tokenize(PROMPTS[0]))
-    run(scenarios.disconnects_release_capacity(llama.generator, small_capacity, prompt))
+    run(
+        scenarios.disconnects_release_capacity(
+            llama.capability(TextGenerator), small_capacity, prompt
+        )
+    )
     assert _unfinished(llama) == 0
 
 
@@ -315,7 +323,7 @@ def test_running_waiting_queue_time_and_token_metrics(llama: Any, run: LoopRunne
     async def held_by_two_clients() -> dict[str, int]:
         release = asyncio.Event()
         clients = [
-            asyncio.create_task(scenarios.hold(llama.generator, i, prompt, release))
+            asyncio.create_task(scenarios.hold(llama.capability(TextGenerator), i, prompt, release))
             for i in range(2)
         ]
         await scenarios.wait_until(lambda: llama.stats()["running"] == 2)
@@ -332,7 +340,9 @@ def test_running_waiting_queue_time_and_token_metrics(llama: Any, run: LoopRunne
     params = SamplingParams(max_tokens=5, ignore_eos=True, temperature=0)
     specs = fan_out("cmpl-vllm", [prompt], 2, params)
     before = generation_samples("m-openai", "vllm")
-    results = run(openai_collect(llama.generator, specs, model="m-openai", backend="vllm"))
+    results = run(
+        openai_collect(llama.capability(TextGenerator), specs, model="m-openai", backend="vllm")
+    )
     assert [r.completion_tokens for r in results] == [5, 5]
     change = increase(before, generation_samples("m-openai", "vllm"))
     assert (change["ttft"], change["generated"], change["prompt"]) == (2, 10, len(prompt))
@@ -374,11 +384,11 @@ def test_lora_adapter_equals_its_merged_weights_on_huggingface(
         reference = ids_of(run(collect(merged, prompt, temperature=0, max_tokens=16)))
         base = ids_of(run(collect(llama, prompt, temperature=0, max_tokens=16)))
     finally:
-        run(merged.close())
+        run(merged.aclose())
     assert with_adapter == reference
     assert with_adapter != base
     view = copy.copy(adapter)
-    run(view.close())  # closing an adapter leaves the shared engine running
+    run(view.aclose())  # closing an adapter leaves the shared engine running
     assert (
         not view.ready
         and adapter.ready

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.model import ServedModel
+from hf_runtime.model import ServedModel, TextGenerator
 from hf_runtime.tasks.names import Task
 from tests.backends.vllm.conftest import (
     LoopRunner,
@@ -38,8 +38,8 @@ def minilm(run: LoopRunner, minilm_dir: Path) -> Iterator[tuple[Any, Any]]:
     ours = load_vllm(run, minilm_dir, Task.text_embedding, max_model_len=128)
     theirs = load_hf(run, minilm_dir, Task.text_embedding, max_model_len=128)
     yield ours, theirs
-    run(ours.close())
-    run(theirs.close())
+    run(ours.aclose())
+    run(theirs.aclose())
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,12 @@ def classifier(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
         run, tiny_models["bert-seq-cls"], Task.sequence_classification, return_raw_logits=True
     )
     yield model
-    run(model.close())
+    run(model.aclose())
 
 
 def test_embedding_model_surface(minilm: tuple[Any, Any]) -> None:
     ours, theirs = minilm
-    assert isinstance(ours, ServedModel) and ours.ready and ours.generator is None
+    assert isinstance(ours, ServedModel) and ours.ready and ours.capability(TextGenerator) is None
     meta, reference = ours.metadata(), theirs.metadata()
     assert meta.platform == "vllm"
     assert (meta.inputs, meta.outputs) == (reference.inputs, reference.outputs)
@@ -124,7 +124,7 @@ def test_classification_equals_huggingface(
         mine = processor.postprocess(encodings, logits)
         reference = run(reference_model.predict(TEXTS))
     finally:
-        run(reference_model.close())
+        run(reference_model.aclose())
     if flags.get("return_raw_logits"):
         for got, expected in zip(mine.predictions, reference.predictions, strict=True):
             assert got.keys() == expected.keys()

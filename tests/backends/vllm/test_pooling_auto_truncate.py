@@ -29,7 +29,7 @@ def strict(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
         auto_truncate=False,
     )
     yield model
-    run(model.close())
+    run(model.aclose())
 
 
 def test_backend_tokenizes_without_truncation_on_request(strict: Any) -> None:

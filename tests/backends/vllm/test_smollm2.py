@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hf_runtime.model import TextGenerator
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.backends.vllm.conftest import (
@@ -34,13 +35,13 @@ def smollm2(run: LoopRunner, smollm2_dir: Path) -> Iterator[tuple[Any, Any]]:
     )
     theirs = run(load_generative_model(config, source_for(smollm2_dir), Task.text_generation))
     yield ours, theirs
-    run(ours.close())
-    run(theirs.close())
+    run(ours.aclose())
+    run(theirs.aclose())
 
 
 async def complete(model: Any, prompt: list[int], **params: Any) -> list[GenerationDelta]:
     request = GenerationRequest("smollm2", prompt, SamplingParams(**params))
-    return [delta async for delta in model.generator.generate(request)]
+    return [delta async for delta in model.capability(TextGenerator).generate(request)]
 
 
 def test_chat_answer_equals_huggingface(smollm2: tuple[Any, Any], run: LoopRunner) -> None:

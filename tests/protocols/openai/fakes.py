@@ -22,14 +22,13 @@ from hf_runtime.errors import (
     InvalidInput,
     ModelNotReady,
     Overloaded,
-    Unsupported,
 )
+from hf_runtime.model import Embedder, TextGenerator
 from hf_runtime.types import (
     EmbeddingResult,
     GenerationDelta,
     GenerationRequest,
     ModelMetadata,
-    Prediction,
     TokenLogprob,
 )
 
@@ -265,16 +264,26 @@ class FakeModel:
         return self._task
 
     @property
-    def generator(self) -> ScriptedGenerator | None:
+    def backend(self) -> str:
+        return "fake"
+
+    def capability(self, kind: type[Any]) -> Any:
         if not self.ready:
             raise ModelNotReady(self._name)
-        return self._generator
+        if kind is TextGenerator:
+            return self._generator
+        if kind is Embedder and self._task == "text_embedding":
+            return self
+        return None
 
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(self._name, self._task, "fake", [], [])
 
-    async def predict(self, instances: Sequence[str]) -> Prediction:
-        raise Unsupported("the OpenAI layer never calls predict")
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    async def aclose(self) -> None:
+        self.ready = False
 
     async def embed(
         self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
