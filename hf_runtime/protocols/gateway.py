@@ -6,7 +6,7 @@ the body, and answered in the error shape of the protocol the path belongs to:
     response's `x-request-id` header;
   - 503 for new protocol requests while the server drains (SIGTERM), probes stay open;
   - 401 without a valid API key on inference and metadata routes (probes stay open; /metrics
-    only when `protect_metrics`), keys compared in constant time and never logged;
+    only when `protect_metrics`), keys checked by `api_keys` (shared with gRPC);
   - 413 for a body over `max_request_bytes`, from Content-Length before reading anything, or
     as soon as a streamed body passes the limit;
   - the protocol's JSON 404 for unmatched paths under a prefix the runtime owns;
@@ -16,8 +16,6 @@ the body, and answered in the error shape of the protocol the path belongs to:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +36,8 @@ from hf_runtime.observability.context import (
 )
 from hf_runtime.observability.logs import shorten
 from hf_runtime.observability.metrics import observe_request
+from hf_runtime.protocols.api_keys import key_error
+from hf_runtime.protocols.api_keys import key_matches as key_matches  # re-exported
 from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
 
 logger = logging.getLogger("hf_runtime.gateway")
@@ -107,25 +107,6 @@ class RequestTooLarge(HTTPException):
         )
 
 
-def key_matches(presented: str, keys: Sequence[str]) -> bool:
-    """Constant time: digests of equal length are compared, against every configured key, so
-    neither the key's content nor its length shows in the timing."""
-    digest = hashlib.sha256(presented.encode()).digest()
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(digest, hashlib.sha256(key.encode()).digest())
-    return found
-
-
-def presented_key(headers: Headers) -> str | None:
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    return headers.get("x-api-key")
-
-
 class Gateway:
     """Pure ASGI middleware (no body buffering, no extra task); see the module docstring."""
 
@@ -183,16 +164,10 @@ class Gateway:
                 {"Connection": "close", "Retry-After": "1"},
             )
         protected = surface.is_protocol or (surface is Surface.METRICS and settings.protect_metrics)
-        if protected and settings.api_keys:
-            key = presented_key(headers)
-            if key is None or not key_matches(key, settings.api_keys):
-                message = (
-                    "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
-                    if key is None
-                    else "invalid API key"
-                )
-                challenge = {"WWW-Authenticate": "Bearer"}
-                return _error(surface, ErrorKind.UNAUTHENTICATED, message, challenge)
+        refused = key_error(headers, settings.api_keys) if protected else None
+        if refused is not None:
+            challenge = {"WWW-Authenticate": "Bearer"}
+            return _error(surface, ErrorKind.UNAUTHENTICATED, refused, challenge)
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():

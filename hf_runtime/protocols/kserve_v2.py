@@ -1,7 +1,9 @@
 """Open Inference Protocol V2 (KServe V2 / Triton) REST routes, as a FastAPI sub-app.
 
-Routes are declared relative to the mount (see `make_app`). Differences from KServe, all
-toward clearer client errors:
+A thin adapter: HTTP bodies are decoded by the `v2_json` / `v2_binary` codecs into the data
+plane's neutral request, and its answers encoded back; what a request means (one BYTES input,
+shapes, versions, readiness, output filtering) is decided by `hf_runtime.dataplane`. Differences
+from KServe, all toward clearer client errors:
   - shape is checked against the data (KServe ignores it); `shape: []` is one scalar element;
   - exactly one BYTES input is accepted (KServe silently uses inputs[0] and drops the rest);
   - `/health/ready` answers 503 `{"ready": false}` until every model has loaded (KServe always
@@ -14,55 +16,20 @@ toward clearer client errors:
 from __future__ import annotations
 
 import asyncio
-import functools
-import uuid
-from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
-from starlette.exceptions import HTTPException
+from pydantic import ValidationError
 
-from hf_runtime.errors import InvalidInput, ModelNotReady, NotImplementedFeature
-from hf_runtime.model import ModelRegistry, ServedModel
-from hf_runtime.protocols import v2_codec
+from hf_runtime.dataplane import DataPlane, InferenceRequest
+from hf_runtime.errors import InvalidInput, ModelNotReady
+from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.codecs import v2_binary, v2_json
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
-from hf_runtime.types import OutputTensor, TensorSpec
-
-SERVER_NAME = "hf-runtime"
-EXTENSIONS = ["binary_tensor_data"]
-
-
-class RequestInput(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: StrictStr
-    shape: list[StrictInt]
-    datatype: StrictStr
-    parameters: dict[str, Any] | None = None
-    data: Any = None
-
-
-class RequestOutput(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: StrictStr
-    parameters: dict[str, Any] | None = None
-
-
-class InferenceRequest(BaseModel):
-    """The JSON part of a V2 infer request (the binary tail, if any, is handled separately)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: StrictStr | None = None
-    parameters: dict[str, Any] | None = None
-    inputs: list[RequestInput] = Field(min_length=1)
-    outputs: list[RequestOutput] | None = None
+from hf_runtime.types import ModelMetadata, TensorSpec
 
 
 def make_app(registry: ModelRegistry, prefix: str = "") -> FastAPI:
@@ -75,75 +42,66 @@ def make_app(registry: ModelRegistry, prefix: str = "") -> FastAPI:
     app = FastAPI(title="Open Inference Protocol V2", docs_url=None, redoc_url=None)
     install_error_handlers(app, kserve_body)
     prefix = prefix.rstrip("/")
+    plane = DataPlane(registry)
 
     async def server_metadata() -> dict[str, Any]:
-        return {"name": SERVER_NAME, "version": _package_version(), "extensions": EXTENSIONS}
+        metadata = plane.server_metadata()
+        return {
+            "name": metadata.name,
+            "version": metadata.version,
+            "extensions": metadata.extensions,
+        }
 
     for path in [prefix, prefix + "/"] if prefix else ["/"]:
         app.add_api_route(path, server_metadata, methods=["GET"])
 
     @app.get(prefix + "/health/live")
     async def server_live() -> dict[str, Any]:
-        return {"live": True}
+        return {"live": plane.live()}
 
     @app.get(prefix + "/health/ready")
     async def server_ready() -> JSONResponse:
-        ready = registry.ready
+        ready = plane.ready()
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     @app.get(prefix + "/models")
     async def list_models() -> dict[str, Any]:
-        return {"models": registry.names()}
+        return {"models": plane.model_names()}
 
     @app.get(prefix + "/models/{name}")
     async def model_metadata(name: str) -> dict[str, Any]:
-        return _metadata_body(registry.get(name))
+        return _metadata_body(plane.model_metadata(name))
 
     @app.get(prefix + "/models/{name}/versions/{model_version}")
     async def model_version_metadata(name: str, model_version: str) -> dict[str, Any]:
-        model = registry.get(name)
-        _check_version(model, model_version)
-        return _metadata_body(model)
+        return _metadata_body(plane.model_metadata(name, model_version))
 
     @app.get(prefix + "/models/{name}/ready")
     async def model_ready(name: str) -> dict[str, Any]:
-        return _ready_body(registry.get(name))
+        return _ready_body(plane, name, None)
 
     @app.get(prefix + "/models/{name}/versions/{model_version}/ready")
     async def model_version_ready(name: str, model_version: str) -> dict[str, Any]:
-        model = registry.get(name)
-        _check_version(model, model_version)
-        return _ready_body(model)
+        return _ready_body(plane, name, model_version)
 
     @app.post(prefix + "/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
-        return await _infer(registry.get(name), None, request)
+        return await _infer(plane, name, None, request)
 
     @app.post(prefix + "/models/{name}/versions/{model_version}/infer")
     async def infer_version(name: str, model_version: str, request: Request) -> Response:
-        model = registry.get(name)
-        _check_version(model, model_version)
-        return await _infer(model, model_version, request)
+        return await _infer(plane, name, model_version, request)
 
     return app
-
-
-@functools.cache
-def _package_version() -> str:
-    try:
-        return version("hf-runtime")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _spec_body(spec: TensorSpec) -> dict[str, Any]:
     return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
 
 
-def _metadata_body(model: ServedModel) -> dict[str, Any]:
-    metadata = model.metadata()  # raises ModelNotReady while loading
+def _metadata_body(metadata: ModelMetadata) -> dict[str, Any]:
     return {
-        "name": model.name,
+        "name": metadata.name,
         "versions": metadata.versions,
         "platform": metadata.platform,
         "inputs": [_spec_body(s) for s in metadata.inputs],
@@ -151,78 +109,62 @@ def _metadata_body(model: ServedModel) -> dict[str, Any]:
     }
 
 
-def _ready_body(model: ServedModel) -> dict[str, Any]:
-    if not model.ready:
-        raise ModelNotReady(model.name)
-    return {"name": model.name, "ready": True}
-
-
-def _check_version(model: ServedModel, model_version: str) -> None:
-    versions = model.metadata().versions
-    if not versions:
-        raise NotImplementedFeature("Model versioning not supported yet.")
-    if model_version not in versions:
-        raise HTTPException(
-            status_code=404,
-            detail=f"Model {model.name} has no version {model_version}; "
-            f"versions: {', '.join(versions)}",
-        )
+def _ready_body(plane: DataPlane, name: str, model_version: str | None) -> dict[str, Any]:
+    if not plane.model_ready(name, model_version):
+        raise ModelNotReady(name)  # KServe answers 503 for a model that is not ready
+    return {"name": name, "ready": True}
 
 
 # ---------------------------------------------------------------- inference
 
 
-async def _infer(model: ServedModel, model_version: str | None, request: Request) -> Response:
-    if not model.ready:  # before parsing: a loading model answers 503 whatever the body
-        raise ModelNotReady(model.name)
+async def _infer(
+    plane: DataPlane, name: str, model_version: str | None, request: Request
+) -> Response:
+    plane.predictor(name, model_version)  # before reading: a loading model answers 503
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; send identity")
     raw = await request.body()
-    header_bytes, tail = v2_codec.split_binary_body(
-        raw, request.headers.get(v2_codec.HEADER_LENGTH_HEADER)
+    header_bytes, tail = v2_binary.split_binary_body(
+        raw, request.headers.get(v2_binary.HEADER_LENGTH_HEADER)
     )
     if len(raw) > LARGE_BODY_BYTES:
         # Decoding and checking megabytes of tensors would hold up every other request.
-        body, texts = await asyncio.to_thread(_read_request, model, header_bytes, tail)
+        decoded = await asyncio.to_thread(read_request, header_bytes, tail)
     else:
-        body, texts = _read_request(model, header_bytes, tail)
-    binary_outputs = _binary_outputs(body)  # validated before the (costly) prediction
+        decoded = read_request(header_bytes, tail)
 
-    prediction = await model.predict(texts)
+    response = await plane.infer(name, model_version, decoded)
 
-    header: dict[str, Any] = {
-        "model_name": model.name,
-        "model_version": model_version,
-        "id": body.id if body.id is not None else str(uuid.uuid4()),
-        "parameters": None,
-        "outputs": [],
-    }
+    outputs: list[dict[str, Any]] = []
     chunks: list[bytes] = []
-    for tensor in _select_outputs(prediction.tensors, body.outputs):
-        if binary_outputs(tensor.name):
-            entry, raw = v2_codec.encode_output_binary(tensor)
-            chunks.append(raw)
+    for tensor in response.outputs:
+        if decoded.wants_binary(tensor.name):
+            entry, chunk = v2_binary.encode_output_binary(tensor)
+            chunks.append(chunk)
         else:
-            entry = v2_codec.encode_output_json(tensor)
-        header["outputs"].append(entry)
+            entry = v2_json.encode_output_json(tensor)
+        outputs.append(entry)
+    header = v2_json.encode_response_header(response, outputs)
     if not chunks:
         return JSONResponse(header)
-    content, header_length = v2_codec.encode_binary_body(header, chunks)
+    content, header_length = v2_binary.encode_binary_body(header, chunks)
     return Response(
         content=content,
         media_type="application/octet-stream",
-        headers={v2_codec.HEADER_LENGTH_HEADER: str(header_length)},
+        headers={v2_binary.HEADER_LENGTH_HEADER: str(header_length)},
     )
 
 
-def _read_request(
-    model: ServedModel, header_bytes: bytes, tail: bytes
-) -> tuple[InferenceRequest, list[str]]:
-    """The validated request and its texts. Blocking on large bodies: see `_infer`."""
-    body = _parse_request(header_bytes)
-    tensors = _decode_inputs(body, tail)
-    return body, _text_instances(model, body.inputs, tensors)
+def read_request(header_bytes: bytes, tail: bytes) -> InferenceRequest:
+    """The neutral request of a V2 REST body (JSON header + binary tail). Blocking on large
+    bodies: see `_infer`."""
+    body = _parse_body(header_bytes)
+    binary = v2_binary.BinaryTail(tail)
+    request = v2_json.decode_request(body, binary.take)
+    binary.finish()
+    return request
 
 
 # pydantic words its type errors for Python objects; the client sent JSON, so say it in JSON's
@@ -234,7 +176,7 @@ _JSON_TYPE_MESSAGES = {
 }
 
 
-def _parse_request(header_bytes: bytes) -> InferenceRequest:
+def _parse_body(header_bytes: bytes) -> v2_json.InferenceRequestBody:
     if not header_bytes.strip():
         raise InvalidInput("empty request body: expected a V2 inference request JSON object")
     try:
@@ -242,95 +184,10 @@ def _parse_request(header_bytes: bytes) -> InferenceRequest:
     except JSONBodyError as exc:
         raise InvalidInput(f"Invalid JSON: request body is not valid JSON ({exc})") from None
     try:
-        return InferenceRequest.model_validate(payload)
+        return v2_json.InferenceRequestBody.model_validate(payload)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         for error in errors:
             error["msg"] = _JSON_TYPE_MESSAGES.get(error["type"], error["msg"])
         # The installed handler turns this into one readable 400 line.
         raise RequestValidationError(errors) from None
-
-
-def _decode_inputs(body: InferenceRequest, tail: bytes) -> list[list[Any]]:
-    """Every input as a flat list, consuming the binary tail in input order."""
-    decoded: list[list[Any]] = []
-    offset = 0
-    for tensor in body.inputs:
-        size = (tensor.parameters or {}).get("binary_data_size")
-        raw: bytes | None = None
-        if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise InvalidInput(
-                    f"input '{tensor.name}': binary_data_size must be a non-negative integer"
-                )
-            if offset + size > len(tail):
-                raise InvalidInput(
-                    f"input '{tensor.name}': binary_data_size is {size} but only "
-                    f"{len(tail) - offset} bytes of binary data remain (truncated body or "
-                    f"wrong {v2_codec.HEADER_LENGTH_HEADER})"
-                )
-            raw = tail[offset : offset + size]
-            offset += size
-        decoded.append(
-            v2_codec.decode_tensor(tensor.name, tensor.datatype, tensor.shape, tensor.data, raw)
-        )
-    if offset != len(tail):
-        raise InvalidInput(
-            f"{len(tail) - offset} bytes of binary data follow the inputs that no input "
-            "declares with binary_data_size"
-        )
-    return decoded
-
-
-def _text_instances(
-    model: ServedModel, inputs: list[RequestInput], decoded: list[list[Any]]
-) -> list[str]:
-    """The one BYTES input as the batch of texts (KServe would silently drop extra inputs)."""
-    if len(inputs) != 1:
-        names = ", ".join(repr(t.name) for t in inputs)
-        raise InvalidInput(f"model {model.name} takes exactly one BYTES input, got {names}")
-    tensor, values = inputs[0], decoded[0]
-    if tensor.datatype != "BYTES":
-        raise InvalidInput(
-            f"model {model.name} takes text: input '{tensor.name}' must be BYTES, "
-            f"got {tensor.datatype}"
-        )
-    if not values:
-        raise InvalidInput(f"input '{tensor.name}' has no elements")
-    return v2_codec.decode_text_elements(tensor.name, values)
-
-
-def _binary_outputs(body: InferenceRequest) -> Callable[[str], bool]:
-    """Output name -> send it binary? A per-output `binary_data` overrides the request-wide
-    `binary_data_output` (Triton's rule)."""
-    default = _binary_flag(body.parameters, "binary_data_output") or False
-    per_output: dict[str, bool] = {}
-    for output in body.outputs or []:
-        flag = _binary_flag(output.parameters, "binary_data")
-        if flag is not None:
-            per_output[output.name] = flag
-    return lambda name: per_output.get(name, default)
-
-
-def _select_outputs(
-    tensors: list[OutputTensor], requested: list[RequestOutput] | None
-) -> list[OutputTensor]:
-    if not requested:
-        return tensors
-    by_name = {t.name: t for t in tensors}
-    unknown = [o.name for o in requested if o.name not in by_name]
-    if unknown:
-        raise InvalidInput(
-            f"unknown output '{unknown[0]}'; this model returns: {', '.join(by_name)}"
-        )
-    names = dict.fromkeys(o.name for o in requested)  # requested order, duplicates dropped
-    return [by_name[name] for name in names]
-
-
-def _binary_flag(parameters: dict[str, Any] | None, key: str) -> bool | None:
-    if not parameters or key not in parameters:
-        return None
-    value = parameters[key]
-    if not isinstance(value, bool):
-        raise InvalidInput(f"parameter {key} must be true or false, got {value!r}")
-    return value

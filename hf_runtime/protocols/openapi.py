@@ -26,8 +26,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
+from hf_runtime.protocols.codecs.v2_json import InferenceRequestBody
 from hf_runtime.protocols.gateway import PROBE_PATHS, GatewaySettings
-from hf_runtime.protocols.kserve_v2 import InferenceRequest
 from hf_runtime.protocols.openai import schemas as openai_schemas
 
 DEFAULT_MAX_REQUEST_BYTES = GatewaySettings.max_request_bytes
@@ -287,7 +287,7 @@ def _set_request_body(route: APIRoute, body: dict[str, Any]) -> None:
 
 
 def _v2_request_body() -> dict[str, Any]:
-    schema = _inline_defs(InferenceRequest.model_json_schema())
+    schema = _inline_defs(InferenceRequestBody.model_json_schema())
     schema["title"] = "V2InferenceRequest"
     binary = {
         "type": "string",

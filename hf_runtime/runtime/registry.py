@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hf_runtime.config import ModelConfig, RuntimeConfig
 from hf_runtime.errors import ConfigError, ModelNotFound, ModelNotReady
@@ -57,9 +57,6 @@ class ModelSlot:
             raise error
         return self._model
 
-    def loaded_or_none(self) -> ServedModel | None:
-        return self._model
-
     def metadata(self) -> ModelMetadata:
         return self.loaded.metadata()
 
@@ -73,18 +70,21 @@ class ModelSlot:
         """Serve an already loaded model (a LoRA adapter of another slot's engine)."""
         self._model = model
 
-    async def load(self) -> None:
+    async def load(self) -> tuple[ServedModel, ...]:
+        """Load the model; returns the LoRA adapters to serve beside it under their own names."""
         from hf_runtime.runtime.loading import load_model
 
         started = time.perf_counter()
         try:
-            self._model = await load_model(self.config)
+            loaded = await load_model(self.config)
         except Exception as exc:  # keep serving the other models; readiness stays false
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.exception("model %s failed to load", self.name)
             raise
+        self._model = loaded.model
         self.load_seconds = time.perf_counter() - started
         logger.info("model %s (%s) ready in %.1f s", self.name, self.task, self.load_seconds)
+        return loaded.adapters
 
     async def aclose(self) -> None:
         if self._model is not None:
@@ -96,7 +96,8 @@ class Registry:
 
     def __init__(self, slots: Sequence[ModelSlot]) -> None:
         self._slots = {slot.name: slot for slot in slots}
-        self.draining = False  # set on SIGTERM: not ready, so load balancers stop sending
+        # The server's drain state (SIGTERM): not ready, so load balancers stop sending.
+        self.is_draining: Callable[[], bool] = lambda: False
 
     @classmethod
     def from_config(cls, config: RuntimeConfig) -> Registry:
@@ -118,7 +119,7 @@ class Registry:
 
     @property
     def ready(self) -> bool:
-        return not self.draining and all(slot.ready for slot in self._slots.values())
+        return not self.is_draining() and all(slot.ready for slot in self._slots.values())
 
     async def load_all(self) -> None:
         """Load every model, one after another; a failure does not stop the others.
@@ -130,16 +131,15 @@ class Registry:
         first_error: BaseException | None = None
         for slot in list(self._slots.values()):
             try:
-                await slot.load()
-                self._add_adapters(slot)
+                self._add_adapters(slot, await slot.load())
             except Exception as exc:  # logged by the slot; keep loading the rest
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
 
-    def _add_adapters(self, slot: ModelSlot) -> None:
+    def _add_adapters(self, slot: ModelSlot, adapters: Sequence[ServedModel]) -> None:
         """Serve each LoRA adapter of a loaded model under its own name (KServe #4338)."""
-        for adapter in getattr(slot.loaded_or_none(), "adapters", []):
+        for adapter in adapters:
             if adapter.name in self._slots:
                 raise ConfigError(
                     f"model {slot.name}: adapter name {adapter.name} clashes with a served model"

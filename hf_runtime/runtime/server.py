@@ -16,11 +16,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from hf_runtime.backends.vllm.config import parse_vllm_section
+from hf_runtime.backends.registry import validate_backend_sections, with_drain_timeout
 from hf_runtime.config import RuntimeConfig, load_config
 from hf_runtime.observability.logs import configure_logging
 from hf_runtime.observability.metrics import metrics_text
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
+from hf_runtime.protocols.grpc.server import GrpcServer, start_grpc_server
 from hf_runtime.runtime.drain import Drainer
 from hf_runtime.runtime.registry import Registry
 
@@ -46,6 +47,7 @@ def configure_torch_threads() -> None:
 
 # Metric families of the default prometheus_client registry that /metrics must show.
 EXPORTED_PREFIXES = ("hf_runtime_", "vllm:")
+GRPC_STOP_GRACE = 1.0  # seconds for RPCs still running at shutdown
 
 
 @dataclass
@@ -54,11 +56,14 @@ class Runtime:
     registry: Registry
     apps: list[tuple[str, FastAPI]] = field(default_factory=list)
     in_flight: InFlight = field(default_factory=InFlight)
+    grpc: GrpcServer | None = None
     _loading: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         server = self.config.server
         self.drainer = Drainer(lambda: self.in_flight.count, server.drain_timeout)
+        # Readiness (/readyz, V2 ready, gRPC ServerReady) turns false the moment a drain starts.
+        self.registry.is_draining = lambda: self.drainer.draining
         self.gateway_settings = GatewaySettings(
             api_keys=tuple(server.read_api_keys()),
             protect_metrics=server.protect_metrics,
@@ -76,8 +81,7 @@ class Runtime:
         """Validate configuration now (fail fast at import), build apps; load nothing yet."""
         config = with_engine_drain(load_config(args=args))
         for model in config.models:  # backend sections too, before anything serves
-            if model.vllm is not None:
-                parse_vllm_section(model.vllm, model.model_name)
+            validate_backend_sections(model)
         registry = Registry.from_config(config)
         from hf_runtime.protocols.mounts import protocol_apps
 
@@ -90,14 +94,30 @@ class Runtime:
         sizes = [int((m.vllm or {}).get("tensor_parallel_size", 1)) for m in self.config.models]
         return max([1, *sizes])
 
-    def start_loading(self) -> None:
-        """Load every model in the background so health routes answer (503) meanwhile."""
+    async def start_loading(self) -> None:
+        """Start the gRPC server, and load every model in the background so health routes
+        and RPCs answer (503 / UNAVAILABLE) meanwhile."""
         configure_logging(self.config.server.log_format)
         loop = asyncio.get_running_loop()
         if not self.drainer.install(loop):
             logger.warning("not on the main thread: SIGTERM will not drain")
-        log_listening(bool(self.gateway_settings.api_keys))
+        addresses = listening_addresses()  # before gRPC listens too
+        log_listening(bool(self.gateway_settings.api_keys), addresses)
+        await self._start_grpc(addresses)
         self._loading = asyncio.get_running_loop().create_task(self._load())
+
+    async def _start_grpc(self, http_addresses: list[str]) -> None:
+        """Open Inference Protocol V2 over gRPC, sharing the gateway's keys, limits, drain and
+        in-flight count. A port that cannot be bound stops the startup."""
+        server = self.config.server
+        if server.grpc_port == 0:
+            logger.info("gRPC server off (grpc_port is 0)")
+            return
+        host = server.grpc_host or same_interface(http_addresses)
+        self.grpc = await start_grpc_server(
+            self.registry, self.gateway_settings, self.in_flight, server.grpc_port, host
+        )
+        logger.info("Open Inference Protocol V2 over gRPC on %s:%d", host, self.grpc.port)
 
     async def _load(self) -> None:
         try:
@@ -108,11 +128,14 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.registry.ready and not self.drainer.draining
+        return self.registry.ready
 
     async def close(self) -> None:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
+        if self.grpc is not None:  # the drain already waited for RPCs in flight
+            await self.grpc.stop(GRPC_STOP_GRACE)
+            self.grpc = None
         await self.registry.close()
 
     def metrics_text(self) -> str:
@@ -124,36 +147,43 @@ class Runtime:
 
 
 def with_engine_drain(config: RuntimeConfig) -> RuntimeConfig:
-    """Give vLLM's engine core the server's drain time unless its section sets its own.
-
-    BentoML's supervisor sends SIGTERM to the worker's child processes too, vLLM's engine core
-    included; with `shutdown_timeout` 0 (vLLM's default) it would abort the streams the worker
-    is letting finish. A section is added to every model: only the vLLM backend reads it.
-    """
+    """Give every backend engine that handles SIGTERM itself (vLLM's engine core, which
+    BentoML's supervisor signals too) the server's drain time, unless configured otherwise:
+    each backend says how (`hf_runtime.backends.registry.Backend.with_drain_timeout`)."""
     seconds = math.ceil(config.server.drain_timeout)
-    models = [
-        model
-        if "shutdown_timeout" in (model.vllm or {})
-        else model.model_copy(update={"vllm": {**(model.vllm or {}), "shutdown_timeout": seconds}})
-        for model in config.models
-    ]
+    models = [with_drain_timeout(model, seconds) for model in config.models]
     return config.model_copy(update={"models": models})
 
 
-def log_listening(key_required: bool) -> None:
-    """Say what this worker really listens on (BentoML's banner always says localhost)."""
+def listening_addresses() -> list[str]:
+    """The "ip:port" addresses this process listens on (BentoML binds the HTTP socket)."""
     try:
         import psutil
 
-        addresses = sorted(
+        return sorted(
             {
                 f"{c.laddr.ip}:{c.laddr.port}"
                 for c in psutil.Process().net_connections(kind="inet")
                 if c.status == psutil.CONN_LISTEN
             }
         )
-    except Exception:  # informational only
-        addresses = []
+    except Exception:  # informational, and the gRPC default below has a fallback
+        return []
+
+
+def same_interface(addresses: list[str]) -> str:
+    """The interface the HTTP server listens on, for gRPC: every one when HTTP listens on every
+    one (or when it cannot be told, what a pod needs), else HTTP's own address."""
+    hosts = [address.rsplit(":", 1)[0] for address in addresses]
+    if "::" in hosts:
+        return "::"
+    if not hosts or "0.0.0.0" in hosts:
+        return "0.0.0.0"
+    return hosts[0]
+
+
+def log_listening(key_required: bool, addresses: list[str]) -> None:
+    """Say what this worker really listens on (BentoML's banner always says localhost)."""
     everywhere = any(a.startswith(("0.0.0.0:", ":::")) for a in addresses)
     logger.info(
         "listening on %s%s; API key %s",

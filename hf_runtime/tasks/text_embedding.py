@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hf_runtime.backends import EncoderBackend, Encoding, ForwardSpec
+from hf_runtime.backends import POOLING_MODES, EncoderBackend, Encoding, ForwardSpec
 from hf_runtime.errors import InvalidInput
 from hf_runtime.tasks.base import (
     OUTPUT_NAME,
@@ -32,7 +32,8 @@ from hf_runtime.types import EmbeddingResult, Prediction, TensorSpec
 logger = logging.getLogger("hf_runtime")
 
 DEFAULT_POOLING = ("mean",)
-# sentence-transformers' Pooling flags, in the order it concatenates them.
+# sentence-transformers' Pooling flags, in the order it concatenates them. The modes' formulas
+# are the backends' (`hf_runtime.backends.pooling`): pooling runs where the hidden states are.
 _POOLING_FLAGS = (
     ("pooling_mode_cls_token", "cls"),
     ("pooling_mode_max_tokens", "max"),
@@ -41,7 +42,7 @@ _POOLING_FLAGS = (
     ("pooling_mode_weightedmean_tokens", "weightedmean"),
     ("pooling_mode_lasttoken", "lasttoken"),
 )
-_POOLING_NAMES = {name for _, name in _POOLING_FLAGS}
+_POOLING_NAMES = frozenset(POOLING_MODES)
 
 
 def _pooling_config_path(model_path: Path) -> Path | None:

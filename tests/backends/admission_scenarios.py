@@ -1,5 +1,5 @@
 """Overload scenarios run unchanged on both backends: the same request mix must get the same
-429s from the huggingface engine and from vLLM (hf_runtime.generation.admission).
+429s from the huggingface engine and from vLLM (hf_runtime.decoding.admission).
 
 `generator` is anything with `generate(GenerationRequest)`; `admission` is its engine's
 AdmissionLimit. The scenarios read nothing else, so a difference between backends shows up as
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from hf_runtime.decoding.admission import AdmissionLimit
 from hf_runtime.errors import Overloaded
-from hf_runtime.generation.admission import AdmissionLimit
 from hf_runtime.types import GenerationRequest, SamplingParams
 
 

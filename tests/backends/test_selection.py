@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_runtime.backends import selection
+from hf_runtime.backends import vllm as vllm_backend
 from hf_runtime.backends.selection import select_backend
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
@@ -33,8 +33,8 @@ def vllm_present(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         lookups.append("registry")
         return VLLM_ARCHS
 
-    monkeypatch.setattr(selection, "vllm_installed", lambda: True)
-    monkeypatch.setattr(selection, "vllm_supported_architectures", registry)
+    monkeypatch.setattr(vllm_backend, "vllm_installed", lambda: True)
+    monkeypatch.setattr(vllm_backend, "vllm_supported_architectures", registry)
     return lookups
 
 
@@ -43,8 +43,8 @@ def vllm_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     def registry() -> frozenset[str]:
         raise AssertionError("the registry must not be consulted without vLLM")
 
-    monkeypatch.setattr(selection, "vllm_installed", lambda: False)
-    monkeypatch.setattr(selection, "vllm_supported_architectures", registry)
+    monkeypatch.setattr(vllm_backend, "vllm_installed", lambda: False)
+    monkeypatch.setattr(vllm_backend, "vllm_supported_architectures", registry)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_vllm_installed_asks_find_spec_without_importing(
             raise spec
         return spec
 
-    monkeypatch.setattr(selection.importlib.util, "find_spec", find_spec)
-    result = selection.vllm_installed()
+    monkeypatch.setattr(vllm_backend.importlib.util, "find_spec", find_spec)
+    result = vllm_backend.vllm_installed()
     monkeypatch.undo()
     assert (result, asked) == (installed, ["vllm"])

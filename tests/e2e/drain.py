@@ -35,6 +35,7 @@ def assert_sigterm_drains(
             assert refused.status_code == 503, refused.text
             assert "shutting down" in refused.json()["error"]
             assert other.get("/readyz").status_code == 503
+            assert other.get("/v2/health/ready").status_code == 503
             assert other.get("/livez").status_code == 200
         for line in lines:
             if line.startswith("data: {"):

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +19,35 @@ import httpx
 from hf_runtime.config import REPO_ROOT
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(range_variable: str = "", exclude: int = 0) -> int:
+    """A free 127.0.0.1 port other than `exclude`: from the range in the environment variable
+    `range_variable` ("3700-3799") when it is set (shared machines that allot ports), else any
+    the system picks."""
+    allotted = os.environ.get(range_variable, "") if range_variable else ""
+    if allotted:
+        low, _, high = allotted.partition("-")
+        candidates: Sequence[int] = range(int(low), int(high or low) + 1)
+    else:
+        candidates = [0] * 8
+    for candidate in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        if port != exclude:
+            return port
+    raise RuntimeError(f"no free port in {allotted or 'the system range'}")
+
+
+# HTTP base URL -> "host:port" of the same server's gRPC port ("" when off), for tests that
+# get only the URL from `bentoml_serve` (the package's shared server among them).
+GRPC_URLS: dict[str, str] = {}
+
+
+def grpc_url_for(url: str) -> str:
+    return GRPC_URLS[url]
 
 
 @dataclass
@@ -30,6 +55,7 @@ class ServedProcess:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    grpc_url: str = ""  # host:port, what tritonclient.grpc takes; "" when gRPC is off
 
     def worker_pid(self) -> int:
         """The BentoML worker serving the models (the `bentoml serve` process supervises it)."""
@@ -70,7 +96,8 @@ def bentoml_serve_process(
     ready_timeout: float = 180.0,
 ) -> Iterator[ServedProcess]:
     """Like `bentoml_serve`, yielding the process too (for signals and memory readings)."""
-    port = free_port()
+    port = free_port("E2E_HTTP_PORTS")
+    grpc_port = free_port("E2E_GRPC_PORTS", exclude=port)
     command = [
         str(Path(sys.executable).parent / "bentoml"), "serve", "service:HFRuntime",
         "--host", "127.0.0.1", "--port", str(port), "--arg", f"config={config_path}",
@@ -82,7 +109,10 @@ def bentoml_serve_process(
     # Its own BentoML home: servers side by side would otherwise share (and clear) one
     # Prometheus multiprocess directory and lose each other's histograms.
     child_env["BENTOML_HOME"] = str(log_path.parent / "bentoml-home")
+    # A free gRPC port too: servers side by side would otherwise all try KServe's 8081.
+    child_env["HF_RUNTIME_GRPC_PORT"] = str(grpc_port)
     child_env.update(env or {})
+    grpc_port = int(child_env["HF_RUNTIME_GRPC_PORT"])
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
@@ -106,8 +136,11 @@ def bentoml_serve_process(
                     f"not ready in {ready_timeout}s:\n{log_path.read_text()[-4000:]}"
                 )
             time.sleep(0.5)
-        yield ServedProcess(url, process, log_path)
+        grpc_url = f"127.0.0.1:{grpc_port}" if grpc_port else ""
+        GRPC_URLS[url] = grpc_url
+        yield ServedProcess(url, process, log_path, grpc_url)
     finally:
+        GRPC_URLS.pop(url, None)
         stop(process)
 
 

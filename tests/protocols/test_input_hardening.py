@@ -14,7 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from hf_runtime.errors import InvalidInput
-from hf_runtime.protocols import json_body, kserve_v1, kserve_v2, v2_codec
+from hf_runtime.protocols import json_body, kserve_v1, kserve_v2
+from hf_runtime.protocols.codecs import v2_json
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, JSONBodyRoute
 from hf_runtime.protocols.openai import make_app as make_openai_app
 from hf_runtime.protocols.openai.responses import log_ignored_fields
@@ -132,11 +133,11 @@ def test_v2_json_tensor_elements_must_be_finite_and_fit_the_datatype() -> None:
         ("FP32", True),
     ]:
         with pytest.raises(InvalidInput, match=f"not a valid {datatype} element"):
-            v2_codec.decode_tensor("x", datatype, [1], [value], None)
-    assert v2_codec.decode_tensor("x", "FP64", [2], [1e39, -5], None) == [1e39, -5]
+            v2_json.decode_tensor("x", datatype, [1], [value], None)
+    assert v2_json.decode_tensor("x", "FP64", [2], [1e39, -5], None) == [1e39, -5]
     for huge in (10**4000 // 7, {"k": "v" * 100_000}):
         with pytest.raises(InvalidInput, match="not a valid BYTES element") as caught:
-            v2_codec.decode_tensor("x", "BYTES", [1], [huge], None)
+            v2_json.decode_tensor("x", "BYTES", [1], [huge], None)
         assert len(caught.value.message) < 200  # the element is echoed bounded
 
 

@@ -94,6 +94,7 @@ def test_predict_probabilities_have_string_keys(client: TestClient) -> None:
 
 
 def test_predict_extra_tensors_go_under_outputs(client: TestClient) -> None:
+    # As V1 output tensors: exactly name, shape, datatype and data (no V2 "parameters").
     response = client.post("/v1/models/ner:predict", json={"instances": ["my name is Ada"]})
     assert response.status_code == 200
     assert response.json() == {
@@ -103,7 +104,6 @@ def test_predict_extra_tensors_go_under_outputs(client: TestClient) -> None:
                 "name": "offset_mapping",
                 "shape": [1, 4, 2],
                 "datatype": "INT64",
-                "parameters": None,
                 "data": [0, 2, 3, 7, 8, 10, 11, 14],
             }
         ],

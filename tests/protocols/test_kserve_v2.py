@@ -13,12 +13,12 @@ from starlette.testclient import TestClient
 from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput, InferResult
 from tritonclient.utils import InferenceServerException
 
-from hf_runtime.protocols import v2_codec
+from hf_runtime.protocols.codecs import raw_tensors, v2_binary
 from tests.fakes import FakeRegistry, fake_label, fake_probabilities
 from tests.protocols.conftest import LiveServer, make_mounted_app
 from tests.protocols.test_kserve_v1 import assert_error
 
-HEADER = v2_codec.HEADER_LENGTH_HEADER
+HEADER = v2_binary.HEADER_LENGTH_HEADER
 
 
 def bytes_input(data: Any, shape: list[int] | None = None, **extra: Any) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def test_infer_failures_from_the_model(client: TestClient, registry: FakeRegistr
 
 def test_infer_binary_input_json_output(client: TestClient, registry: FakeRegistry) -> None:
     texts = ["héllo", "wörld!"]
-    raw = v2_codec.encode_bytes_elements(texts)
+    raw = raw_tensors.encode_bytes_elements(texts)
     tensor = {"name": "x", "shape": [2], "datatype": "BYTES"}
     request = {"inputs": [{**tensor, "parameters": {"binary_data_size": len(raw)}}]}
     body, headers = binary_body(request, raw)
@@ -232,7 +232,7 @@ def test_infer_binary_outputs(
 
 
 def _bad_binary_requests() -> list[tuple[bytes, dict[str, str], str]]:
-    raw = v2_codec.encode_bytes_elements(["abc"])
+    raw = raw_tensors.encode_bytes_elements(["abc"])
     good = {"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "parameters": {}}]}
 
     def with_size(size: Any, **more: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""V2 tensor codecs, cross-checked against tritonclient's own (de)serialisers."""
+"""V2 tensor codecs (hf_runtime.protocols.codecs), cross-checked against tritonclient's own
+(de)serialisers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 from tritonclient.http import InferResult
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
+from hf_runtime.dataplane import plane
+from hf_runtime.dataplane.types import element_count
 from hf_runtime.errors import InvalidInput
-from hf_runtime.protocols import v2_codec
+from hf_runtime.protocols.codecs import datatypes, json_values, raw_tensors, v2_binary, v2_json
 from hf_runtime.types import OutputTensor
 
 # ---------------------------------------------------------------- JSON values
@@ -19,7 +22,7 @@ from hf_runtime.types import OutputTensor
 
 def test_encode_json_value_stringifies_keys_like_orjson_non_str_keys() -> None:
     value = {0: 0.25, 7: {2: [np.float32(0.5), (1, 2)]}, True: None, None: np.int64(3)}
-    assert v2_codec.encode_json_value(value) == {
+    assert json_values.encode_json_value(value) == {
         "0": 0.25,
         "7": {"2": [0.5, [1, 2]]},
         "true": None,
@@ -28,35 +31,35 @@ def test_encode_json_value_stringifies_keys_like_orjson_non_str_keys() -> None:
 
 
 def test_encode_json_value_converts_numpy_arrays() -> None:
-    assert v2_codec.encode_json_value([np.arange(3)]) == [[0, 1, 2]]
+    assert json_values.encode_json_value([np.arange(3)]) == [[0, 1, 2]]
 
 
 # ---------------------------------------------------------------- request body
 
 
 def test_split_binary_body_without_header_is_all_json() -> None:
-    assert v2_codec.split_binary_body(b'{"a": 1}', None) == (b'{"a": 1}', b"")
+    assert v2_binary.split_binary_body(b'{"a": 1}', None) == (b'{"a": 1}', b"")
 
 
 def test_split_binary_body_splits_at_header_length() -> None:
-    assert v2_codec.split_binary_body(b"{}\x01\x02", " 2 ") == (b"{}", b"\x01\x02")
+    assert v2_binary.split_binary_body(b"{}\x01\x02", " 2 ") == (b"{}", b"\x01\x02")
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", "", "\u00b2", "0x10"])
 def test_split_binary_body_rejects_bad_header_values(value: str) -> None:
     with pytest.raises(InvalidInput, match="non-negative integer"):
-        v2_codec.split_binary_body(b"{}", value)
+        v2_binary.split_binary_body(b"{}", value)
 
 
 def test_split_binary_body_rejects_header_longer_than_body() -> None:
     with pytest.raises(InvalidInput, match="has only 2 bytes"):
-        v2_codec.split_binary_body(b"{}", "10")
+        v2_binary.split_binary_body(b"{}", "10")
 
 
 def test_element_count_of_scalar_shape_is_one() -> None:
-    assert v2_codec.element_count([]) == 1
-    assert v2_codec.element_count([2, 3]) == 6
-    assert v2_codec.element_count([0, 5]) == 0
+    assert element_count([]) == 1
+    assert element_count([2, 3]) == 6
+    assert element_count([0, 5]) == 0
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,7 @@ def test_element_count_of_scalar_shape_is_one() -> None:
     ],
 )
 def test_decode_tensor_json_bytes(shape: list[int], data: Any, expected: list[str]) -> None:
-    assert v2_codec.decode_tensor("t", "BYTES", shape, data, None) == expected
+    assert v2_json.decode_tensor("t", "BYTES", shape, data, None) == expected
 
 
 @pytest.mark.parametrize(
@@ -86,7 +89,7 @@ def test_decode_tensor_json_bytes(shape: list[int], data: Any, expected: list[st
     ],
 )
 def test_decode_tensor_json_numbers(datatype: str, data: list[Any]) -> None:
-    assert v2_codec.decode_tensor("t", datatype, [2], data, None) == data
+    assert v2_json.decode_tensor("t", datatype, [2], data, None) == data
 
 
 @pytest.mark.parametrize(
@@ -113,12 +116,12 @@ def test_decode_tensor_rejects_bad_json_tensors(
     datatype: str, shape: list[int], data: Any, message: str
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
-        v2_codec.decode_tensor("t", datatype, shape, data, None)
+        v2_json.decode_tensor("t", datatype, shape, data, None)
 
 
 def test_decode_tensor_rejects_data_and_binary_together() -> None:
     with pytest.raises(InvalidInput, match="both 'data' and binary_data_size"):
-        v2_codec.decode_tensor("t", "BYTES", [1], ["a"], b"\x01\x00\x00\x00a")
+        v2_json.decode_tensor("t", "BYTES", [1], ["a"], b"\x01\x00\x00\x00a")
 
 
 # ---------------------------------------------------------------- binary tensors
@@ -126,17 +129,17 @@ def test_decode_tensor_rejects_data_and_binary_together() -> None:
 
 def test_bytes_elements_match_tritonclient_serialisation() -> None:
     items = ["héllo", "", "wörld" * 50]
-    ours = v2_codec.encode_bytes_elements(items)
+    ours = raw_tensors.encode_bytes_elements(items)
     theirs = serialize_byte_tensor(np.array(items, dtype=np.object_)).item()
     assert ours == theirs
-    assert v2_codec.decode_bytes_elements("t", theirs) == [s.encode() for s in items]
+    assert raw_tensors.decode_bytes_elements("t", theirs) == [s.encode() for s in items]
 
 
 def test_decode_binary_bytes_tensor_checks_element_count() -> None:
-    raw = v2_codec.encode_bytes_elements(["a", "b"])
-    assert v2_codec.decode_tensor("t", "BYTES", [2], None, raw) == [b"a", b"b"]
+    raw = raw_tensors.encode_bytes_elements(["a", "b"])
+    assert v2_json.decode_tensor("t", "BYTES", [2], None, raw) == [b"a", b"b"]
     with pytest.raises(InvalidInput, match="needs 3 elements, got 2"):
-        v2_codec.decode_tensor("t", "BYTES", [3], None, raw)
+        v2_json.decode_tensor("t", "BYTES", [3], None, raw)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +152,7 @@ def test_decode_binary_bytes_tensor_checks_element_count() -> None:
 )
 def test_decode_bytes_elements_rejects_truncated_data(raw: bytes, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        v2_codec.decode_bytes_elements("t", raw)
+        raw_tensors.decode_bytes_elements("t", raw)
 
 
 @pytest.mark.parametrize(
@@ -171,23 +174,23 @@ def test_decode_bytes_elements_rejects_truncated_data(raw: bytes, message: str) 
     ],
 )
 def test_binary_numeric_round_trip(datatype: str, values: list[Any]) -> None:
-    raw = v2_codec.encode_binary_tensor(datatype, values)
-    assert v2_codec.decode_tensor("t", datatype, [3], None, raw) == values
+    raw = raw_tensors.encode_binary_tensor(datatype, values)
+    assert v2_json.decode_tensor("t", datatype, [3], None, raw) == values
     if datatype != "BF16":  # numpy has no bfloat16: compare the rest with numpy's own bytes
         triton_dtype = {"BOOL": "?", "FP16": "<f2"}.get(datatype)
-        dtype = np.dtype(triton_dtype or v2_codec._NUMPY_DTYPES[datatype])
+        dtype = np.dtype(triton_dtype or datatypes.NUMPY_DTYPES[datatype])
         assert raw == np.array(values, dtype=dtype).tobytes()
 
 
 def test_decode_binary_numeric_rejects_partial_elements() -> None:
     with pytest.raises(InvalidInput, match="not a whole number of INT32 elements"):
-        v2_codec.decode_tensor("t", "INT32", [1], None, b"\x00\x00\x00")
+        v2_json.decode_tensor("t", "INT32", [1], None, b"\x00\x00\x00")
 
 
 def test_decode_text_elements() -> None:
-    assert v2_codec.decode_text_elements("t", ["a", "é".encode()]) == ["a", "é"]
+    assert plane.decode_text_elements("t", ["a", "é".encode()]) == ["a", "é"]
     with pytest.raises(InvalidInput, match="element 1 is not UTF-8"):
-        v2_codec.decode_text_elements("t", ["a", b"\xff\xfe"])
+        plane.decode_text_elements("t", ["a", b"\xff\xfe"])
 
 
 # ---------------------------------------------------------------- response body
@@ -195,7 +198,7 @@ def test_decode_text_elements() -> None:
 
 def test_encode_output_json_uses_kserve_key_order() -> None:
     tensor = OutputTensor("output-0", "BYTES", [2], ["a", b"b"])
-    encoded = v2_codec.encode_output_json(tensor)
+    encoded = v2_json.encode_output_json(tensor)
     assert list(encoded) == ["name", "shape", "datatype", "parameters", "data"]
     assert encoded["data"] == ["a", "b"]
     assert encoded["parameters"] is None
@@ -203,7 +206,7 @@ def test_encode_output_json_uses_kserve_key_order() -> None:
 
 def test_encode_output_json_refuses_half_precision() -> None:
     with pytest.raises(InvalidInput, match="can only be sent binary"):
-        v2_codec.encode_output_json(OutputTensor("h", "FP16", [1], [0.5]))
+        v2_json.encode_output_json(OutputTensor("h", "FP16", [1], [0.5]))
 
 
 def test_binary_response_is_readable_by_tritonclient() -> None:
@@ -214,11 +217,11 @@ def test_binary_response_is_readable_by_tritonclient() -> None:
     ]
     entries, chunks = [], []
     for tensor in tensors:
-        entry, raw = v2_codec.encode_output_binary(tensor)
+        entry, raw = v2_binary.encode_output_binary(tensor)
         entries.append(entry)
         chunks.append(raw)
     header = {"model_name": "m", "model_version": None, "id": "1", "parameters": None}
-    body, header_length = v2_codec.encode_binary_body({**header, "outputs": entries}, chunks)
+    body, header_length = v2_binary.encode_binary_body({**header, "outputs": entries}, chunks)
     result = InferResult.from_response_body(body, header_length=header_length)
     assert result.as_numpy("labels").tolist() == [1, 0]
     assert deserialize_bytes_tensor(chunks[1]).tolist() == [b"{0: 0.5}", b"{0: 0.25}"]

@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from hf_runtime.errors import InvalidInput, TooLarge
-from hf_runtime.runtime.encoder import EncoderModel, load_encoder_model
+from hf_runtime.runtime.encoder_model import EncoderModel
 from hf_runtime.tasks.names import Task
 from tests.encoder_support import kserve_forward, load_backend, model_config, source_for
 from tests.fakes import FakeRegistry
+from tests.loading import load_encoder_model
 from tests.protocols.openai.helpers import assert_error
 from tests.served_app import make_served_app
 

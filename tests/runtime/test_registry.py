@@ -11,6 +11,7 @@ from hf_runtime.config import load_config
 from hf_runtime.errors import ModelNotFound, ModelNotReady
 from hf_runtime.model import Predictor
 from hf_runtime.runtime import loading
+from hf_runtime.runtime.loading import LoadedModel
 from hf_runtime.runtime.registry import Registry
 from hf_runtime.types import ModelMetadata
 
@@ -42,9 +43,9 @@ def registry() -> Registry:
 async def test_not_ready_until_loaded_then_delegates(monkeypatch: pytest.MonkeyPatch) -> None:
     gate = asyncio.Event()
 
-    async def slow_load(config: Any) -> _Loaded:
+    async def slow_load(config: Any) -> LoadedModel:
         await gate.wait()
-        return _Loaded()
+        return LoadedModel(_Loaded())
 
     monkeypatch.setattr(loading, "load_model", slow_load)
     reg = registry()

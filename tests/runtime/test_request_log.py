@@ -6,9 +6,10 @@ import logging
 
 import pytest
 
-from hf_runtime.runtime.encoder import MAX_LOGGED_INSTANCES, load_encoder_model
+from hf_runtime.runtime.encoder_model import MAX_LOGGED_INSTANCES
 from hf_runtime.tasks.names import Task
 from tests.encoder_support import model_config, source_for
+from tests.loading import load_encoder_model
 
 
 async def test_request_log_shows_a_bounded_prefix_of_the_instances(

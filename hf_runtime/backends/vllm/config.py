@@ -2,7 +2,7 @@
 
 Every key is optional; `None` means "vLLM's own default" unless the field says otherwise.
 Keys that name an engine argument the installed vLLM lacks are rejected when the engine is
-built (see `engine.build_engine_args`), so a typo or a removed option never passes silently.
+built (see `async_llm.build_engine_args`), so a typo or a removed option never passes silently.
 """
 
 from __future__ import annotations

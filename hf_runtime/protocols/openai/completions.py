@@ -14,7 +14,7 @@ from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry, TextGenerator
 from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai import logprobs as lp
-from hf_runtime.protocols.openai.generation import (
+from hf_runtime.protocols.openai.choice_streams import (
     ChoiceResult,
     ChoiceStreams,
     cancel_on_disconnect,
@@ -27,8 +27,8 @@ from hf_runtime.protocols.openai.lookup import (
     require_generator,
     resolve_model,
 )
+from hf_runtime.protocols.openai.request_params import SequenceSpec, fan_out, sampling_params
 from hf_runtime.protocols.openai.responses import Envelope, StreamUsage, log_ignored_fields, usage
-from hf_runtime.protocols.openai.sampling import SequenceSpec, fan_out, sampling_params
 from hf_runtime.protocols.openai.schemas import CompletionRequest
 from hf_runtime.protocols.openai.sse import DONE, EventStreamResponse, error_event, event
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hf_runtime.observability.logs import shorten
-from hf_runtime.protocols.openai.generation import prompt_token_total
-from hf_runtime.protocols.openai.sampling import SequenceSpec, new_request_id
+from hf_runtime.protocols.openai.choice_streams import prompt_token_total
+from hf_runtime.protocols.openai.request_params import SequenceSpec, new_request_id
 from hf_runtime.protocols.openai.schemas import OpenAIRequest
 from hf_runtime.types import GenerationDelta
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hf_runtime.backends.huggingface.generation import HFGenerationEngine
-from hf_runtime.protocols.openai.generation import collect
-from hf_runtime.protocols.openai.sampling import fan_out
+from hf_runtime.backends.huggingface.generation_engine import HFGenerationEngine
+from hf_runtime.protocols.openai.choice_streams import collect
+from hf_runtime.protocols.openai.request_params import fan_out
 from hf_runtime.types import SamplingParams
 from tests.backends import admission_scenarios as scenarios
-from tests.backends.huggingface.test_generation import Loaded, _load, make_engine
+from tests.backends.huggingface.test_generation_engine import Loaded, _load, make_engine
 from tests.observability.support import generation_samples, increase
 
 

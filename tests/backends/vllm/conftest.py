@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hf_runtime.backends.selection import vllm_installed
+from hf_runtime.backends.vllm import vllm_installed
 from hf_runtime.config import ModelConfig
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.names import Task
@@ -89,10 +89,12 @@ def run() -> Iterator[LoopRunner]:
 
 
 def load_vllm(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
-    from hf_runtime.backends.vllm.model import load_vllm_model
+    """The served model for `task` on vLLM (a generative model's LoRA adapters are its
+    `adapters`), composed as the runtime does."""
+    from tests.loading import load_on
 
     config = model_config(folder, **overrides)
-    return run(load_vllm_model(config, source_for(folder), task))
+    return run(load_on("vllm", config, source_for(folder), task))
 
 
 @pytest.fixture(scope="session")

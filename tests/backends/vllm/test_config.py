@@ -116,8 +116,8 @@ def test_importing_the_package_imports_neither_vllm_nor_torch() -> None:
         "import sys\n"
         "import hf_runtime.backends.vllm, hf_runtime.backends.vllm.config\n"
         "import hf_runtime.backends.vllm.env, hf_runtime.backends.vllm.metrics\n"
-        "import hf_runtime.backends.vllm.tasks, hf_runtime.backends.vllm.model\n"
-        "import hf_runtime.backends.selection\n"
+        "import hf_runtime.backends.vllm.tasks, hf_runtime.backends.vllm.loader\n"
+        "import hf_runtime.backends.selection, hf_runtime.backends.registry\n"
         "heavy = sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
@@ -143,10 +143,10 @@ def test_load_checks_fail_before_any_engine_starts(
     section: dict[str, object] | None,
     fragment: str,
 ) -> None:
-    from hf_runtime.backends.vllm import model as vllm_model
+    from hf_runtime.backends.vllm import loader as vllm_loader
 
-    monkeypatch.setattr(vllm_model, "vllm_installed", lambda: installed)
+    monkeypatch.setattr(vllm_loader, "vllm_installed", lambda: installed)
     config = ModelConfig(model_name="m", model_dir=str(tmp_path), backend="vllm", vllm=section)
     source = ResolvedSource(tmp_path, tmp_path, {"architectures": ["Whatever"]})
     with pytest.raises(ConfigError, match=fragment):
-        asyncio.run(vllm_model.load_vllm_model(config, source, task))
+        asyncio.run(vllm_loader.load_vllm(config, source, task))

@@ -15,7 +15,7 @@ pytestmark = [requires_vllm, pytest.mark.vllm]
 
 
 def engine_args(folder: Path, *, cpu_build: bool = True, **overrides: Any) -> Any:
-    from hf_runtime.backends.vllm.engine import build_engine_args
+    from hf_runtime.backends.vllm.async_llm import build_engine_args
 
     config = model_config(folder, **overrides)
     section = parse_vllm_section(config.vllm)
@@ -79,7 +79,7 @@ def test_arguments_the_installed_vllm_lacks_are_config_errors(
 
 @requires_vllm
 def test_auto_dtype_follows_the_checkpoint_like_the_huggingface_backend() -> None:
-    from hf_runtime.backends.vllm.engine import engine_dtype
+    from hf_runtime.backends.vllm.async_llm import engine_dtype
 
     assert engine_dtype("auto", {"dtype": "float32"}) == "float32"
     assert engine_dtype("auto", {"torch_dtype": "bfloat16"}) == "bfloat16"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.model import ServedModel, TextGenerator
-from hf_runtime.protocols.openai.generation import collect as openai_collect
-from hf_runtime.protocols.openai.sampling import fan_out
+from hf_runtime.model import Predictor, ServedModel, TextGenerator, require_capability
+from hf_runtime.protocols.openai.choice_streams import collect as openai_collect
+from hf_runtime.protocols.openai.request_params import fan_out
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.backends import admission_scenarios as scenarios
@@ -53,7 +53,7 @@ def llama(
 
 @pytest.fixture(scope="module")
 def hf_llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
-    from hf_runtime.runtime.generative import load_generative_model
+    from tests.loading import load_generative_model
 
     config = model_config(
         tiny_llama_dir, backend="huggingface", vllm=None, max_model_len=MAX_MODEL_LEN
@@ -83,7 +83,7 @@ def test_served_model_surface(llama: Any, run: LoopRunner) -> None:
     assert (llama.max_model_len, llama.is_encoder_decoder) == (MAX_MODEL_LEN, False)
     assert llama.metadata().platform == "vllm"
     with pytest.raises(Unsupported):
-        run(llama.predict(["hi"]))
+        require_capability(llama, Predictor)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -371,7 +371,7 @@ def test_vllm_metrics_reach_the_multiprocess_collector(llama: Any, run: LoopRunn
 def test_lora_adapter_equals_its_merged_weights_on_huggingface(
     llama: Any, run: LoopRunner, tiny_llama_lora: tuple[Path, Path]
 ) -> None:
-    from hf_runtime.runtime.generative import load_generative_model
+    from tests.loading import load_generative_model
 
     (adapter,) = llama.adapters
     assert (adapter.name, adapter.task, adapter.ready) == ("sql", "text_generation", True)

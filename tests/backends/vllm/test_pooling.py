@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.model import ServedModel, TextGenerator
+from hf_runtime.model import Embedder, ServedModel, TextGenerator, require_capability
 from hf_runtime.tasks.names import Task
 from tests.backends.vllm.conftest import (
     LoopRunner,
@@ -27,7 +27,7 @@ TEXTS = ["Hello world, this is a test.", "the quick brown fox", "Paris is the ca
 
 
 def load_hf(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
-    from hf_runtime.runtime.encoder import load_encoder_model
+    from tests.loading import load_encoder_model
 
     config = model_config(folder, backend="huggingface", vllm=None, **overrides)
     return run(load_encoder_model(config, source_for(folder), task))
@@ -102,21 +102,21 @@ def test_classification_equals_huggingface(
     classifier: Any, run: LoopRunner, tiny_models: dict[str, Path], flags: dict[str, bool]
 ) -> None:
     """vLLM gives the raw logits; the shared processor turns them into each KServe form."""
-    from hf_runtime.runtime.encoder import make_processor
     from hf_runtime.tasks.base import ProcessorOptions
+    from hf_runtime.tasks.processors import make_processor
 
     folder = tiny_models["bert-seq-cls"]
     reference_model = load_hf(run, folder, Task.sequence_classification, **flags)
     try:
         options = ProcessorOptions(**flags)
         processor = make_processor(
-            Task.sequence_classification, classifier.backend, options, source_for(folder)
+            Task.sequence_classification, classifier.encoder, options, folder
         )
-        encodings = classifier.backend.tokenize(TEXTS)
+        encodings = classifier.encoder.tokenize(TEXTS)
         # forward blocks on the model's event loop: call it from a thread, as the batcher does
         logits = run(
             asyncio.to_thread(
-                classifier.backend.forward,
+                classifier.encoder.forward,
                 processor.forward_items(encodings),
                 processor.forward_spec,
             )
@@ -140,4 +140,4 @@ def test_classifier_serves_raw_logits(classifier: Any, run: LoopRunner) -> None:
     assert all(set(p) == {0, 1} for p in prediction.predictions)
     assert prediction.tensors[0].datatype == "BYTES"
     with pytest.raises(Unsupported):
-        run(classifier.embed(TEXTS))
+        require_capability(classifier, Embedder)

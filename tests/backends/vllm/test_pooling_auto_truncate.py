@@ -33,9 +33,9 @@ def strict(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
 
 
 def test_backend_tokenizes_without_truncation_on_request(strict: Any) -> None:
-    (full,) = strict.backend.tokenize([LONG], truncate=False)
-    (cut,) = strict.backend.tokenize([LONG])
-    assert len(full) == 29 and len(cut) == strict.backend.max_length == LIMIT
+    (full,) = strict.encoder.tokenize([LONG], truncate=False)
+    (cut,) = strict.encoder.tokenize([LONG])
+    assert len(full) == 29 and len(cut) == strict.encoder.max_length == LIMIT
 
 
 def test_long_input_is_refused_before_the_engine(strict: Any, run: LoopRunner) -> None:

@@ -27,7 +27,7 @@ MAX_MODEL_LEN = 512
 
 @pytest.fixture(scope="module")
 def smollm2(run: LoopRunner, smollm2_dir: Path) -> Iterator[tuple[Any, Any]]:
-    from hf_runtime.runtime.generative import load_generative_model
+    from tests.loading import load_generative_model
 
     ours = load_vllm(run, smollm2_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN)
     config = model_config(

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from hf_runtime.protocols.openai.sampling import choice_seed
+from hf_runtime.protocols.openai.request_params import choice_seed
 from tests.fakes import FakeRegistry
 from tests.protocols.openai.fakes import (
     REPLY_LENGTH,

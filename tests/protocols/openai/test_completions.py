@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from hf_runtime.protocols.openai.sampling import choice_seed
+from hf_runtime.protocols.openai.request_params import choice_seed
 from tests.protocols.openai.fakes import (
     BOS_ID,
     REPLY_LENGTH,

@@ -1,0 +1,343 @@
+"""Continuous-batching generation engine for transformers causal and seq2seq LMs.
+
+`HFGenerationEngine` is the huggingface backend's `hf_runtime.backends.GenerationEngine`.
+
+One dedicated thread owns the model. Each loop iteration it
+  1. admits waiting sequences (up to `max_num_seqs` running) and prefills each alone,
+  2. runs ONE decoding step for every running sequence together (`decode_batch`),
+  3. samples each row with that sequence's own parameters, and drops rows that finished,
+     failed or were aborted.
+So requests join and leave between steps and never wait for each other to finish.
+
+The asyncio side only enqueues (`generate`) and reads its own `asyncio.Queue`, which the thread
+fills through `loop.call_soon_threadsafe`. Closing the iterator or cancelling its task flags the
+sequence; the thread drops it before the next step. An exception while processing one
+sequence ends that sequence with the error; the thread keeps serving the others (KServe #3957).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from hf_runtime.backends.huggingface import BACKEND
+from hf_runtime.backends.huggingface.decode_batch import DecodeBatch, make_decode_batch
+from hf_runtime.decoding.admission import AdmissionLimit
+from hf_runtime.decoding.detokenize import TokenTextCache
+from hf_runtime.decoding.limits import check_request
+from hf_runtime.decoding.sequence import SequenceState
+from hf_runtime.errors import HFRuntimeError, ModelNotReady
+from hf_runtime.observability.metrics import observe_queue_time
+from hf_runtime.types import GenerationDelta, GenerationRequest
+
+logger = logging.getLogger("hf_runtime")
+
+# Prompt tokens prefilled per loop iteration (at least one prompt): bounds how long running
+# sequences wait for a step while a burst of new prompts is admitted.
+PREFILL_TOKEN_BUDGET = 4096
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """Engine-side record of one `generate` call."""
+
+    request: GenerationRequest
+    max_tokens: int
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[GenerationDelta | BaseException]
+    enqueued: float = 0.0  # time.perf_counter() when it joined the waiting queue
+    aborted: bool = False  # set by the consumer (any thread), read by the engine thread
+    state: SequenceState | None = field(default=None, repr=False)  # built in the engine thread
+
+    def emit(self, item: GenerationDelta | BaseException) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the consumer's loop is closed: nobody is listening
+            self.aborted = True
+
+
+class HFGenerationEngine:
+    """Continuous batching over a loaded transformers model. Thread-safe `generate`."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_model_len: int,
+        max_num_seqs: int,
+        max_queue_size: int,
+        eos_token_ids: Collection[int],
+        name: str = "model",
+        padded_batching: bool | None = None,
+    ) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.is_encoder_decoder = bool(model.config.is_encoder_decoder)
+        self.max_model_len = max_model_len
+        self.max_num_seqs = max_num_seqs
+        self.max_queue_size = max_queue_size
+        self.admission = AdmissionLimit(
+            name, max_num_seqs=max_num_seqs, max_queue_size=max_queue_size
+        )
+        self.eos_token_ids = frozenset(eos_token_ids)
+        self.name = name
+        self.input_vocab_size = int(model.get_input_embeddings().num_embeddings)
+        output = model.get_output_embeddings()
+        self.vocab_size = int(output.out_features if output is not None else self.input_vocab_size)
+        # The engine thread decodes with its own tokenizer copy: a fast tokenizer mutated by an
+        # encode on another thread (padding/truncation state) must not be read concurrently.
+        self._tokenizer = copy.deepcopy(tokenizer)
+        self._token_texts = TokenTextCache(self._tokenizer)
+        self._batch: DecodeBatch = make_decode_batch(model, self.device, padded=padded_batching)
+        self._wakeup = threading.Condition()
+        self._waiting: deque[_Sequence] = deque()
+        self._running: list[_Sequence] = []  # engine thread only; row order of self._batch
+        self._stopping = False
+        # Observability (written by the engine thread only): shared decoding steps, and the
+        # sequences they carried; sequences / steps > 1 means requests really shared passes.
+        self._counters = {"decode_steps": 0, "decoded_sequences": 0, "largest_decode_batch": 0}
+        self._thread = threading.Thread(target=self._run, name=f"generate-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def batch_kind(self) -> str:
+        return type(self._batch).__name__
+
+    @property
+    def ready(self) -> bool:
+        return not self._stopping
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **self._counters,
+            "running": self.num_running,
+            "waiting": self.num_waiting,
+            "rejected_requests": self.admission.rejected,
+        }
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def num_running(self) -> int:
+        return len(self._running)
+
+    # ------------------------------------------------------------------ asyncio side
+
+    def check_request(self, request: GenerationRequest) -> int:
+        """Validate a request; return its effective max_tokens. Raises InvalidInput."""
+        return check_request(
+            request,
+            max_model_len=self.max_model_len,
+            vocab_size=self.vocab_size,
+            is_encoder_decoder=self.is_encoder_decoder,
+            input_vocab_size=self.input_vocab_size,
+        )
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
+        """Stream one sequence's deltas (coalesced when the consumer falls behind).
+
+        Raises Overloaded when max_num_seqs + max_queue_size sequences are already in flight
+        (the rule vLLM follows too: hf_runtime.decoding.admission).
+        """
+        max_tokens = self.check_request(request)
+        if self._stopping:
+            raise ModelNotReady(self.name)
+        ticket = self.admission.reserve()  # before any await: see admission.py
+        seq = _Sequence(request, max_tokens, asyncio.get_running_loop(), asyncio.Queue())
+        finished = False
+        try:
+            with self._wakeup:
+                if self._stopping:
+                    raise ModelNotReady(self.name)
+                seq.enqueued = time.perf_counter()
+                self._waiting.append(seq)
+                self._wakeup.notify()
+            while not finished:
+                items = [await seq.queue.get()]
+                while not seq.queue.empty():
+                    items.append(seq.queue.get_nowait())
+                delta: GenerationDelta | None = None
+                for item in items:
+                    if isinstance(item, BaseException):
+                        finished = True
+                        if delta is not None:
+                            yield delta
+                        raise item
+                    delta = item if delta is None else _merge(delta, item)
+                assert delta is not None
+                finished = delta.finish_reason is not None
+                yield delta
+        finally:
+            if not finished:
+                self._abort(seq)
+            ticket.release()
+
+    def _abort(self, seq: _Sequence) -> None:
+        seq.aborted = True
+        # Waiting: frees its queue place now. Running: the engine thread drops it before its
+        # next step.
+        with self._wakeup, contextlib.suppress(ValueError):
+            self._waiting.remove(seq)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread; sequences still waiting or running end with ModelNotReady."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify()
+        self._thread.join(timeout)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    # ------------------------------------------------------------------ engine thread
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self._wakeup:
+                    while not (self._stopping or self._waiting or self._running):
+                        self._wakeup.wait()
+                    if self._stopping:
+                        break
+                    admitted = self._take_waiting()
+                self._observe_queue_times(admitted)  # outside the lock: generate() waits on it
+                try:
+                    self._iterate(admitted)
+                except Exception:  # a bug in the loop itself: fail the batch, keep serving
+                    logger.exception("model %s: generation step failed", self.name)
+                    self._fail_all(HFRuntimeError("generation failed: internal error"))
+        self._shutdown()
+
+    def _take_waiting(self) -> list[_Sequence]:
+        admitted: list[_Sequence] = []
+        budget = PREFILL_TOKEN_BUDGET
+        while self._waiting and len(self._running) + len(admitted) < self.max_num_seqs:
+            seq = self._waiting[0]
+            cost = len(seq.request.prompt_token_ids)
+            if admitted and cost > budget:
+                break
+            self._waiting.popleft()
+            if not seq.aborted:
+                admitted.append(seq)
+                budget -= cost
+        return admitted
+
+    def _observe_queue_times(self, admitted: Sequence[_Sequence]) -> None:
+        now = time.perf_counter()
+        for seq in admitted:
+            observe_queue_time(self.name, BACKEND.name, now - seq.enqueued)
+
+    def _iterate(self, admitted: Sequence[_Sequence]) -> None:
+        self._retain([i for i, seq in enumerate(self._running) if not seq.aborted])
+        for seq in admitted:
+            self._prefill(seq)
+        if not self._running:
+            return
+        try:
+            logits = self._batch.decode()
+        except Exception as exc:  # the shared forward failed: every row in it fails
+            logger.exception("model %s: decoding step failed", self.name)
+            self._fail_all(_as_runtime_error(exc))
+            return
+        counters = self._counters
+        counters["decode_steps"] += 1
+        counters["decoded_sequences"] += len(self._running)
+        counters["largest_decode_batch"] = max(counters["largest_decode_batch"], len(self._running))
+        keep: list[int] = []
+        for index, seq in enumerate(self._running):
+            if seq.aborted:
+                continue
+            assert seq.state is not None
+            try:
+                result = seq.state.step(logits[index])
+            except Exception as exc:
+                self._fail(seq, exc)
+                continue
+            seq.emit(result.delta)
+            if not result.finished:
+                self._batch.set_next(index, result.token_id)
+                keep.append(index)
+        self._retain(keep)
+
+    def _prefill(self, seq: _Sequence) -> None:
+        try:
+            seq.state = SequenceState(
+                seq.request,
+                max_tokens=seq.max_tokens,
+                tokenizer=self._tokenizer,
+                token_texts=self._token_texts,
+                vocab_size=self.vocab_size,
+                eos_token_ids=self.eos_token_ids,
+                device=self.device,
+                detokenizer_context=not self.is_encoder_decoder,
+            )
+            logits, row = self._batch.prefill(seq.request.prompt_token_ids)
+            result = seq.state.step(logits)
+        except Exception as exc:
+            self._fail(seq, exc)
+            return
+        if not result.finished:
+            self._batch.add(row, result.token_id)
+            self._running.append(seq)
+        seq.emit(result.delta)
+
+    def _retain(self, keep: list[int]) -> None:
+        if len(keep) == len(self._running):
+            return
+        self._batch.retain(keep)
+        self._running = [self._running[i] for i in keep]
+
+    def _fail(self, seq: _Sequence, exc: Exception) -> None:
+        if not isinstance(exc, HFRuntimeError):
+            logger.exception("model %s: request %s failed", self.name, seq.request.request_id)
+        seq.emit(_as_runtime_error(exc))
+        seq.aborted = True
+
+    def _fail_all(self, error: HFRuntimeError) -> None:
+        for seq in self._running:
+            seq.emit(error)
+        self._running = []
+        self._batch.reset()
+
+    def _shutdown(self) -> None:
+        self._fail_all(ModelNotReady(self.name))
+        with self._wakeup:
+            waiting, self._waiting = list(self._waiting), deque()
+        for seq in waiting:
+            seq.emit(ModelNotReady(self.name))
+
+
+def _as_runtime_error(exc: Exception) -> HFRuntimeError:
+    if isinstance(exc, HFRuntimeError):
+        return exc
+    error = HFRuntimeError(f"generation failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _merge(first: GenerationDelta, second: GenerationDelta) -> GenerationDelta:
+    """Two consecutive deltas of one sequence as one."""
+    logprobs = None
+    if first.logprobs is not None or second.logprobs is not None:
+        logprobs = (first.logprobs or []) + (second.logprobs or [])
+    return GenerationDelta(
+        text=first.text + second.text,
+        token_ids=first.token_ids + second.token_ids,
+        logprobs=logprobs,
+        finish_reason=second.finish_reason,
+        stop_reason=second.stop_reason,
+        prompt_tokens=first.prompt_tokens or second.prompt_tokens,
+    )

@@ -1,0 +1,150 @@
+"""Encoder tasks on vLLM's pooling runner, behind the same `EncoderBackend` as huggingface.
+
+The task processors (`hf_runtime.tasks`) and the served encoder model stay the same; only the
+forward pass runs in vLLM. To give the same numbers as the huggingface backend, we ask vLLM for
+the model's raw outputs and apply KServe's semantics ourselves:
+  - text_embedding: per-token hidden states (`token_embed`, no activation), pooled here with
+    the modes the processor reads from the checkpoint and the huggingface backend's formulas
+    (`hf_runtime.backends.pooling`; vLLM's own pooler would use its defaults, e.g. CLS for a
+    bare BertModel where KServe mean-pools);
+  - sequence_classification: the head's logits (`classify`, no activation); the processor does
+    argmax / softmax / raw logits.
+Token classification and fill-mask are not offered: KServe labels every padded position of a
+request and returns masked-LM logits, neither of which vLLM's pooling runner computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from vllm.pooling_params import PoolingParams
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
+from hf_runtime.backends.pooling import pool_token_states
+from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
+from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
+from hf_runtime.errors import ConfigError
+from hf_runtime.tasks.names import Task
+
+
+class VLLMEncoderBackend:
+    """An `hf_runtime.backends.EncoderBackend` whose forward pass runs on a vLLM engine.
+
+    `forward` blocks (it is called from the batcher's inference thread): it submits every item
+    to the engine on the event loop the model was loaded on, where vLLM batches them, and
+    waits for the results. Tokenizing uses the same transformers tokenizer and settings as
+    the huggingface backend, so both backends see identical token ids.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncLLM,
+        tokenizer: Any,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        task: Task,
+        max_length: int,
+        add_special_tokens: bool,
+    ) -> None:
+        if task not in POOLING_TASKS:
+            reason = unsupported_reason(task) or "it is not a pooling task"
+            raise ConfigError(
+                f"task {task.value} is not available on the vllm backend: {reason}; use "
+                "backend: huggingface"
+            )
+        self.engine = engine
+        self.task = task
+        self._pooling_task = POOLING_TASKS[task]
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()  # a fast tokenizer must not be used by two threads
+        self._loop = loop
+        self._max_length = max_length
+        self._add_special_tokens = add_special_tokens
+        self._ids = itertools.count()
+        model_config = engine.model_config
+        self._hidden_size = int(model_config.get_hidden_size())
+        self._vocab_size = int(model_config.get_vocab_size())
+        self._num_labels = int(getattr(model_config.hf_config, "num_labels", 0) or 0)
+
+    @property
+    def padding_side(self) -> str:
+        return "right"  # vLLM never pads: any padding length is the same
+
+    @property
+    def ready(self) -> bool:
+        return not self.engine.errored
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def hidden_size(self) -> int:
+        return self._hidden_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    @property
+    def num_labels(self) -> int:
+        return self._num_labels
+
+    @property
+    def mask_token(self) -> str | None:
+        return None
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return None
+
+    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+        """As the huggingface backend's: `truncate=False` keeps every token (the model then
+        refuses over-long texts before they reach the engine)."""
+        with self._lock:
+            batch = self._tokenizer(
+                list(texts),
+                max_length=self._max_length,
+                truncation=truncate,
+                padding=False,
+                add_special_tokens=self._add_special_tokens,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        return [Encoding(input_ids=tuple(ids)) for ids in batch["input_ids"]]
+
+    def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
+        return [Encoding(input_ids=tuple(int(t) for t in ids)) for ids in token_ids]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        with self._lock:
+            return str(self._tokenizer.decode(list(token_ids)))
+
+    def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
+        future = asyncio.run_coroutine_threadsafe(self._forward(items, spec), self._loop)
+        return future.result()
+
+    async def _forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
+        return list(await asyncio.gather(*(self._one(item, spec) for item in items)))
+
+    async def _one(self, item: ForwardItem, spec: ForwardSpec) -> np.ndarray:
+        params = PoolingParams(task=self._pooling_task, use_activation=False)
+        prompt = await render_token_prompt(self.engine, item.encoding.input_ids)
+        request_id = f"pool-{next(self._ids)}"
+        data: Any = None
+        async for output in self.engine.encode(prompt, params, request_id):
+            data = output.outputs.data
+        values = torch.as_tensor(data).float()  # [tokens, hidden] states, or the head's logits
+        if spec.pooling:
+            values = pool_token_states(values, spec.pooling)
+        return np.asarray(values.numpy(), np.float32).reshape(-1)
+
+    async def aclose(self) -> None:
+        await shutdown_engine(self.engine)

@@ -1,0 +1,268 @@
+"""Generation on vLLM's AsyncLLM: one `generate` call is one vLLM request streaming DELTAs.
+
+`VLLMGenerationEngine` is the vLLM backend's `hf_runtime.backends.GenerationEngine`: it
+validates a request with the same rules and messages as the huggingface engine, maps our
+SamplingParams to vLLM's, and turns vLLM's RequestOutputs into GenerationDeltas. Tokenizing and
+chat templates belong to the served model the runtime builds around any engine, so both
+backends share them.
+
+Closing the delta iterator or cancelling the task that reads it aborts the vLLM request, so
+the engine frees the sequence's KV cache at its next step.
+
+Admission follows the huggingface engine's rule (hf_runtime.decoding.admission): at most
+max_num_seqs + max_queue_size sequences in flight, counted before the first await.
+
+Queue time: vLLM V1 attaches the request's `RequestStateStats` to each RequestOutput
+(`output.metrics`, when stats logging is on: `vllm.disable_log_stats: false`, the default).
+Its engine-core timestamps `queued_ts` (QUEUED event: the scheduler took the request) and
+`scheduled_ts` (first SCHEDULED event) give the time spent waiting for a place in the running
+batch, the same interval the huggingface engine measures. With stats logging off they are not
+recorded and no queue time is observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from vllm import SamplingParams as VLLMSamplingParams
+from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
+from vllm.logprobs import Logprob
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from hf_runtime.backends.vllm import BACKEND
+from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
+from hf_runtime.decoding.admission import AdmissionLimit, AdmissionTicket
+from hf_runtime.decoding.detokenize import REPLACEMENT_CHAR, TokenTextCache
+from hf_runtime.decoding.limits import check_request
+from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
+from hf_runtime.observability.metrics import observe_queue_time
+from hf_runtime.types import (
+    FinishReason,
+    GenerationDelta,
+    GenerationRequest,
+    SamplingParams,
+    TokenLogprob,
+)
+
+logger = logging.getLogger("hf_runtime")
+
+_FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort"}
+
+
+def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamplingParams:
+    """Our (OpenAI-semantics) parameters as vLLM's, streaming deltas. Raises InvalidInput."""
+    try:
+        return VLLMSamplingParams(
+            n=1,  # the protocol layer fans n out into separate sequences
+            max_tokens=max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else -1,  # -1: disabled on every vLLM
+            min_p=params.min_p,
+            seed=params.seed,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            repetition_penalty=params.repetition_penalty,
+            logit_bias={int(k): float(v) for k, v in params.logit_bias.items()} or None,
+            stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            ignore_eos=params.ignore_eos,
+            min_tokens=params.min_tokens,
+            logprobs=params.logprobs,
+            output_kind=RequestOutputKind.DELTA,
+            skip_special_tokens=True,
+        )
+    except VLLMValidationError as exc:
+        raise InvalidInput(str(exc), param=exc.parameter) from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"invalid sampling parameters: {exc}") from None
+
+
+class VLLMGenerationEngine:
+    """The generation engine behind a vLLM TextGenerator (see module docstring)."""
+
+    def __init__(
+        self,
+        engine: AsyncLLM,
+        tokenizer: Any,
+        *,
+        name: str,
+        max_queue_size: int,
+        lora_request: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        model_config = engine.model_config
+        self.max_model_len = int(model_config.max_model_len)
+        self.is_encoder_decoder = bool(model_config.is_encoder_decoder)
+        self.input_vocab_size = int(model_config.get_vocab_size())
+        self.max_num_seqs = int(engine.vllm_config.scheduler_config.max_num_seqs)
+        self.max_queue_size = max_queue_size
+        # Shared by adapter views (shallow copies): they all run on this one engine.
+        self.admission = AdmissionLimit(
+            name, max_num_seqs=self.max_num_seqs, max_queue_size=max_queue_size
+        )
+        self.lora_request = lora_request
+        # False for an adapter's view: the base model's engine reports and closes the engine.
+        self._owns_engine = True
+        # Token texts for logprobs exactly as the huggingface engine writes them (single-token
+        # decodes, memoised, on the loop). A copy: decoding never races the model's encodes.
+        self._decoder = copy.deepcopy(tokenizer)
+        self._token_texts = TokenTextCache(self._decoder)
+        self._ids = itertools.count()
+
+    @property
+    def ready(self) -> bool:
+        return not self.engine.errored
+
+    def for_adapter(self, lora_request: Any) -> VLLMGenerationEngine:
+        """A view of this engine whose requests run with a LoRA adapter."""
+        view = copy.copy(self)
+        view.lora_request = lora_request
+        view._owns_engine = False
+        return view
+
+    def stats(self) -> dict[str, int]:
+        """running (sequences vLLM has produced output for) / waiting (admitted, no output
+        yet) / rejected_requests, for /metrics beside vLLM's own `vllm:*` series.
+
+        The shared engine's counts are reported once: by the base model's engine, not again
+        by each LoRA adapter's view of it (sums over models would count them twice)."""
+        return self.admission.stats() if self._owns_engine else {}
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
+        max_tokens = check_request(
+            request,
+            max_model_len=self.max_model_len,
+            vocab_size=self.input_vocab_size,
+            is_encoder_decoder=self.is_encoder_decoder,
+        )
+        params = to_vllm_sampling_params(request.params, max_tokens)
+        if self.engine.errored:
+            raise ModelNotReady(self.name)
+        ticket = self.admission.reserve()  # before the first await: see admission.py
+        # Unique per call: the protocol layer may reuse one id for the n sequences it fans out.
+        request_id = f"{request.request_id}-{next(self._ids)}"
+        stream: AsyncGenerator[Any, None] | None = None
+        finished = False
+        try:
+            try:
+                prompt = await render_token_prompt(self.engine, request.prompt_token_ids)
+            except VLLMValidationError as exc:
+                raise InvalidInput(str(exc), param=exc.parameter or "prompt") from None
+            stream = self.engine.generate(
+                prompt, params, request_id, lora_request=self.lora_request
+            )
+            prompt_tokens = len(request.prompt_token_ids)
+            generated: list[int] = []
+            emitted: list[str] = []
+            while True:  # until vLLM's stream ends, right after the finished output
+                output = await self._next_output(stream)
+                if output is None:
+                    return
+                if not ticket.started:  # the first output: vLLM has scheduled the sequence
+                    self._first_output(ticket, output)
+                delta = self._delta(output.outputs[0], request.params.logprobs, prompt_tokens)
+                prompt_tokens = 0
+                generated.extend(delta.token_ids)
+                emitted.append(delta.text)
+                finished = delta.finish_reason is not None
+                if finished and not isinstance(delta.stop_reason, str):
+                    delta.text += await self._held_back_text(generated, "".join(emitted))
+                yield delta
+        finally:
+            try:
+                if stream is not None:
+                    if not finished:
+                        await self.engine.abort(request_id)
+                    await stream.aclose()
+            finally:
+                ticket.release()
+
+    async def _next_output(self, stream: AsyncIterator[Any]) -> Any:
+        """vLLM's next RequestOutput (None at the end), its errors as ours."""
+        try:
+            return await anext(stream)
+        except StopAsyncIteration:
+            return None
+        except EngineDeadError as exc:
+            logger.error("model %s: the vLLM engine died: %s", self.name, exc)
+            raise ModelNotReady(self.name) from exc
+        except VLLMValidationError as exc:
+            raise InvalidInput(str(exc), param=exc.parameter) from exc
+        except VLLMClientError as exc:
+            raise InvalidInput(str(exc)) from exc
+        except GracefulHTTPError as exc:
+            raise Overloaded(exc.message) from exc
+
+    def _first_output(self, ticket: AdmissionTicket, output: Any) -> None:
+        """The sequence's first output: count it running, observe its queue time."""
+        ticket.start()
+        stats = getattr(output, "metrics", None)  # None when vLLM logs no stats
+        queued = float(getattr(stats, "queued_ts", 0.0) or 0.0)
+        scheduled = float(getattr(stats, "scheduled_ts", 0.0) or 0.0)
+        if queued > 0.0 and scheduled >= queued:
+            observe_queue_time(self.name, BACKEND.name, scheduled - queued)
+
+    def _decode(self, token_ids: Sequence[int]) -> str:
+        return str(
+            self._decoder.decode(
+                list(token_ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
+        )
+
+    async def _held_back_text(self, token_ids: Sequence[int], emitted: str) -> str:
+        """What vLLM still held back when the sequence ended by length or by a token: the
+        bytes of an unfinished character, which it drops. The huggingface engine flushes them
+        (as U+FFFD), so we do too, and both backends return the same text."""
+        if not token_ids or not self._decode(token_ids[-4:]).endswith(REPLACEMENT_CHAR):
+            return ""  # the usual case, checked cheaply on the loop
+        full = await asyncio.to_thread(self._decode, token_ids)
+        return full[len(emitted) :] if full.startswith(emitted) else ""
+
+    def _delta(self, completion: Any, logprobs: int | None, prompt_tokens: int) -> GenerationDelta:
+        reason = completion.finish_reason
+        finish: FinishReason | None = None
+        if reason is not None:
+            finish = _FINISH_REASONS.get(str(reason))
+            if finish is None:
+                raise HFRuntimeError(f"model {self.name}: vLLM ended the sequence with {reason}")
+        token_ids = list(completion.token_ids)
+        return GenerationDelta(
+            text=completion.text,
+            token_ids=token_ids,
+            logprobs=self._logprobs(token_ids, completion.logprobs, logprobs),
+            finish_reason=finish,
+            stop_reason=completion.stop_reason if finish == "stop" else None,
+            prompt_tokens=prompt_tokens,
+        )
+
+    def _logprobs(
+        self,
+        token_ids: Sequence[int],
+        positions: Sequence[Mapping[int, Logprob]] | None,
+        k: int | None,
+    ) -> list[TokenLogprob] | None:
+        """vLLM gives, per position, the sampled token plus the top k by rank."""
+        if k is None or positions is None:
+            return None
+        text = self._token_texts.text
+        result = []
+        for token_id, candidates in zip(token_ids, positions, strict=True):
+            ranked = sorted(candidates.items(), key=lambda item: item[1].rank or 0)
+            top = [(tid, text(tid), lp.logprob) for tid, lp in ranked if (lp.rank or 0) <= k][:k]
+            chosen = candidates[token_id]
+            result.append(TokenLogprob(token_id, text(token_id), chosen.logprob, top))
+        return result
+
+    async def aclose(self) -> None:
+        """Shut the engine down; an adapter's view leaves the shared engine running."""
+        if self._owns_engine:
+            await shutdown_engine(self.engine)

@@ -1,0 +1,220 @@
+"""Generative models (text_generation, text2text_generation) as ServedModels, on any backend.
+
+`GenerativeModel` is the ServedModel the protocols see, and its own TextGenerator: tokenizing,
+chat templates and detokenizing run in worker threads, with the same rules on every backend;
+generation goes to the backend's continuous-batching `GenerationEngine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from hf_runtime.backends import GenerationEngine
+from hf_runtime.config import ModelConfig
+from hf_runtime.errors import InvalidInput
+from hf_runtime.model import TextGenerator
+from hf_runtime.runtime.served_model import ServedModelBase
+from hf_runtime.tasks.names import Task
+from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
+
+
+class GenerativeModel(ServedModelBase):
+    """A loaded generative model on any backend: ServedModel + TextGenerator.
+
+    `platform` is the backend's name. `adapters` are the LoRA adapters served under their own
+    names on this model's engine (each a GenerativeModel over a view of the engine); closing
+    this model closes them too.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        task: Task,
+        tokenizer: Any,
+        engine: GenerationEngine,
+        *,
+        platform: str,
+        chat_template: str | None = None,
+    ) -> None:
+        super().__init__(config, task, platform, {TextGenerator: self})
+        self._tokenizer = tokenizer
+        self._tokenizer_lock = threading.Lock()  # encode may mutate a fast tokenizer's state
+        self.engine = engine
+        self._chat_template = chat_template
+        self.adapters: tuple[GenerativeModel, ...] = ()
+        self._ready = True
+
+    def stats(self) -> dict[str, int]:
+        """Engine counters for /metrics ({} for an adapter: its base model reports them)."""
+        return dict(self.engine.stats())
+
+    # ------------------------------------------------------------------ ServedModel
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and self.engine.ready
+
+    def metadata(self) -> ModelMetadata:
+        # Generative models take no V2 tensors: they are served on the OpenAI routes only.
+        return ModelMetadata(
+            name=self.name, task=self.task, platform=self._platform, inputs=[], outputs=[]
+        )
+
+    async def aclose(self) -> None:
+        self._ready = False
+        for adapter in self.adapters:
+            await adapter.aclose()
+        await self.engine.aclose()
+
+    # ------------------------------------------------------------------ TextGenerator
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self.engine.max_model_len)
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(self.engine.is_encoder_decoder)
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return await asyncio.to_thread(self._encode, text, add_special_tokens)
+
+    async def detokenize(self, token_ids: Sequence[int]) -> str:
+        ids = list(token_ids)
+        limit = self.engine.input_vocab_size
+        bad = next((t for t in ids if not 0 <= t < limit), None)
+        if bad is not None:
+            raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {limit})")
+        return await asyncio.to_thread(self._decode, ids)
+
+    async def render_chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        chat_template: str | None = None,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Messages -> prompt token ids through the chat template.
+
+        Message `content` may be a string, None, or a list of parts `{"type": "text", "text":
+        ...}` (joined with newlines, as vLLM and KServe do); other part types are rejected.
+        Template choice: the request's `chat_template` (only if
+        `generation.allow_request_chat_template`), else the `generation.chat_template` file,
+        else the tokenizer's own template.
+        """
+        template = self._select_template(chat_template)
+        normalised = [_normalise_message(i, m) for i, m in enumerate(messages)]
+        return await asyncio.to_thread(
+            self._render,
+            normalised,
+            template,
+            add_generation_prompt,
+            continue_final_message,
+            tools,
+            dict(chat_template_kwargs or {}),
+        )
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
+        return self.engine.generate(request)
+
+    # ------------------------------------------------------------------ helpers (threads)
+
+    def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
+        with self._tokenizer_lock:
+            return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def _decode(self, token_ids: list[int]) -> str:
+        with self._tokenizer_lock:
+            return str(self._tokenizer.decode(token_ids, skip_special_tokens=False))
+
+    def _select_template(self, requested: str | None) -> str | None:
+        if requested is not None:
+            if not self.config.generation.allow_request_chat_template:
+                raise InvalidInput(
+                    "chat_template in the request is disabled on this server (set "
+                    "generation.allow_request_chat_template to allow it)",
+                    param="chat_template",
+                )
+            return requested
+        if self._chat_template is not None:
+            return self._chat_template
+        if getattr(self._tokenizer, "chat_template", None):
+            return None  # the tokenizer's own
+        raise InvalidInput(
+            f"Model {self.name} has no chat template: the tokenizer defines none and none is "
+            "configured (generation.chat_template); use /v1/completions instead",
+            param="messages",
+        )
+
+    def _render(
+        self,
+        messages: list[dict[str, Any]],
+        template: str | None,
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+        tools: list[dict[str, Any]] | None,
+        template_kwargs: dict[str, Any],
+    ) -> list[int]:
+        import jinja2  # transformers renders chat templates with jinja2
+
+        if continue_final_message and add_generation_prompt:
+            raise InvalidInput(
+                "continue_final_message and add_generation_prompt cannot both be true",
+                param="continue_final_message",
+            )
+        try:
+            with self._tokenizer_lock:
+                text = self._tokenizer.apply_chat_template(
+                    messages,
+                    chat_template=template,
+                    tools=tools,
+                    add_generation_prompt=add_generation_prompt,
+                    continue_final_message=continue_final_message,
+                    tokenize=False,
+                    **template_kwargs,
+                )
+        except jinja2.TemplateSyntaxError as exc:
+            raise InvalidInput(
+                f"chat template is not valid Jinja: {exc}", param="chat_template"
+            ) from None
+        except (jinja2.TemplateError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise InvalidInput(
+                f"chat template failed on these messages: {type(exc).__name__}: {exc}",
+                param="messages",
+            ) from None
+        if not isinstance(text, str):
+            raise InvalidInput("chat template did not render to text", param="chat_template")
+        # The template writes the special tokens itself (BOS included): add none.
+        return self._encode(text, add_special_tokens=False)
+
+
+def _normalise_message(index: int, message: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(message, dict) or "role" not in message:
+        raise InvalidInput(f"messages[{index}] must be an object with a role", param="messages")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return message
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise InvalidInput(
+                    f"messages[{index}].content: part type {kind!r} is not supported by "
+                    "this model (only text)",
+                    param="messages",
+                )
+        return {**message, "content": "\n".join(texts)}
+    raise InvalidInput(
+        f"messages[{index}].content must be a string or a list of text parts", param="messages"
+    )

@@ -1,0 +1,34 @@
+"""What every loaded served model shares: its identity and the capabilities it offers."""
+
+from __future__ import annotations
+
+from hf_runtime.config import ModelConfig
+from hf_runtime.model import C
+from hf_runtime.tasks.names import Task
+
+
+class ServedModelBase:
+    """Name, task, backend name and capabilities (decided once, when the model is built)."""
+
+    def __init__(
+        self, config: ModelConfig, task: Task, platform: str, capabilities: dict[type, object]
+    ) -> None:
+        self.config = config
+        self._task = task
+        self._platform = platform
+        self._capabilities = capabilities
+
+    @property
+    def name(self) -> str:
+        return self.config.model_name
+
+    @property
+    def task(self) -> str:
+        return self._task.value
+
+    @property
+    def backend(self) -> str:
+        return self._platform
+
+    def capability(self, kind: type[C]) -> C | None:
+        return self._capabilities.get(kind)  # type: ignore[return-value]

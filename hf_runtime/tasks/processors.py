@@ -1,0 +1,34 @@
+"""Which processor serves each encoder task: the one table a new encoder task is added to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hf_runtime.backends import EncoderBackend
+from hf_runtime.errors import ConfigError
+from hf_runtime.tasks.base import EncoderTaskProcessor, ProcessorOptions
+from hf_runtime.tasks.names import Task
+
+
+def make_processor(
+    task: Task, backend: EncoderBackend, options: ProcessorOptions, model_path: Path
+) -> EncoderTaskProcessor:
+    """The task processor for an encoder task (imports only the one needed). `model_path` is
+    the checkpoint folder, where some tasks read their settings (pooling modes)."""
+    if task is Task.sequence_classification:
+        from hf_runtime.tasks.sequence_classification import SequenceClassificationProcessor
+
+        return SequenceClassificationProcessor(backend, options)
+    if task is Task.token_classification:
+        from hf_runtime.tasks.token_classification import TokenClassificationProcessor
+
+        return TokenClassificationProcessor(backend, options)
+    if task is Task.fill_mask:
+        from hf_runtime.tasks.fill_mask import FillMaskProcessor
+
+        return FillMaskProcessor(backend, options)
+    if task is Task.text_embedding:
+        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor, read_pooling_modes
+
+        return TextEmbeddingProcessor(backend, options, read_pooling_modes(model_path))
+    raise ConfigError(f"task {task.value} is not an encoder task")
