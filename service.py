@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import bentoml
 
+from hf_runtime.baked import split_hub_weights, with_baked_models
 from hf_runtime.runtime.server import Runtime
 
-runtime = Runtime.from_sources(vars(bentoml.use_arguments()))
+# `--arg hub_weights=bake` at `bentoml build` bakes the Hub weights into the Bento (see
+# hf_runtime.baked); every other argument is configuration.
+_config_args, _hub_weights = split_hub_weights(vars(bentoml.use_arguments()))
+runtime = Runtime.from_sources(_config_args)
 
 
 def _mount_all(cls: type) -> type:
@@ -37,6 +41,7 @@ def _guarded(service: bentoml.Service) -> bentoml.Service:
     traffic={"timeout": 600},
     workers=1,
 )
+@with_baked_models(runtime.config, _hub_weights)
 @_mount_all
 class HFRuntime:
     @bentoml.on_startup

@@ -156,6 +156,9 @@ class ModelConfig(_Strict):
     return_probabilities: bool = False
     return_raw_logits: bool = Field(False, validation_alias="return_raw_logits")
     return_offsets_mapping: bool = False
+    # rerank: a one-label cross-encoder scores sigmoid(logit), as sentence-transformers'
+    # CrossEncoder does; true returns the raw logit instead.
+    rerank_raw_scores: bool = False
     # TEI's auto_truncate: true cuts encoder inputs to max_model_len (KServe's behaviour);
     # false answers 413 for an input longer than that instead.
     auto_truncate: bool = True

@@ -3,7 +3,9 @@
 A served model is registered with the capabilities it really has, decided once when it loads:
   - `Predictor`: KServe V1/V2 inference on encoder tasks (texts in, task outputs out);
   - `Embedder`: embedding vectors (text_embedding);
-  - `TextGenerator`: generation (text_generation, text2text_generation).
+  - `TextGenerator`: generation (text_generation, text2text_generation);
+  - `Scorer`: relevance of (query, document) pairs (rerank: a cross-encoder's score;
+    text_embedding: the cosine similarity of the two texts' embeddings).
 A protocol asks for the capability it needs with `require_capability`, the one place that
 decides "still loading" (503) and "this model cannot do that" (400), so no model stubs a
 method it cannot serve. Observability (`stats`) and lifecycle (`aclose`) are declared here too.
@@ -25,6 +27,7 @@ from hf_runtime.types import (
     GenerationRequest,
     ModelMetadata,
     Prediction,
+    ScoreResult,
 )
 
 
@@ -43,6 +46,19 @@ class Embedder(Protocol):
     ) -> EmbeddingResult:
         """Token-id inputs allowed. `dimensions` truncates each vector to its first N values
         and renormalises (Matryoshka)."""
+
+
+class Scorer(Protocol):
+    """Relevance scores of text pairs (rerank and score routes, KServe V1/V2 pair inputs)."""
+
+    @property
+    def max_pairs(self) -> int:
+        """The most pairs one request may hold (the model's `batching.max_queue_size`)."""
+
+    async def score(self, text_1: Sequence[str], text_2: Sequence[str]) -> ScoreResult:
+        """One score per text of `text_2`: against `text_1[0]` when `text_1` holds one text
+        (1:N), else against the text at the same index (N:N, equal lengths). Raises
+        InvalidInput for bad texts, Overloaded when the queue is full."""
 
 
 class TextGenerator(Protocol):
@@ -90,6 +106,7 @@ CAPABILITY_LABELS: dict[type, str] = {
     Predictor: "KServe V1/V2 inference",
     Embedder: "embeddings",
     TextGenerator: "text generation",
+    Scorer: "rerank / score (text pairs)",
 }
 
 
@@ -115,8 +132,8 @@ class ServedModel(Protocol):
         """Raises ModelNotReady while loading."""
 
     def capability(self, kind: type[C]) -> C | None:
-        """The capability `kind` (Predictor, Embedder, TextGenerator) or None if the model
-        does not have it. Raises ModelNotReady while loading."""
+        """The capability `kind` (Predictor, Embedder, Scorer, TextGenerator) or None if the
+        model does not have it. Raises ModelNotReady while loading."""
 
     def stats(self) -> Mapping[str, int]:
         """Counters and gauges for /metrics ({} when there are none)."""

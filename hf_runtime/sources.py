@@ -8,6 +8,10 @@ Accepted forms (KServe resolves its source twice; we do it once, at load):
   model_dir: "hf://owner/name[:rev]"   a Hub repo, KServe's storage-URI form
 and with `gguf_file: NAME` (or a model_dir/model_id path ending in .gguf) a GGUF checkpoint,
 converted once into a cached safetensors folder so later starts take about a second.
+
+Hub snapshots baked into the image (`bentoml build --arg hub_weights=bake`, see
+hf_runtime.baked) are found under $BENTOML_HF_CACHE_DIR, where `bentoml containerize` puts them,
+without any Hub access; anything else downloads at start.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -29,7 +34,24 @@ from hf_runtime.errors import ConfigError
 logger = logging.getLogger("hf_runtime")
 
 CACHE_ENV = "HF_RUNTIME_CACHE_DIR"
+# Where `bentoml containerize` puts the Hub snapshots a Bento declares (BentoML's own variable).
+BAKED_CACHE_ENV = "BENTOML_HF_CACHE_DIR"
 _TOKENIZER_PATTERNS = ["tokenizer*", "vocab*", "merges.txt", "special_tokens_map.json", "*.model"]
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class HubSnapshot:
+    """The files a model needs from one Hub repo at one revision (None: the default branch)."""
+
+    repo_id: str
+    revision: str | None
+    allow: tuple[str, ...] | None = None  # allow_patterns; None: every file
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the revision is a commit sha: an immutable snapshot, which can be baked."""
+        return bool(self.revision and _COMMIT_SHA.fullmatch(self.revision))
 
 
 @dataclass(frozen=True)
@@ -51,10 +73,57 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "hf-runtime")
 
 
-def _hub_download(repo_id: str, revision: str | None, allow: list[str] | None = None) -> Path:
+def hub_snapshots(config: ModelConfig) -> list[HubSnapshot]:
+    """The Hub snapshots a model's files come from: none for a local source; else the model's
+    (only the GGUF file, configs and tokenizer with `gguf_file`), plus the tokenizer's when
+    `tokenizer_revision` differs from `model_revision`."""
+    main: HubSnapshot | None = None
+    if config.model_id and not Path(config.model_id).exists():
+        allow = (config.gguf_file, "*.json", *_TOKENIZER_PATTERNS) if config.gguf_file else None
+        main = HubSnapshot(config.model_id, config.model_revision, allow)
+    else:
+        scheme, sep, rest = (config.model_dir or "").partition("://")
+        if sep and scheme == "hf":
+            repo, _, rev = rest.partition(":")
+            main = HubSnapshot(repo, rev or config.model_revision or None)
+    if main is None:
+        return []
+    if config.model_id and config.tokenizer_revision not in (None, config.model_revision):
+        tokenizer = ("*.json", *_TOKENIZER_PATTERNS)
+        return [main, HubSnapshot(config.model_id, config.tokenizer_revision, tokenizer)]
+    return [main]
+
+
+def baked_snapshot(snapshot: HubSnapshot) -> Path | None:
+    """The snapshot baked into the image, if it is there: looked up in $BENTOML_HF_CACHE_DIR
+    with no Hub access at all. BentoML records repo ids lowercased, so both spellings count."""
+    cache = os.environ.get(BAKED_CACHE_ENV)
+    if not cache or not snapshot.pinned:
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    for repo_id in dict.fromkeys([snapshot.repo_id, snapshot.repo_id.lower()]):
+        try:
+            found = snapshot_download(
+                repo_id, revision=snapshot.revision, cache_dir=cache, local_files_only=True
+            )
+        except LocalEntryNotFoundError:
+            continue
+        return Path(found)
+    return None
+
+
+def _hub_download(snapshot: HubSnapshot) -> Path:
+    repo_id, revision = snapshot.repo_id, snapshot.revision
+    baked = baked_snapshot(snapshot)
+    if baked is not None:
+        logger.info("%s@%s: using the weights baked into the image (%s)", repo_id, revision, baked)
+        return baked
     from huggingface_hub import snapshot_download
 
     # snapshot_download honours HF_TOKEN / HF_HOME / HF_HUB_OFFLINE and shows a progress bar.
+    allow = list(snapshot.allow) if snapshot.allow else None
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow))
     except Exception as exc:  # network, auth, missing repo or revision: all configuration
@@ -83,14 +152,12 @@ def _bentoml_dir(tag: str) -> Path:
 
 def _locate(config: ModelConfig) -> tuple[Path, str]:
     """(local path, human description) for the model files; downloads Hub repos."""
-    if config.model_id:
-        if Path(config.model_id).exists():  # KServe passes local paths through model_id too
-            return Path(config.model_id), f"local path {config.model_id}"
-        rev = config.model_revision
-        allow = None
-        if config.gguf_file:
-            allow = [config.gguf_file, "*.json", *_TOKENIZER_PATTERNS]
-        return _hub_download(config.model_id, rev, allow), f"Hub {config.model_id}@{rev or 'main'}"
+    snapshots = hub_snapshots(config)
+    if snapshots:  # model_id (a Hub id) or model_dir hf://owner/name[:revision]
+        hub = snapshots[0]
+        return _hub_download(hub), f"Hub {hub.repo_id}@{hub.revision or 'main'}"
+    if config.model_id:  # KServe passes local paths through model_id too
+        return Path(config.model_id), f"local path {config.model_id}"
     uri = config.model_dir or ""
     scheme, sep, rest = uri.partition("://")
     if not sep:
@@ -101,10 +168,6 @@ def _locate(config: ModelConfig) -> tuple[Path, str]:
         return _package_dir(rest), f"package {rest}"
     if scheme == "bentoml":
         return _bentoml_dir(rest), f"BentoML model {rest}"
-    if scheme == "hf":
-        repo, _, rev = rest.partition(":")
-        rev = rev or config.model_revision
-        return _hub_download(repo, rev or None), f"Hub {repo}@{rev or 'main'}"
     raise ConfigError(
         f"model_dir {uri}: unsupported scheme {scheme}://; use a local path, file://, pkg://, "
         "bentoml://, hf:// or model_id"
@@ -181,9 +244,6 @@ def resolve_source(config: ModelConfig) -> ResolvedSource:
     if gguf_file:
         path = convert_gguf(path, gguf_file)
         description += f" (GGUF {gguf_file}, converted)"
-    tokenizer_path = path
-    if config.model_id and config.tokenizer_revision not in (None, config.model_revision):
-        tokenizer_path = _hub_download(
-            config.model_id, config.tokenizer_revision, ["*.json", *_TOKENIZER_PATTERNS]
-        )
+    snapshots = hub_snapshots(config)
+    tokenizer_path = _hub_download(snapshots[1]) if len(snapshots) > 1 else path
     return ResolvedSource(path, tokenizer_path, _read_hf_config(path), description)

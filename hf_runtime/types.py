@@ -69,6 +69,26 @@ class EmbeddingResult:
     prompt_tokens: int  # real tokens (special tokens counted, padding not)
 
 
+# The V2 inputs of a pair request (and a rerank model's declared inputs), in pair order.
+PAIR_INPUTS = ("text", "text_pair")
+
+
+@dataclass(frozen=True)
+class TextPair:
+    """One (query, document) pair to score: transformers' pipeline names for a pair input."""
+
+    text: str
+    text_pair: str
+
+
+@dataclass
+class ScoreResult:
+    """One relevance score per pair, in request order, and the tokens the model read."""
+
+    scores: list[float]
+    prompt_tokens: int  # real tokens (special tokens counted, padding not)
+
+
 # ---------------------------------------------------------------- generation
 
 

@@ -20,7 +20,7 @@ from hf_runtime.errors import (
     ModelNotFound,
     ModelNotReady,
 )
-from hf_runtime.model import Embedder, Predictor, TextGenerator
+from hf_runtime.model import Embedder, Predictor, Scorer, TextGenerator
 from hf_runtime.observability.context import note_model
 from hf_runtime.types import (
     EmbeddingResult,
@@ -32,11 +32,13 @@ from hf_runtime.types import (
     TensorSpec,
     TokenLogprob,
 )
+from tests.fake_scorer import FakeScorer
 
 BOS_ID = 256
 EOS_ID = 257
 EMBEDDING_DIM = 8
 GENERATIVE_TASKS = ("text_generation", "text2text_generation")
+SCORING_TASKS = ("text_embedding", "rerank")  # the tasks with a Scorer
 
 
 def fake_label(text: str) -> int:
@@ -65,7 +67,9 @@ class FakeServedModel:
       holding `str(dict)`, as KServe does);
     - token_classification: per text `[[len(word) % 3 for word in text.split()]]`, padded with 0
       to the longest text, plus an `offset_mapping` tensor when `offsets=True`;
-    - text_embedding: `fake_embedding` vectors (FP64 output-0); `embed()` works;
+    - text_embedding: `fake_embedding` vectors (FP64 output-0); `embed()` works, and scoring
+      (tests/fake_scorer.py: cosine of those vectors);
+    - rerank: a fake cross-encoder, scoring only (`fake_relevance`), inputs text, text_pair;
     - text_generation / text2text_generation: only the TextGenerator capability.
     `fail_with`, when set, is raised by predict and embed (to test error mapping).
     """
@@ -93,6 +97,10 @@ class FakeServedModel:
         if task in GENERATIVE_TASKS and generator is None:
             generator = FakeTextGenerator(is_encoder_decoder=task == "text2text_generation")
         self._generator = generator
+        embed_text = lambda text: fake_embedding([ord(c) for c in text])  # noqa: E731
+        self.scorer = (
+            FakeScorer(self, embed_text, cross=task == "rerank") if task in SCORING_TASKS else None
+        )
 
     @property
     def name(self) -> str:
@@ -112,8 +120,10 @@ class FakeServedModel:
             return self._generator
         if kind is Embedder:
             return self if self._task == "text_embedding" else None
+        if kind is Scorer:
+            return self.scorer
         if kind is Predictor:
-            return self if self._task not in GENERATIVE_TASKS else None
+            return self if self._task not in (*GENERATIVE_TASKS, "rerank") else None
         return None
 
     def stats(self) -> dict[str, int]:
@@ -131,6 +141,9 @@ class FakeServedModel:
         if self._task in GENERATIVE_TASKS:
             inputs = [TensorSpec("text_input", "BYTES", [-1])]
             outputs = [TensorSpec("text_output", "BYTES", [-1])]
+        elif self._task == "rerank":
+            inputs = [TensorSpec("text", "BYTES", [-1]), TensorSpec("text_pair", "BYTES", [-1])]
+            outputs = [TensorSpec("output-0", "FP64", [-1])]
         else:
             inputs = [TensorSpec("input-0", "BYTES", [-1])]
             outputs = [TensorSpec("output-0", self._output_datatype(), self._output_shape())]

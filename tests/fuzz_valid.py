@@ -25,12 +25,18 @@ TOKEN_IDS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Served:
-    """What the fuzzed server serves: model names by role, and the embedding size."""
+    """What the fuzzed server serves: model names by role, and the embedding size. Rerank and
+    score go to the scorer (a cross-encoder) and the embedder (cosine) alike."""
 
     models: list[str]
     generator: str | None = None
     embedder: str | None = None
     dimensions: int = 8
+    scorer: str | None = None
+
+    @property
+    def scorers(self) -> list[str]:
+        return [name for name in (self.scorer, self.embedder) if name is not None]
 
 
 def number(low: float, high: float) -> dict[str, Any]:
@@ -116,6 +122,34 @@ def embedding_request(embedder: str, dimensions: int) -> dict[str, Any]:
     )
 
 
+def rerank_request(scorers: list[str]) -> dict[str, Any]:
+    documents = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 6}
+    return closed(
+        {
+            "model": {"enum": scorers},
+            "query": SHORT_TEXT,
+            "documents": documents,
+            "top_n": integer(1, 8),
+            "return_documents": {"type": "boolean"},
+        },
+        required=["model", "query", "documents"],
+    )
+
+
+def score_request(scorers: list[str]) -> dict[str, Any]:
+    """1:1 or 1:N (N:N needs equal lengths, which a schema cannot say)."""
+    one = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 1}
+    many = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 6}
+    return closed(
+        {
+            "model": {"enum": scorers},
+            "text_1": {"anyOf": [SHORT_TEXT, one]},
+            "text_2": {"anyOf": [SHORT_TEXT, many]},
+        },
+        required=["model", "text_1", "text_2"],
+    )
+
+
 def v2_request() -> dict[str, Any]:
     """One BYTES input whose shape matches its data; outputs by their real name."""
     tensor = closed(
@@ -165,6 +199,9 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
         bodies["/chat/completions"] = chat_request(served.generator)
     if served.embedder is not None:
         bodies["/embeddings"] = embedding_request(served.embedder, served.dimensions)
+    if served.scorers:
+        bodies["/rerank"] = bodies["/v2/rerank"] = rerank_request(served.scorers)
+        bodies["/score"] = score_request(served.scorers)
     for path, item in document["paths"].items():
         for operation in item.values():
             for parameter in operation.get("parameters", []):

@@ -131,6 +131,26 @@ def build_bert_seq_cls(out: Path) -> None:
     )
 
 
+# What sentence-transformers (v3/v4) writes into a CrossEncoder's config.json; it makes a
+# one-label sequence classifier a rerank model when no task is configured.
+CROSS_ENCODER_MARKER = {
+    "activation_fn": "torch.nn.modules.activation.Sigmoid",
+    "version": "4.1.0",
+}
+
+
+def build_bert_cross_encoder(out: Path) -> None:
+    """A cross-encoder: one relevance logit per (query, document) pair. Weights are drawn
+    wide (std 0.5) so that scores spread over (0, 1) and rankings are not ties."""
+    _build_bert(
+        out,
+        "BertForSequenceClassification",
+        num_labels=1,
+        initializer_range=0.5,
+        sentence_transformers=dict(CROSS_ENCODER_MARKER),
+    )
+
+
 def build_bert_ner(out: Path) -> None:
     _build_bert(
         out,
@@ -251,6 +271,7 @@ def _write_generation_config(
 
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "bert-seq-cls": build_bert_seq_cls,
+    "bert-cross-encoder": build_bert_cross_encoder,
     "bert-ner": build_bert_ner,
     "bert-mlm": build_bert_mlm,
     "bert-embed": build_bert_embed,

@@ -100,6 +100,13 @@ class EncoderBackend(Protocol):
         """Tokenize with the configured special-token and case settings; `truncate` cuts each
         text to the model's max length (false: full length, for `auto_truncate: false`)."""
 
+    def tokenize_pairs(
+        self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
+    ) -> list[Encoding]:
+        """Tokenize (query, document) pairs as one sequence each, with the tokenizer's
+        `token_type_ids` when it has them; `truncate` cuts the document, never the query,
+        unless the query alone is too long (see `tokenizer_rules.tokenize_pairs`)."""
+
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         """Wrap caller-provided token ids as encodings (no special tokens are added)."""
 

@@ -6,7 +6,7 @@ serves the task and implements the checkpoint's architectures; otherwise it is a
 default (huggingface, which runs every task) when none does. Today that means vLLM for
 generative tasks whose architectures vLLM implements, when vLLM is installed; encoder tasks
 stay on huggingface under `auto`, because KServe's V1/V2 bodies for them need the huggingface
-backend's exact outputs (vLLM serves only embeddings and classification, and needs
+backend's exact outputs (vLLM serves only embeddings, classification and rerank, and needs
 `backend: vllm` to do so). Nothing heavy is imported unless an installed backend must be asked
 about architectures (vLLM: its model registry), which happens only for a task it may take.
 """

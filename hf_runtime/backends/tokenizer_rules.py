@@ -7,9 +7,11 @@ each backend. No heavy imports.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hf_runtime.backends import Encoding
 from hf_runtime.errors import ConfigError
 
 # Tokenizers report a huge sentinel (int(1e30)) when they know no limit.
@@ -37,3 +39,59 @@ def read_chat_template(path: str | None) -> str | None:
         return Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"generation.chat_template: cannot read {path}: {exc}") from None
+
+
+def tokenize_pairs(
+    tokenizer: Any,
+    firsts: Sequence[str],
+    seconds: Sequence[str],
+    *,
+    max_length: int,
+    truncate: bool,
+    add_special_tokens: bool,
+    token_type_ids: bool | None = None,
+) -> list[Encoding]:
+    """(query, document) pairs as single sequences, the way cross-encoders were trained.
+
+    Truncation is `only_second`, so the query is kept whole and the document cut (what vLLM
+    does). A pair whose query alone leaves no room falls back to `longest_first`
+    (sentence-transformers' CrossEncoder default) instead of failing: a fast tokenizer
+    refuses such a batch outright, a slow one returns it uncut. `token_type_ids` None returns
+    them when the tokenizer's model takes them. Blocking; the caller holds the tokenizer.
+    """
+
+    def encode(a: Sequence[str], b: Sequence[str], truncation: str | bool) -> list[Encoding]:
+        batch = tokenizer(
+            list(a),
+            list(b),
+            max_length=max_length,  # even untruncated: stops a "too long" warning
+            truncation=truncation,
+            padding=False,
+            add_special_tokens=add_special_tokens,
+            return_token_type_ids=token_type_ids,
+            return_attention_mask=False,
+        )
+        types = batch.get("token_type_ids")
+        return [
+            Encoding(tuple(ids), tuple(types[i]) if types is not None else None)
+            for i, ids in enumerate(batch["input_ids"])
+        ]
+
+    if not truncate:
+        return encode(firsts, seconds, False)
+    try:
+        encodings: list[Encoding | None] = list(encode(firsts, seconds, "only_second"))
+    except Exception:  # tokenizers' truncation error is a bare Exception: retry pair by pair
+        encodings = [None] * len(firsts)
+    for index, encoding in enumerate(encodings):
+        if encoding is not None and len(encoding) <= max_length:
+            continue
+        pair = [firsts[index]], [seconds[index]]
+        try:
+            encodings[index] = encode(*pair, "only_second")[0]
+        except Exception:
+            encodings[index] = None
+        found = encodings[index]
+        if found is None or len(found) > max_length:
+            encodings[index] = encode(*pair, "longest_first")[0]
+    return [encoding for encoding in encodings if encoding is not None]

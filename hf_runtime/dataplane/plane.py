@@ -3,12 +3,14 @@
 Adapters decode their wire format into `hf_runtime.dataplane.types`, call one method here and
 encode what it returns (MLServer's DataPlane pattern). The rules live here and nowhere else:
   - an unknown model is ModelNotFound (404 / NOT_FOUND); a loading one ModelNotReady (503 /
-    UNAVAILABLE); a model without the Predictor capability Unsupported (400), naming the
-    routes that do serve it;
+    UNAVAILABLE); a model without the capability a request needs Unsupported (400), naming
+    the routes that do serve it: texts need a Predictor, text pairs a Scorer;
   - versions: a model that declares none answers "Model versioning not supported yet." (501,
     as KServe); an undeclared version of a versioned model is a 404;
   - inference takes exactly one non-empty BYTES input (KServe would silently use inputs[0]),
-    whose elements must be UTF-8 text;
+    whose elements must be UTF-8 text, or text pairs: two BYTES inputs named `text` and
+    `text_pair` of equal length (V1: instances that are {"text", "text_pair"} objects),
+    answered with one score per pair (FP64 `output-0`);
   - requested outputs filter and order the response; an unknown name is a 400;
   - a response id is the request's, or a fresh UUID.
 """
@@ -26,6 +28,7 @@ from hf_runtime.dataplane.types import (
     InferenceRequest,
     InferenceResponse,
     RequestedOutput,
+    RequestTensor,
     ServerMetadata,
 )
 from hf_runtime.errors import (
@@ -39,14 +42,24 @@ from hf_runtime.model import (
     Embedder,
     ModelRegistry,
     Predictor,
+    Scorer,
     ServedModel,
     TextGenerator,
     require_capability,
 )
-from hf_runtime.types import ModelMetadata, OutputTensor, Prediction
+from hf_runtime.types import (
+    PAIR_INPUTS,
+    ModelMetadata,
+    OutputTensor,
+    Prediction,
+    ScoreResult,
+    TextPair,
+)
 
 SERVER_NAME = "hf-runtime"
 EXTENSIONS = ["binary_tensor_data"]
+SCORE_OUTPUT = "output-0"  # the one output of a pair request: a rerank model's declared output
+Instances = list[str] | list[TextPair]
 
 
 class ModelVersionNotFound(HFRuntimeError):
@@ -103,39 +116,79 @@ class DataPlane:
         return replace(metadata, name=model.name)
 
     def predictor(self, name: str, model_version: str | None = None) -> Predictor:
-        """The model's Predictor, or the 404 / 501 / 503 / 400 that explains why not. Adapters
-        call it before reading a body, so a loading model answers 503 whatever was sent."""
+        """The model's Predictor, or the 404 / 501 / 503 / 400 that explains why not."""
         model = self._registry.get(name)
         _check_version(model, model_version)
         try:
             predictor = require_capability(model, Predictor)
         except Unsupported:
-            routes = _openai_routes(model)
+            routes = _text_alternatives(model)
             if not routes:
                 raise
             # Raises again, now naming the routes that serve this model.
             predictor = require_capability(model, Predictor, alternatives=routes)
         return predictor
 
+    def scorer(self, name: str, model_version: str | None = None) -> Scorer:
+        """The model's Scorer (text pairs), or the 404 / 501 / 503 / 400 that explains why not."""
+        model = self._registry.get(name)
+        _check_version(model, model_version)
+        try:
+            return require_capability(model, Scorer, wanted="text pairs")
+        except Unsupported:
+            texts = model.capability(Predictor) is not None
+            routes = "plain texts" if texts else _openai_routes(model)
+            # Raises again, now naming what this model does serve.
+            return require_capability(model, Scorer, wanted="text pairs", alternatives=routes)
+
+    def check_inference(self, name: str, model_version: str | None = None) -> None:
+        """Whether `name` can run inference at all (texts or pairs): adapters call it before
+        reading a body, so a loading model answers 503 whatever was sent."""
+        model = self._registry.get(name)
+        _check_version(model, model_version)
+        if model.ready and model.capability(Scorer) is not None:
+            return
+        self.predictor(name, model_version)
+
     # ------------------------------------------------------------ inference
 
-    async def predict(self, name: str, instances: Sequence[str]) -> Prediction:
-        """KServe V1: texts in, the task's predictions (and extra tensors) out."""
-        return await self.predictor(name).predict(instances)
+    async def predict(self, name: str, instances: Instances) -> Prediction:
+        """KServe V1: texts in, the task's predictions (and extra tensors) out; text pairs in,
+        one score each out."""
+        return await self._predict(name, None, instances)
 
     async def infer(
         self, name: str, model_version: str | None, request: InferenceRequest
     ) -> InferenceResponse:
         """Open Inference Protocol V2 inference, whatever the wire."""
-        predictor = self.predictor(name, model_version)
-        texts = text_instances(name, request)
-        prediction = await predictor.predict(texts)
+        self.check_inference(name, model_version)
+        instances = request_instances(name, request)
+        prediction = await self._predict(name, model_version, instances)
         return InferenceResponse(
             model_name=name,
             model_version=model_version,
             id=request.id if request.id is not None else str(uuid.uuid4()),
             outputs=select_outputs(prediction.tensors, request.outputs),
         )
+
+    async def _predict(
+        self, name: str, model_version: str | None, instances: Instances
+    ) -> Prediction:
+        pairs = [i for i in instances if isinstance(i, TextPair)]
+        if not pairs:
+            texts = [i for i in instances if isinstance(i, str)]
+            return await self.predictor(name, model_version).predict(texts)
+        if len(pairs) != len(instances):
+            raise InvalidInput("send texts or text pairs, not both", param="instances")
+        scorer = self.scorer(name, model_version)
+        if len(pairs) > scorer.max_pairs:
+            raise InvalidInput(
+                f"this request has {len(pairs)} text pairs; model {name} takes at most "
+                f"{scorer.max_pairs} per request (max_queue_size): split it",
+                param="instances",
+            )
+        result = await scorer.score([p.text for p in pairs], [p.text_pair for p in pairs])
+        return score_prediction(result)
 
 
 def _check_version(
@@ -155,21 +208,55 @@ def _check_version(
 
 
 def _openai_routes(model: ServedModel) -> str:
-    """The OpenAI routes that serve a model V1/V2 cannot, for the 400's message."""
+    """The OpenAI routes that serve a model, for the 400's message."""
     if model.capability(TextGenerator) is not None:
         return "/v1/chat/completions or /v1/completions"
     if model.capability(Embedder) is not None:
         return "/v1/embeddings"
+    if model.capability(Scorer) is not None:
+        return "/v1/rerank or /v1/score"
     return ""
 
 
-def text_instances(model_name: str, request: InferenceRequest) -> list[str]:
-    """The one BYTES input as the batch of texts."""
+def _text_alternatives(model: ServedModel) -> str:
+    """What serves a model that takes no plain texts: pairs, or OpenAI's routes."""
+    routes = _openai_routes(model)
+    if model.capability(Scorer) is not None and model.capability(Embedder) is None:
+        return (
+            'text pairs: V1 instances {"text": ..., "text_pair": ...}, V2 BYTES inputs '
+            f"{PAIR_INPUTS[0]!r} and {PAIR_INPUTS[1]!r}, or {routes}"
+        )
+    return routes
+
+
+def score_prediction(result: ScoreResult) -> Prediction:
+    """Pair scores as V1 predictions (one float per pair) and V2's FP64 output."""
+    scores = [float(score) for score in result.scores]
+    return Prediction(scores, [OutputTensor(SCORE_OUTPUT, "FP64", [len(scores)], scores)])
+
+
+def request_instances(model_name: str, request: InferenceRequest) -> Instances:
+    """Texts (one BYTES input) or text pairs (BYTES inputs `text` and `text_pair`)."""
     inputs = request.inputs
+    if len(inputs) == 2 and {t.name for t in inputs} == set(PAIR_INPUTS):
+        by_name = {t.name: t for t in inputs}
+        firsts, seconds = (_bytes_texts(model_name, by_name[name]) for name in PAIR_INPUTS)
+        if len(firsts) != len(seconds):
+            raise InvalidInput(
+                f"inputs '{PAIR_INPUTS[0]}' and '{PAIR_INPUTS[1]}' must have as many elements "
+                f"(one pair each), got {len(firsts)} and {len(seconds)}"
+            )
+        return [TextPair(a, b) for a, b in zip(firsts, seconds, strict=True)]
     if len(inputs) != 1:
         names = ", ".join(repr(t.name) for t in inputs) or "none"
-        raise InvalidInput(f"model {model_name} takes exactly one BYTES input, got {names}")
-    tensor = inputs[0]
+        raise InvalidInput(
+            f"model {model_name} takes exactly one BYTES input, got {names}; text pairs take "
+            f"two, named '{PAIR_INPUTS[0]}' and '{PAIR_INPUTS[1]}'"
+        )
+    return _bytes_texts(model_name, inputs[0])
+
+
+def _bytes_texts(model_name: str, tensor: RequestTensor) -> list[str]:
     if tensor.datatype != "BYTES":
         raise InvalidInput(
             f"model {model_name} takes text: input '{tensor.name}' must be BYTES, "

@@ -78,6 +78,10 @@ def error_response(
     )
 
 
+# The first element of a FastAPI validation error's location: where the value was sent.
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     """One readable line from pydantic's errors, plus the first offending field."""
     parts, param = [], None
@@ -89,7 +93,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         if err.get("type") == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
             parts.append("request body must be a JSON object (Content-Type: application/json)")
             continue
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in _LOCATIONS:  # where FastAPI found it, not a field ("query" is one)
+            loc = loc[1:]
         field = ".".join(loc)
         param = param or (loc[0] if loc else None)
         parts.append(f"{field}: {err.get('msg')}" if field else str(err.get("msg")))

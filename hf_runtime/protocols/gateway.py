@@ -43,6 +43,11 @@ from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, o
 logger = logging.getLogger("hf_runtime.gateway")
 
 PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
+# The document of the app serving rerank and score outside "/v1" (see protocols.mounts).
+SCORING_DOCUMENT = "/scoring/openapi.json"
+# Those routes (vLLM's aliases; Cohere's v2 path) answer in OpenAI's error shape like their
+# "/v1" twins. Checked before the "/v2" prefix: "/v2/rerank" is not a V2 route.
+OPENAI_ROOT_PATHS = frozenset({"/rerank", "/score", "/v2/rerank", SCORING_DOCUMENT})
 
 
 class Surface(str, Enum):
@@ -69,6 +74,8 @@ def surface_for(path: str) -> Surface:
         return Surface.PROBE
     if path == "/metrics":
         return Surface.METRICS
+    if path in OPENAI_ROOT_PATHS:
+        return Surface.OPENAI
     if path == "/v2" or path.startswith("/v2/"):
         return Surface.KSERVE_V2
     if path == "/openai" or path.startswith("/openai/"):

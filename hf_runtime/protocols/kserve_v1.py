@@ -23,6 +23,7 @@ from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.codecs import v1_json
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
+from hf_runtime.types import TextPair
 
 OWNED_BY = "hf-runtime"
 
@@ -50,7 +51,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
 
     @app.post("/models/{name}:predict")
     async def predict(name: str, request: Request) -> JSONResponse:
-        plane.predictor(name)  # before reading: a loading model answers 503 whatever was sent
+        plane.check_inference(name)  # before reading: a loading model answers 503, whatever came
         instances = await read_instances(await request.body())
         prediction = await plane.predict(name, instances)
         return JSONResponse(v1_json.encode_prediction(prediction))
@@ -65,7 +66,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     return app
 
 
-async def read_instances(body: bytes) -> list[str]:
+async def read_instances(body: bytes) -> list[str] | list[TextPair]:
     """parse_instances, in a worker thread when the body is large: decoding and checking
     megabytes of instances would hold up every other request on the event loop."""
     if len(body) > LARGE_BODY_BYTES:
@@ -73,8 +74,9 @@ async def read_instances(body: bytes) -> list[str]:
     return parse_instances(body)
 
 
-def parse_instances(body: bytes) -> list[str]:
-    """A V1 request body -> the texts to predict on. Raises InvalidInput with the reason."""
+def parse_instances(body: bytes) -> list[str] | list[TextPair]:
+    """A V1 request body -> the texts (or text pairs) to predict on. Raises InvalidInput with
+    the reason."""
     try:
         payload = decode_json(body)
     except JSONBodyError as exc:

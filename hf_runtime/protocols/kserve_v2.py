@@ -5,7 +5,8 @@ plane's neutral request, and its answers encoded back; what a request means (one
 shapes, versions, readiness, output filtering) is decided by `hf_runtime.dataplane`. Differences
 from KServe, all toward clearer client errors:
   - shape is checked against the data (KServe ignores it); `shape: []` is one scalar element;
-  - exactly one BYTES input is accepted (KServe silently uses inputs[0] and drops the rest);
+  - exactly one BYTES input is accepted (KServe silently uses inputs[0] and drops the rest),
+    or two named `text` and `text_pair` (text pairs, scored by rerank and embedding models);
   - `/health/ready` answers 503 `{"ready": false}` until every model has loaded (KServe always
     says ready); tritonclient's `is_server_ready()` only checks for status 200;
   - requested `outputs` filter the response (an unknown name is a 400);
@@ -121,7 +122,7 @@ def _ready_body(plane: DataPlane, name: str, model_version: str | None) -> dict[
 async def _infer(
     plane: DataPlane, name: str, model_version: str | None, request: Request
 ) -> Response:
-    plane.predictor(name, model_version)  # before reading: a loading model answers 503
+    plane.check_inference(name, model_version)  # before reading: a loading model answers 503
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; send identity")

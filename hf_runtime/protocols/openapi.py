@@ -96,16 +96,26 @@ READY_STATE: dict[str, Any] = {
     "properties": {"ready": {"type": "boolean"}},
 }
 
+V1_TEXT_PAIR: dict[str, Any] = {
+    "title": "TextPair",
+    "type": "object",
+    "required": ["text", "text_pair"],
+    "properties": {"text": {"type": "string"}, "text_pair": {"type": "string"}},
+    "additionalProperties": False,
+}
+
 V1_PREDICT_REQUEST: dict[str, Any] = {
     "title": "V1PredictRequest",
-    "description": 'The texts to predict on. `"inputs"` is accepted instead of `"instances"` '
-    "(not both); a bare string is one text.",
+    "description": "The texts to predict on, or text pairs to score (rerank and embedding "
+    'models). `"inputs"` is accepted instead of `"instances"` (not both); a bare string is '
+    "one text.",
     "type": "object",
     "required": ["instances"],
     "properties": {
         "instances": {
             "anyOf": [
                 {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "array", "items": V1_TEXT_PAIR, "minItems": 1},
                 {"type": "string"},
             ]
         }
@@ -192,9 +202,10 @@ def limits_description(max_request_bytes: int) -> str:
         "- when the server has API keys, every route but the health probes needs one "
         "(`Authorization: Bearer <key>` or `x-api-key`), else 401;\n"
         "- 503 while a model loads or the server drains; 429 when a model's queue is full;\n"
-        "- an encoder request takes at most the model's `batching.max_queue_size` texts (400 "
-        "beyond); a text longer than the model's `max_model_len` tokens is truncated "
-        "(`auto_truncate`, the default) or refused with 413;\n"
+        "- an encoder request takes at most the model's `batching.max_queue_size` texts or "
+        "text pairs (rerank documents, score texts; 400 beyond); a text (or pair) longer than "
+        "the model's `max_model_len` tokens is truncated (`auto_truncate`, the default; a "
+        "pair loses the end of its document) or refused with 413;\n"
         "- generation: prompt plus `max_tokens` must fit the model's context (400 naming both);\n"
         f"- OpenAI: `n` at most {s.MAX_N}, at most {s.MAX_PROMPTS} prompts per completions "
         f"request, {s.MAX_EMBEDDING_INPUTS} embedding inputs, {s.MAX_STOP_SEQUENCES} stop "

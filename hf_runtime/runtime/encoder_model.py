@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
-from hf_runtime.model import Embedder, Predictor
+from hf_runtime.errors import InvalidInput, TooLarge
+from hf_runtime.model import Embedder, Predictor, Scorer
 from hf_runtime.runtime.batcher import EncoderBatcher
 from hf_runtime.runtime.served_model import ServedModelBase
-from hf_runtime.tasks.base import INPUT_SPEC, EncoderTaskProcessor, too_long
+from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
 from hf_runtime.tasks.names import Task
-from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction
+from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction, ScoreResult
 
 if TYPE_CHECKING:
     from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
@@ -45,10 +46,15 @@ class EncoderModel(ServedModelBase):
         *,
         platform: str,
     ) -> None:
-        # Capabilities, decided once: every encoder task predicts; embedding models embed.
-        capabilities: dict[type, object] = {Predictor: self}
+        # Capabilities, decided once: every encoder task but rerank predicts on texts;
+        # embedding models embed; cross-encoders and embedding models score text pairs.
+        capabilities: dict[type, object] = {}
+        if task is not Task.rerank:
+            capabilities[Predictor] = self
         if task is Task.text_embedding:
             capabilities[Embedder] = self
+        if task in (Task.rerank, Task.text_embedding):
+            capabilities[Scorer] = self
         super().__init__(config, task, platform, capabilities)
         self.encoder = encoder
         self.processor = processor
@@ -74,7 +80,7 @@ class EncoderModel(ServedModelBase):
             name=self.name,
             task=self.task,
             platform=self._platform,
-            inputs=[INPUT_SPEC],
+            inputs=self.processor.input_specs(),
             outputs=self.processor.output_specs(),
         )
 
@@ -139,6 +145,72 @@ class EncoderModel(ServedModelBase):
         token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]
         self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
         return self.encoder.encode_ids(token_lists)
+
+    # ------------------------------------------------------------------ Scorer
+
+    @property
+    def max_pairs(self) -> int:
+        return self.batcher.max_queue_size
+
+    async def score(self, text_1: Sequence[str], text_2: Sequence[str]) -> ScoreResult:
+        if len(text_1) not in (1, len(text_2)):
+            raise InvalidInput(
+                f"{len(text_1)} queries for {len(text_2)} documents: give one query, or one "
+                "per document"
+            )
+        if self._task is Task.rerank:
+            firsts = list(text_1) * len(text_2) if len(text_1) == 1 else list(text_1)
+            # In a thread: tokenising up to max_queue_size pairs is not loop work.
+            encodings = await asyncio.to_thread(self._pair_encodings, firsts, list(text_2))
+            prediction = await self._run(encodings)
+            return ScoreResult(list(prediction.predictions), sum(len(e) for e in encodings))
+        # An embedding model: each side embedded once (a 1:N query only once), in one request
+        # to the batcher when both fit its queue (two would queue more than one request may),
+        # else one side after the other.
+        from hf_runtime.tasks.text_embedding import cosine_scores
+
+        texts = [*text_1, *text_2]
+        if len(texts) <= self.max_pairs:
+            both = await self._embed_texts(texts)
+            vectors, tokens = both.embeddings, both.prompt_tokens
+        else:
+            first, second = await self._embed_texts(text_1), await self._embed_texts(text_2)
+            vectors = first.embeddings + second.embeddings
+            tokens = first.prompt_tokens + second.prompt_tokens
+        split = len(text_1)
+        scores = await asyncio.to_thread(cosine_scores, vectors[:split], vectors[split:])
+        return ScoreResult(scores, tokens)
+
+    def _pair_encodings(self, firsts: list[str], seconds: list[str]) -> list[Encoding]:
+        """Blocking: pairs logged and tokenised; without auto_truncate a pair longer than the
+        model takes is refused (TooLarge) rather than scored on a cut document."""
+        pairs = zip(firsts, seconds, strict=True)
+        self._log_request([f"{first} || {second}" for first, second in pairs])
+        truncate = self.config.auto_truncate
+        encodings = self.encoder.tokenize_pairs(firsts, seconds, truncate=truncate)
+        limit = self.encoder.max_length
+        for index, encoding in enumerate(encodings):
+            if len(encoding) > limit:
+                raise TooLarge(
+                    f"pair {index} has {len(encoding)} tokens (query and document together, "
+                    f"special tokens included), more than this model's maximum of {limit}; the "
+                    "server is configured not to truncate inputs (auto_truncate: false), so "
+                    "shorten the document"
+                )
+        return encodings
+
+    async def _embed_texts(self, texts: Sequence[str]) -> EmbeddingResult:
+        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
+
+        processor = self.processor
+        assert isinstance(processor, TextEmbeddingProcessor), self.task  # see __init__
+        encodings = await asyncio.to_thread(self._encode_texts, texts)
+        outputs = await self._forward(encodings)
+        return await asyncio.to_thread(processor.embedding_result, encodings, outputs, None)
+
+    def _encode_texts(self, texts: Sequence[str]) -> list[Encoding]:
+        self._log_request(texts)
+        return self._tokenize(texts, "documents")
 
     def _log_request(self, texts: Sequence[str]) -> None:
         """Log the inputs unless disabled; max_log_len shortens the LOG only, never the input

@@ -24,6 +24,7 @@ from hf_runtime.sources import ResolvedSource, resolve_source
 from hf_runtime.tasks.base import ProcessorOptions
 from hf_runtime.tasks.names import SUPPORTED_TASKS, Task, infer_task_name
 from hf_runtime.tasks.processors import make_processor
+from hf_runtime.tasks.rerank import is_cross_encoder
 
 logger = logging.getLogger("hf_runtime")
 
@@ -37,9 +38,15 @@ class LoadedModel:
 
 
 def resolve_task(config: ModelConfig, source: ResolvedSource) -> Task:
-    """The configured task, else the one inferred from `architectures` (as KServe does)."""
+    """The configured task, else the one inferred from `architectures` (as KServe does); a
+    one-label sequence classifier saved as a sentence-transformers CrossEncoder is a rerank
+    model."""
     architectures = source.hf_config.get("architectures") or []
     inferred_name = infer_task_name(architectures[0]) if architectures else None
+    if inferred_name == Task.sequence_classification.value and is_cross_encoder(
+        source.model_path, source.hf_config
+    ):
+        inferred_name = Task.rerank.value
     if config.task is not None:
         if inferred_name and inferred_name != config.task.value:
             logger.warning(

@@ -33,6 +33,7 @@ class ProcessorOptions:
     return_probabilities: bool = False
     return_raw_logits: bool = False
     return_offsets_mapping: bool = False
+    rerank_raw_scores: bool = False
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> ProcessorOptions:
@@ -40,6 +41,7 @@ class ProcessorOptions:
             return_probabilities=config.return_probabilities,
             return_raw_logits=config.return_raw_logits,
             return_offsets_mapping=config.return_offsets_mapping,
+            rerank_raw_scores=config.rerank_raw_scores,
         )
 
 
@@ -99,6 +101,10 @@ class EncoderTaskProcessor(ABC):
     def postprocess(self, encodings: Sequence[Encoding], outputs: Sequence[Any]) -> Prediction:
         """Raw per-item outputs (float32 numpy arrays, in request order) -> Prediction."""
 
+    def input_specs(self) -> list[TensorSpec]:
+        """The V2 inputs this processor takes, for model metadata: one BYTES input of texts."""
+        return [INPUT_SPEC]
+
     @abstractmethod
     def output_specs(self) -> list[TensorSpec]:
         """The V2 outputs this processor produces, for model metadata."""
@@ -106,8 +112,9 @@ class EncoderTaskProcessor(ABC):
 
 def too_long(index: int, tokens: int, limit: int, param: str) -> TooLarge:
     """The error for an input over the model's maximum length when auto_truncate is off.
-    `param` is the request field: "instances" (KServe V1/V2) or "input" (OpenAI)."""
-    noun = "instance" if param == "instances" else param
+    `param` is the request field: "instances" (KServe V1/V2), "input" (OpenAI embeddings) or
+    "documents" (the texts an embedding model scores)."""
+    noun = {"instances": "instance", "documents": "text"}.get(param, param)
     return TooLarge(
         f"{noun} {index} has {tokens} tokens, more than this model's maximum of {limit} "
         "(special tokens included); the server is configured not to truncate inputs "

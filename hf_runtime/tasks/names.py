@@ -10,6 +10,9 @@ class Task(str, Enum):
     token_classification = "token_classification"
     fill_mask = "fill_mask"
     text_embedding = "text_embedding"
+    # A cross-encoder: one relevance score per (query, document) pair. Inferred from a
+    # one-label ...ForSequenceClassification checkpoint marked as one (see tasks.rerank).
+    rerank = "rerank"
     text_generation = "text_generation"
     text2text_generation = "text2text_generation"
 

@@ -31,4 +31,9 @@ def make_processor(
         from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor, read_pooling_modes
 
         return TextEmbeddingProcessor(backend, options, read_pooling_modes(model_path))
+    if task is Task.rerank:
+        from hf_runtime.tasks.rerank import RerankProcessor, checkpoint_raw_scores
+
+        raw = options.rerank_raw_scores or checkpoint_raw_scores(model_path)
+        return RerankProcessor(backend, options, raw_scores=raw)
     raise ConfigError(f"task {task.value} is not an encoder task")

@@ -4,7 +4,8 @@ Pooling follows the model's sentence-transformers config (`modules.json` ->
 `<Pooling path>/config.json`, or `1_Pooling/config.json`): cls / mean / max / mean_sqrt_len /
 weightedmean / lasttoken, concatenated when several are on. Without one it mean-pools, as
 KServe always does. V1 per text: the vector (list of float); V2: FP64 [n, dim] (KServe's
-datatype). `embed` serves OpenAI: token-id inputs and `dimensions` (truncate + renormalise).
+datatype). `embed` serves OpenAI: token-id inputs and `dimensions` (truncate + renormalise);
+`cosine_scores` the rerank and score routes.
 """
 
 from __future__ import annotations
@@ -189,6 +190,18 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
                 values = values[:dimensions]
             vectors.append(l2_normalize(values).tolist())
         return EmbeddingResult(vectors, prompt_tokens=sum(len(e) for e in encodings))
+
+
+def cosine_scores(
+    first: Sequence[Sequence[float]], second: Sequence[Sequence[float]]
+) -> list[float]:
+    """Score (rerank / score routes) of each vector of `second` against `first[0]` (one
+    vector) or the vector at the same index: the cosine similarity of the normalised
+    embeddings, i.e. their dot product, summed in float64 as a client would from the
+    embeddings route's values."""
+    left = np.asarray(first, dtype=np.float64)
+    right = np.asarray(second, dtype=np.float64)
+    return [float(value) for value in np.sum(left * right, axis=1)]
 
 
 def _is_token_id(value: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -24,6 +25,8 @@ from hf_runtime.errors import (
     Overloaded,
     Unsupported,
 )
+from hf_runtime.types import TextPair
+from tests.fake_scorer import fake_relevance
 from tests.fakes import FakeRegistry, fake_label
 from tests.protocols.conftest import make_fake_registry
 
@@ -153,6 +156,75 @@ async def test_infer_refuses_bad_requests(
 ) -> None:
     with pytest.raises(InvalidInput, match=contains):
         await plane.infer("clf", None, request_)
+
+
+def pairs_request(texts: list[Any], text_pairs: list[Any]) -> InferenceRequest:
+    return InferenceRequest(
+        [
+            RequestTensor("text_pair", "BYTES", [len(text_pairs)], text_pairs),  # any order
+            RequestTensor("text", "BYTES", [len(texts)], texts),
+        ]
+    )
+
+
+async def test_text_pairs_are_scored(plane: DataPlane, registry: FakeRegistry) -> None:
+    pairs = [TextPair("a b", "b"), TextPair("x", "y")]
+    prediction = await plane.predict("rerank", pairs)
+    expected = [fake_relevance(p.text, p.text_pair) for p in pairs]
+    assert prediction.predictions == expected
+    (tensor,) = prediction.tensors
+    assert (tensor.name, tensor.datatype, tensor.shape, tensor.data) == (
+        "output-0", "FP64", [2], expected,
+    )  # fmt: skip
+    response = await plane.infer("rerank", None, pairs_request(["a b", "x"], [b"b", "y"]))
+    assert response.outputs[0].data == expected
+    assert registry.get("rerank").scorer.calls[-1] == (["a b", "x"], ["b", "y"])
+    embedded = await plane.predict("embed", pairs)  # an embedding model scores pairs too
+    assert len(embedded.predictions) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "error", "contains"),
+    [
+        ("rerank", texts_request(["a"]), Unsupported, '"text_pair": ...}'),
+        ("clf", pairs_request(["a"], ["b"]), Unsupported, "text pairs; use plain texts"),
+        ("gpt", pairs_request(["a"], ["b"]), Unsupported, "/v1/chat/completions"),
+        ("rerank", pairs_request(["a"], ["b", "c"]), InvalidInput, "got 1 and 2"),
+        ("rerank", pairs_request(["a"] * 17, ["b"] * 17), InvalidInput, "at most 16"),
+        (
+            "rerank",
+            InferenceRequest([RequestTensor("text", "BYTES", [1], ["a"])] * 2),
+            InvalidInput,
+            "text pairs take two, named 'text' and 'text_pair'",
+        ),
+    ],
+)
+async def test_pair_refusals(
+    plane: DataPlane,
+    name: str,
+    request_: InferenceRequest,
+    error: type[HFRuntimeError],
+    contains: str,
+) -> None:
+    with pytest.raises(error, match=re.escape(contains)):
+        await plane.infer(name, None, request_)
+
+
+async def test_v1_mixes_of_texts_and_pairs_are_refused(plane: DataPlane) -> None:
+    with pytest.raises(InvalidInput, match="not both"):
+        await plane.predict("rerank", [TextPair("a", "b"), "c"])  # type: ignore[list-item]
+
+
+def test_check_inference_admits_texts_or_pairs(plane: DataPlane, registry: FakeRegistry) -> None:
+    for name in ("clf", "embed", "rerank"):
+        plane.check_inference(name)
+    with pytest.raises(Unsupported, match="/v1/chat/completions"):
+        plane.check_inference("gpt")
+    with pytest.raises(ModelNotFound):
+        plane.check_inference("nope")
+    registry.get("rerank").ready = False
+    with pytest.raises(ModelNotReady):
+        plane.check_inference("rerank")
 
 
 async def test_infer_passes_model_errors_through(plane: DataPlane) -> None:

@@ -26,6 +26,8 @@ def e2e_config(
         {"model_name": "ner", "model_dir": str(tiny_models["bert-ner"]),
          "return_offsets_mapping": True},
         {"model_name": "mlm", "model_dir": str(tiny_models["bert-mlm"])},
+        # No task: a one-label cross-encoder is inferred as rerank (tests/e2e/test_rerank_e2e).
+        {"model_name": "reranker", "model_dir": str(tiny_models["bert-cross-encoder"])},
     ]  # fmt: skip
     path = tmp_path_factory.mktemp("e2e") / "config.yaml"
     path.write_text(yaml.safe_dump({"models": models}))

@@ -1,8 +1,9 @@
 """Schemathesis against a real `bentoml serve` of MiniLM alone: the documents BentoML serves,
 real tokenisation, batching and pooling behind them.
 
-Only KServe V1, V2 and the OpenAI embeddings and models routes: the generative model is too
-slow to fuzz on CPU, and with no generator served the completions routes only answer 400.
+Only KServe V1, V2 and the OpenAI embeddings, rerank, score and models routes (and rerank and
+score at the root, MiniLM scoring by cosine): the generative model is too slow to fuzz on CPU,
+and with no generator served the completions routes only answer 400.
 Bounded to stay under about two minutes with the server's start; FUZZ_EXAMPLES raises it.
 """
 
@@ -22,7 +23,7 @@ from tests.fuzzing import FuzzRun, examples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-FUZZED_OPENAI_PATHS = ("/embeddings", "/models", "/models/{name}")
+FUZZED_OPENAI_PATHS = ("/embeddings", "/rerank", "/score", "/models", "/models/{name}")
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,17 @@ def test_bentoml_docs_merge_the_mounted_apps(minilm_url: str) -> None:
     assert {"400", "401", "404", "413", "429", "500", "503"} <= set(predict["responses"])
     assert "requestBody" in predict
     assert "501" in paths["/v2/models/{name}/versions/{model_version}/infer"]["post"]["responses"]
+    # The root rerank app is merged too: "/v2/rerank" beside the V2 routes, not under them.
+    for path in ("/v2/rerank", "/rerank", "/score"):
+        assert {"400", "401", "404", "429", "503"} <= set(paths[path]["post"]["responses"]), path
+
+
+def test_v2_rerank_reaches_its_own_app(minilm_url: str) -> None:
+    """Under a real `bentoml serve`, "/v2/rerank" is neither swallowed by the V2 app nor taken
+    for a V2 path by the gateway: it ranks, and its errors have OpenAI's body."""
+    body = {"model": "minilm", "query": "capital of France?", "documents": ["Berlin.", "Paris."]}
+    ranked = requests.post(minilm_url + "/v2/rerank", json=body, timeout=30)
+    assert ranked.status_code == 200, ranked.text
+    assert ranked.json()["results"][0]["index"] == 1
+    refused = requests.post(minilm_url + "/v2/rerank", json={**body, "top_n": 0}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "top_n"

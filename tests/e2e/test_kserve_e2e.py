@@ -36,7 +36,7 @@ def test_health_and_listing(server_url: str) -> None:
     assert httpx.get(f"{server_url}/readyz").status_code == 200
     assert httpx.get(f"{server_url}/v2/health/ready").status_code == 200
     body = httpx.get(f"{server_url}/v1/models").json()
-    assert set(body["models"]) == {"minilm", "smollm2", "cls", "ner", "mlm"}
+    assert set(body["models"]) == {"minilm", "smollm2", "cls", "ner", "mlm", "reranker"}
     assert body["object"] == "list" and {m["id"] for m in body["data"]} == set(body["models"])
     assert httpx.get(f"{server_url}/v1/models/cls").json()["ready"] is True
 

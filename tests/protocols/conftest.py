@@ -27,6 +27,7 @@ def make_fake_registry() -> FakeRegistry:
             FakeServedModel("clf-probs", probabilities=True),
             FakeServedModel("ner", "token_classification", offsets=True),
             FakeServedModel("embed", "text_embedding"),
+            FakeServedModel("rerank", "rerank"),  # a cross-encoder: text pairs only
             FakeServedModel("gpt", "text_generation"),
             FakeServedModel("ns:model"),  # a ':' in the name must not confuse ":predict"
             FakeServedModel("versioned", versions=["1", "2"]),

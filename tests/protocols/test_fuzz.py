@@ -26,7 +26,12 @@ from tests.protocols.conftest import LiveServer, make_fake_registry
 from tests.served_app import make_served_app
 
 API_KEY = "fuzz-test-key-0123"
-TITLES = ["KServe V1", "Open Inference Protocol V2", "hf-runtime OpenAI-compatible API"]
+TITLES = [
+    "KServe V1",
+    "Open Inference Protocol V2",
+    "hf-runtime OpenAI-compatible API",
+    "hf-runtime rerank and score (root and /v2 paths)",
+]
 
 
 def served_app_server(registry: FakeRegistry, settings: GatewaySettings) -> LiveServer:
@@ -82,17 +87,17 @@ def test_every_operation_lists_the_gateway_errors_in_its_shape(
                 probe = path.startswith("/v2/health/")
                 assert ("401" in codes) is not probe, (method, path)
                 error = operation["responses"]["400"]["content"]["application/json"]["schema"]
-                if title == TITLES[2]:
-                    expected = (
-                        "KServeOrOpenAIError" if path.startswith("/models") else "OpenAIError"
-                    )
+                if title == TITLES[2] and path.startswith("/models"):
+                    expected = "KServeOrOpenAIError"
+                elif title in TITLES[2:]:
+                    expected = "OpenAIError"
                 else:
                     expected = "KServeError"
                 assert error["title"] == expected, (method, path)
 
 
 def test_route_specific_statuses(documents: dict[str, Any]) -> None:
-    v1, v2, openai = (documents[t] for t in TITLES)
+    v1, v2, openai, root = (documents[t] for t in TITLES)
     explain = responses(v1, "/models/{name}:explain", "post")
     assert "501" in explain and "200" not in explain and "429" not in explain
     predict = responses(v1, "/models/{name}:predict", "post")
@@ -108,6 +113,13 @@ def test_route_specific_statuses(documents: dict[str, Any]) -> None:
         ok = responses(openai, path, "post")["200"]["content"]
         assert set(ok) == {"application/json", "text/event-stream"}
     assert set(responses(openai, "/embeddings", "post")["200"]["content"]) == {"application/json"}
+    for document, path in [(openai, "/rerank"), (openai, "/score"), (root, "/rerank")]:
+        scoring = responses(document, path, "post")
+        assert {"400", "401", "404", "413", "429", "500", "503"} <= set(scoring), path
+        assert "501" not in scoring
+    assert set(root["paths"]) == {"/rerank", "/v2/rerank", "/score"}
+    ranked = responses(root, "/v2/rerank", "post")["200"]["content"]["application/json"]
+    assert ranked["schema"]["$ref"].endswith("/RerankResponse")
 
 
 def test_self_parsed_bodies_are_documented(documents: dict[str, Any]) -> None:
@@ -136,7 +148,9 @@ def test_documents_are_served_under_their_mounts() -> None:
 @pytest.mark.slow
 def test_fuzz_every_protocol() -> None:
     registry = make_fake_registry()
-    served = Served(registry.names(), generator="gpt", embedder="embed", dimensions=8)
+    served = Served(
+        registry.names(), generator="gpt", embedder="embed", dimensions=8, scorer="rerank"
+    )
     with served_app_server(registry, GatewaySettings()) as server:
         published = FuzzRun(server.base_url, {}, registry.names())
         valid = FuzzRun(server.base_url, {}, registry.names())
@@ -146,8 +160,10 @@ def test_fuzz_every_protocol() -> None:
     print("\n" + published.summary("published documents"))
     print(valid.summary("requests the handlers accept"))
     assert published.statuses[200] > 0
-    # Most valid requests reach a model: completions, chat (streamed too), embeddings, infer.
+    # Most valid requests reach a model: completions, chat (streamed too), embeddings, infer,
+    # rerank and score (on the cross-encoder and the embedding model alike).
     assert valid.statuses[200] > valid.sent // 2
+    assert registry.get("rerank").scorer.calls and registry.get("embed").scorer.calls
 
 
 @pytest.mark.slow

@@ -338,3 +338,19 @@ def test_rpcs_are_timed_per_model_with_protocol_grpc(client: triton.InferenceSer
         client.infer("nope", [text_input()])
     assert total("2xx") > ok_before
     assert total("4xx", "") > bad_before  # an unknown model leaves the model label empty
+
+
+def test_text_pairs_are_scored(
+    client: triton.InferenceServerClient, registry: FakeRegistry
+) -> None:
+    """Two BYTES inputs, text and text_pair: one FP64 score per pair, as over REST."""
+    from tests.fake_scorer import fake_relevance
+
+    queries, documents = ["paris is here", "a b"], ["is paris", "c"]
+    inputs = [text_input(queries, "text"), text_input(documents, "text_pair")]
+    result = client.infer("rerank", inputs)
+    expected = [fake_relevance(q, d) for q, d in zip(queries, documents, strict=True)]
+    np.testing.assert_allclose(result.as_numpy("output-0"), expected)
+    assert result.as_numpy("output-0").dtype == np.float64
+    status, message = status_of(lambda: client.infer("rerank", [text_input(queries)]))
+    assert status == "StatusCode.INVALID_ARGUMENT" and "text_pair" in message

@@ -162,7 +162,7 @@ def test_predict_overloaded_model_is_429(client: TestClient) -> None:
         (b'{"instances": {"text": "a"}}', "must be a list of strings, got dict"),
         (b'{"instances": ["a", 1]}', '"instances[1]" must be a string, got int'),
         (b'{"instances": [null]}', '"instances[0]" must be a string'),
-        (b'{"instances": [{"text": "a"}]}', "must be a string, got dict"),
+        (b'{"instances": [{"text": "a"}]}', 'two strings, "text" and "text_pair"'),
         (b'{"instances": [["a"]]}', "must be a string, got list"),
     ],
 )

@@ -21,7 +21,7 @@ import transformers
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
 from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
 from hf_runtime.backends.pooling import pool_hidden_states
-from hf_runtime.backends.tokenizer_rules import encoder_max_length
+from hf_runtime.backends.tokenizer_rules import encoder_max_length, tokenize_pairs
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
@@ -34,6 +34,7 @@ MODEL_CLASSES: dict[Task, str] = {
     Task.token_classification: "AutoModelForTokenClassification",
     Task.fill_mask: "AutoModelForMaskedLM",
     Task.text_embedding: "AutoModel",
+    Task.rerank: "AutoModelForSequenceClassification",  # a one-label cross-encoder
 }
 
 
@@ -103,8 +104,17 @@ class HFEncoderBackend:
         return model.to(self.device).eval()
 
     def _select_feed_names(self, tensor_input_names: list[str] | None) -> tuple[str, ...]:
+        parameters = inspect.signature(self._model.forward).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         produced = ["input_ids", "attention_mask"]
-        if self._return_token_type_ids:
+        # A cross-encoder reads which tokens are the document from token_type_ids, when its
+        # tokenizer makes them (BERT's does; RoBERTa's has none) and its model takes them.
+        pairs = (
+            self.task is Task.rerank
+            and "token_type_ids" in self._tokenizer.model_input_names
+            and (takes_any or "token_type_ids" in parameters)
+        )
+        if self._return_token_type_ids or pairs:
             produced.append("token_type_ids")
         names = list(tensor_input_names) if tensor_input_names else produced
         unknown = [n for n in names if n not in produced]
@@ -113,8 +123,6 @@ class HFEncoderBackend:
                 f"tensor_input_names: {', '.join(unknown)} not produced by the tokenizer; "
                 f"available: {', '.join(produced)} (token_type_ids needs return_token_type_ids)"
             )
-        parameters = inspect.signature(self._model.forward).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         rejected = [n for n in names if not takes_any and n not in parameters]
         if rejected:
             raise ConfigError(
@@ -195,6 +203,20 @@ class HFEncoderBackend:
             )
             for i, ids in enumerate(batch["input_ids"])
         ]
+
+    def tokenize_pairs(
+        self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
+    ) -> list[Encoding]:
+        with self._lock:
+            return tokenize_pairs(
+                self._tokenizer,
+                firsts,
+                seconds,
+                max_length=self._max_length,
+                truncate=truncate,
+                add_special_tokens=self._add_special_tokens,
+                token_type_ids=True if self._return_token_type_ids else None,
+            )
 
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         return [

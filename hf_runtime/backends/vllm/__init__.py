@@ -66,7 +66,7 @@ class VLLMBackend:
             return None
         return (
             f"auto: {task.value} is an encoder task, which stays on huggingface "
-            "(set backend: vllm to run embeddings or classification on vLLM)"
+            "(set backend: vllm to run embeddings, classification or rerank on vLLM)"
         )
 
     def validate_config(self, config: ModelConfig) -> None:

@@ -8,7 +8,10 @@ the model's raw outputs and apply KServe's semantics ourselves:
     (`hf_runtime.backends.pooling`; vLLM's own pooler would use its defaults, e.g. CLS for a
     bare BertModel where KServe mean-pools);
   - sequence_classification: the head's logits (`classify`, no activation); the processor does
-    argmax / softmax / raw logits.
+    argmax / softmax / raw logits;
+  - rerank: the same `classify` logit for each (query, document) pair, tokenised here like on
+    the huggingface backend; the pair's token types reach the model as vLLM's own score
+    route passes them (`compressed_token_type_ids`: where the document starts).
 Token classification and fill-mask are not offered: KServe labels every padded position of a
 request and returns masked-LM logits, neither of which vLLM's pooling runner computes.
 """
@@ -28,6 +31,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
 from hf_runtime.backends.pooling import pool_token_states
+from hf_runtime.backends.tokenizer_rules import tokenize_pairs
 from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError
@@ -120,6 +124,19 @@ class VLLMEncoderBackend:
             )
         return [Encoding(input_ids=tuple(ids)) for ids in batch["input_ids"]]
 
+    def tokenize_pairs(
+        self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
+    ) -> list[Encoding]:
+        with self._lock:
+            return tokenize_pairs(
+                self._tokenizer,
+                firsts,
+                seconds,
+                max_length=self._max_length,
+                truncate=truncate,
+                add_special_tokens=self._add_special_tokens,
+            )
+
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         return [Encoding(input_ids=tuple(int(t) for t in ids)) for ids in token_ids]
 
@@ -136,6 +153,10 @@ class VLLMEncoderBackend:
 
     async def _one(self, item: ForwardItem, spec: ForwardSpec) -> np.ndarray:
         params = PoolingParams(task=self._pooling_task, use_activation=False)
+        types = item.encoding.token_type_ids
+        if types and any(types):
+            # vLLM's model runner rebuilds token_type_ids from where the second segment starts.
+            params.extra_kwargs = {"compressed_token_type_ids": second_segment_start(types)}
         prompt = await render_token_prompt(self.engine, item.encoding.input_ids)
         request_id = f"pool-{next(self._ids)}"
         data: Any = None
@@ -148,3 +169,12 @@ class VLLMEncoderBackend:
 
     async def aclose(self) -> None:
         await shutdown_engine(self.engine)
+
+
+def second_segment_start(token_type_ids: Sequence[int]) -> int:
+    """Where the second segment (type 1) of a pair starts: vLLM's compressed form, which can
+    only say "zeros, then ones"; anything else is a tokenizer this backend cannot run."""
+    start = list(token_type_ids).index(1)
+    if any(t != 0 for t in token_type_ids[:start]) or any(t != 1 for t in token_type_ids[start:]):
+        raise ValueError(f"token_type_ids are not zeros then ones: {list(token_type_ids)}")
+    return start

@@ -8,6 +8,7 @@ from hf_runtime.tasks.names import Task
 POOLING_TASKS: dict[Task, str] = {
     Task.text_embedding: "token_embed",  # per-token hidden states, pooled by us
     Task.sequence_classification: "classify",  # the head's logits
+    Task.rerank: "classify",  # a cross-encoder's one logit per pair (its token types passed on)
 }
 UNSUPPORTED_REASONS: dict[Task, str] = {
     Task.token_classification: (

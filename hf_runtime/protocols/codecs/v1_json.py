@@ -1,5 +1,8 @@
 """KServe V1 bodies: `{"instances": [...]}` in, `{"predictions": [...]}` out.
 
+Instances are texts, or text pairs to score: `{"text": ..., "text_pair": ...}` objects (the
+names transformers' pipelines use for a pair), never a mix.
+
 KServe's quirk for extra tensors (`offset_mapping`): they ride along under "outputs" as V1
 output tensors, which have exactly name, shape, datatype and data (no V2 `parameters`).
 """
@@ -10,11 +13,11 @@ from typing import Any
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.codecs.json_values import encode_json_value
-from hf_runtime.types import OutputTensor, Prediction
+from hf_runtime.types import PAIR_INPUTS, OutputTensor, Prediction, TextPair
 
 
-def decode_instances(payload: Any) -> list[str]:
-    """The texts of a decoded V1 body, or InvalidInput naming what is wrong."""
+def decode_instances(payload: Any) -> list[str] | list[TextPair]:
+    """The texts (or text pairs) of a decoded V1 body, or InvalidInput naming what is wrong."""
     if not isinstance(payload, dict):
         raise InvalidInput(
             'the request body must be a JSON object like {"instances": ["text", ...]}'
@@ -35,12 +38,32 @@ def decode_instances(payload: Any) -> list[str]:
         )
     if not instances:
         raise InvalidInput(f'"{key}" is empty: give at least one text', param=key)
+    if isinstance(instances[0], dict):
+        return [_pair(key, index, item) for index, item in enumerate(instances)]
     for index, item in enumerate(instances):
         if not isinstance(item, str):
             raise InvalidInput(
                 f'"{key}[{index}]" must be a string, got {type(item).__name__}', param=key
             )
     return instances
+
+
+def _pair(key: str, index: int, item: Any) -> TextPair:
+    first, second = PAIR_INPUTS
+    if not isinstance(item, dict):
+        raise InvalidInput(
+            f'"{key}[{index}]" must be a {{"{first}", "{second}"}} object like the first '
+            f"instance, got {type(item).__name__}",
+            param=key,
+        )
+    values = [item.get(first), item.get(second)]
+    if not all(isinstance(value, str) for value in values) or len(item) != 2:
+        raise InvalidInput(
+            f'"{key}[{index}]" must be an object with exactly two strings, "{first}" and '
+            f'"{second}" (a text pair to score)',
+            param=key,
+        )
+    return TextPair(*values)
 
 
 def encode_prediction(prediction: Prediction) -> dict[str, Any]:

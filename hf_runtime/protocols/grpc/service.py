@@ -64,7 +64,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         name, version = request.model_name, _version(request.model_version)
-        self._plane.predictor(name, version)  # 404 / 503 before decoding, as over REST
+        self._plane.check_inference(name, version)  # 404 / 503 before decoding, as over REST
         if request.ByteSize() > LARGE_BODY_BYTES:
             # Checking megabytes of tensors would hold up every other RPC on the loop.
             decoded = await asyncio.to_thread(codec.decode_infer_request, request)

@@ -7,7 +7,14 @@ from enum import Enum
 from fastapi import Request
 
 from hf_runtime.errors import InvalidInput, ModelNotReady
-from hf_runtime.model import Embedder, ModelRegistry, ServedModel, TextGenerator, require_capability
+from hf_runtime.model import (
+    Embedder,
+    ModelRegistry,
+    Scorer,
+    ServedModel,
+    TextGenerator,
+    require_capability,
+)
 
 
 class Endpoint(str, Enum):
@@ -16,6 +23,8 @@ class Endpoint(str, Enum):
     completions = "/completions"
     chat = "/chat/completions"
     embeddings = "/embeddings"
+    rerank = "/rerank"
+    score = "/score"
 
     @property
     def label(self) -> str:
@@ -23,9 +32,11 @@ class Endpoint(str, Enum):
 
 
 def mount_prefix(request: Request, endpoint: Endpoint) -> str:
-    """The prefix this app is mounted at ("/v1" or "/openai/v1"), for messages that name routes."""
+    """The prefix this app is mounted at ("/v1" or "/openai/v1"), for messages that name routes.
+    The root aliases ("/rerank", "/v2/rerank") name the "/v1" routes."""
     path = request.url.path
-    return path[: -len(endpoint.value)] if path.endswith(endpoint.value) else "/v1"
+    prefix = path[: -len(endpoint.value)] if path.endswith(endpoint.value) else "/v1"
+    return prefix if prefix in ("/v1", "/openai/v1") else "/v1"
 
 
 def resolve_model(registry: ModelRegistry, requested: str | None) -> ServedModel:
@@ -54,6 +65,8 @@ def _alternatives(model: ServedModel, prefix: str) -> str:
         return f"{prefix}/embeddings"
     if model.capability(TextGenerator) is not None:
         return f"{prefix}/completions or {prefix}/chat/completions"
+    if model.capability(Scorer) is not None:
+        return f"{prefix}/rerank or {prefix}/score"
     return f"/v1/models/{model.name}:predict (KServe V1) or /v2/models/{model.name}/infer (V2)"
 
 
@@ -66,4 +79,10 @@ def require_generator(model: ServedModel, endpoint: Endpoint, prefix: str) -> Te
 def require_embedder(model: ServedModel, prefix: str) -> Embedder:
     return require_capability(
         model, Embedder, wanted="embeddings", alternatives=_alternatives(model, prefix)
+    )
+
+
+def require_scorer(model: ServedModel, endpoint: Endpoint, prefix: str) -> Scorer:
+    return require_capability(
+        model, Scorer, wanted=endpoint.label, alternatives=_alternatives(model, prefix)
     )
