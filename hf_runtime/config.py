@@ -156,6 +156,14 @@ class ModelConfig(_Strict):
     return_probabilities: bool = False
     return_raw_logits: bool = Field(False, validation_alias="return_raw_logits")
     return_offsets_mapping: bool = False
+    # Opt-in encoder outputs (off: KServe-exact). return_labels: sequence classification
+    # answers id2label names with scores; top_k: the k best labels (sequence classification)
+    # or token candidates per mask (fill_mask), with scores. Requests may override both.
+    return_labels: bool = False
+    top_k: int | None = Field(None, ge=1)
+    # token_classification: group tokens into entities as transformers' pipeline does
+    # (none|simple|first|average|max); unset keeps KServe's per-position labels.
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] | None = None
     # rerank: a one-label cross-encoder scores sigmoid(logit), as sentence-transformers'
     # CrossEncoder does; true returns the raw logit instead.
     rerank_raw_scores: bool = False

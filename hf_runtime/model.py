@@ -26,6 +26,7 @@ from hf_runtime.types import (
     GenerationDelta,
     GenerationRequest,
     ModelMetadata,
+    OutputOptions,
     Prediction,
     ScoreResult,
 )
@@ -34,8 +35,12 @@ from hf_runtime.types import (
 class Predictor(Protocol):
     """KServe V1/V2 inference on an encoder task."""
 
-    async def predict(self, instances: Sequence[str]) -> Prediction:
-        """Raises InvalidInput for bad instances, Overloaded when the queue is full."""
+    async def predict(
+        self, instances: Sequence[str], options: OutputOptions | None = None
+    ) -> Prediction:
+        """Raises InvalidInput for bad instances, Overloaded when the queue is full.
+        `options`: one request's validated output options, overriding the model's config for
+        this call only (None or empty: the configured, by default KServe-exact, outputs)."""
 
 
 class Embedder(Protocol):

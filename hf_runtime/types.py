@@ -146,3 +146,48 @@ class GenerationDelta:
     finish_reason: FinishReason | None = None
     stop_reason: str | int | None = None
     prompt_tokens: int = 0  # filled on the first delta
+
+
+OUTPUT_OPTION_KEYS = ("return_labels", "top_k", "aggregation_strategy")
+# transformers' TokenClassificationPipeline strategies (token classification entity grouping).
+AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Opt-in encoder outputs asked for by one request; None keeps the model's configured value.
+
+    Frozen and per call: a request's overrides never touch a shared processor or model."""
+
+    return_labels: bool | None = None
+    top_k: int | None = None
+    aggregation_strategy: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == OutputOptions()
+
+
+def parse_output_options(values: dict[str, Any], where: str) -> OutputOptions:
+    """Validated OutputOptions from a request's `parameters` (only OUTPUT_OPTION_KEYS taken).
+    Raises ValueError naming `where`.key; the protocols turn it into their 400."""
+    found: dict[str, Any] = {}
+    if "return_labels" in values:
+        value = values["return_labels"]
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}.return_labels must be true or false, got {value!r}")
+        found["return_labels"] = value
+    if "top_k" in values:
+        value = values["top_k"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}.top_k must be an integer of at least 1, got {value!r}")
+        found["top_k"] = value
+    if "aggregation_strategy" in values:
+        value = values["aggregation_strategy"]
+        if value not in AGGREGATION_STRATEGIES:
+            raise ValueError(
+                f"{where}.aggregation_strategy must be one of "
+                f"{', '.join(AGGREGATION_STRATEGIES)}, got {value!r}"
+            )
+        found["aggregation_strategy"] = value
+    return OutputOptions(**found)

@@ -94,6 +94,7 @@ class FakeServedModel:
         self.versions = versions
         self.fail_with = fail_with
         self.predict_calls: list[list[str]] = []
+        self.predict_options: list[Any] = []  # the options each predict call was given
         if task in GENERATIVE_TASKS and generator is None:
             generator = FakeTextGenerator(is_encoder_decoder=task == "text2text_generation")
         self._generator = generator
@@ -170,8 +171,9 @@ class FakeServedModel:
             self._task, [-1]
         )
 
-    async def predict(self, instances: Sequence[str]) -> Prediction:
+    async def predict(self, instances: Sequence[str], options: Any = None) -> Prediction:
         self._check_ready()
+        self.predict_options.append(options)
         if self.fail_with is not None:
             raise self.fail_with
         texts = list(instances)

@@ -11,7 +11,7 @@ model of that kind loads.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from hf_runtime.types import GenerationDelta, GenerationRequest
@@ -23,11 +23,13 @@ POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttok
 
 @dataclass(frozen=True)
 class Encoding:
-    """One tokenized text, unpadded. `offsets` are character spans (fast tokenizers only)."""
+    """One tokenized text, unpadded. `offsets` are character spans (fast tokenizers only);
+    `text`, the text they index, is kept with them (token classification groups entities)."""
 
     input_ids: tuple[int, ...]
     token_type_ids: tuple[int, ...] | None = None
     offsets: tuple[tuple[int, int], ...] | None = None
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -63,6 +65,19 @@ class ForwardSpec:
     """
 
     pooling: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenStrings:
+    """Tokens as strings (convert_ids_to_tokens) and what grouping them needs: which are
+    special (added by the tokenizer), which are the unknown token, whether the tokenizer marks
+    word continuations (a continuing-subword prefix), and `join` (convert_tokens_to_string)."""
+
+    tokens: tuple[str, ...]
+    special: tuple[bool, ...]
+    unknown: tuple[bool, ...]
+    word_aware: bool
+    join: Any  # Callable[[list[str]], str]
 
 
 class EncoderBackend(Protocol):
@@ -111,6 +126,10 @@ class EncoderBackend(Protocol):
         """Wrap caller-provided token ids as encodings (no special tokens are added)."""
 
     def decode(self, token_ids: Sequence[int]) -> str: ...
+
+    def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
+        """The tokenizer's view of these tokens, for entity grouping (transformers'
+        convert_ids_to_tokens, and what decides a subword)."""
 
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[Any]:
         """Run one padded batch; one float32 numpy array per item, in order."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hf_runtime.backends import Encoding
+from hf_runtime.backends import Encoding, TokenStrings
 from hf_runtime.errors import ConfigError
 
 # Tokenizers report a huge sentinel (int(1e30)) when they know no limit.
@@ -95,3 +95,19 @@ def tokenize_pairs(
         if found is None or len(found) > max_length:
             encodings[index] = encode(*pair, "longest_first")[0]
     return [encoding for encoding in encodings if encoding is not None]
+
+
+def token_strings(tokenizer: Any, token_ids: Sequence[int]) -> TokenStrings:
+    """A transformers tokenizer's strings for `token_ids` (see EncoderBackend.token_strings).
+    Call under the backend's tokenizer lock."""
+    ids = [int(t) for t in token_ids]
+    special_ids = set(tokenizer.all_special_ids)
+    backend = getattr(tokenizer, "_tokenizer", None)
+    word_aware = bool(backend and getattr(backend.model, "continuing_subword_prefix", None))
+    return TokenStrings(
+        tokens=tuple(str(t) for t in tokenizer.convert_ids_to_tokens(ids)),
+        special=tuple(t in special_ids for t in ids),
+        unknown=tuple(t == tokenizer.unk_token_id for t in ids),
+        word_aware=word_aware,
+        join=tokenizer.convert_tokens_to_string,
+    )

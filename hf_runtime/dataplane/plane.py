@@ -48,18 +48,22 @@ from hf_runtime.model import (
     require_capability,
 )
 from hf_runtime.types import (
+    OUTPUT_OPTION_KEYS,
     PAIR_INPUTS,
     ModelMetadata,
+    OutputOptions,
     OutputTensor,
     Prediction,
     ScoreResult,
     TextPair,
+    parse_output_options,
 )
 
 SERVER_NAME = "hf-runtime"
 EXTENSIONS = ["binary_tensor_data"]
 SCORE_OUTPUT = "output-0"  # the one output of a pair request: a rerank model's declared output
 Instances = list[str] | list[TextPair]
+# V2 request parameters that concern the transport, not the model's outputs (Triton/KServe).
 
 
 class ModelVersionNotFound(HFRuntimeError):
@@ -152,10 +156,13 @@ class DataPlane:
 
     # ------------------------------------------------------------ inference
 
-    async def predict(self, name: str, instances: Instances) -> Prediction:
+    async def predict(
+        self, name: str, instances: Instances, parameters: dict[str, Any] | None = None
+    ) -> Prediction:
         """KServe V1: texts in, the task's predictions (and extra tensors) out; text pairs in,
-        one score each out."""
-        return await self._predict(name, None, instances)
+        one score each out. `parameters`: the body's optional output options."""
+        options = output_options(parameters, "parameters")
+        return await self._predict(name, None, instances, options)
 
     async def infer(
         self, name: str, model_version: str | None, request: InferenceRequest
@@ -163,7 +170,10 @@ class DataPlane:
         """Open Inference Protocol V2 inference, whatever the wire."""
         self.check_inference(name, model_version)
         instances = request_instances(name, request)
-        prediction = await self._predict(name, model_version, instances)
+        # V2 request parameters are open-ended (Triton and KServe clients send their own, such
+        # as priority or timeout, and KServe ignores what it does not know): only ours are read.
+        options = output_options(request.parameters, "parameters", strict=False)
+        prediction = await self._predict(name, model_version, instances, options)
         return InferenceResponse(
             model_name=name,
             model_version=model_version,
@@ -172,14 +182,27 @@ class DataPlane:
         )
 
     async def _predict(
-        self, name: str, model_version: str | None, instances: Instances
+        self,
+        name: str,
+        model_version: str | None,
+        instances: Instances,
+        options: OutputOptions | None = None,
     ) -> Prediction:
         pairs = [i for i in instances if isinstance(i, TextPair)]
         if not pairs:
             texts = [i for i in instances if isinstance(i, str)]
-            return await self.predictor(name, model_version).predict(texts)
+            predictor = self.predictor(name, model_version)
+            if options is None or options.empty:
+                # Options off: the call every Predictor has always taken.
+                return await predictor.predict(texts)
+            return await predictor.predict(texts, options=options)
         if len(pairs) != len(instances):
             raise InvalidInput("send texts or text pairs, not both", param="instances")
+        if options is not None and not options.empty:
+            raise InvalidInput(
+                "output options (return_labels, top_k) do not apply to text pairs",
+                param="parameters",
+            )
         scorer = self.scorer(name, model_version)
         if len(pairs) > scorer.max_pairs:
             raise InvalidInput(
@@ -227,6 +250,26 @@ def _text_alternatives(model: ServedModel) -> str:
             f"{PAIR_INPUTS[0]!r} and {PAIR_INPUTS[1]!r}, or {routes}"
         )
     return routes
+
+
+def output_options(parameters: Any, where: str, *, strict: bool = True) -> OutputOptions | None:
+    """A request's validated output options (None when it has none); a bad value is a 400
+    naming it, and so is an unknown key when `strict` (V1's `parameters`, our own extension)."""
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{where} must be an object, got {type(parameters).__name__}")
+    unknown = sorted(set(parameters) - set(OUTPUT_OPTION_KEYS))
+    if strict and unknown:
+        raise InvalidInput(
+            f"unknown {where} key(s) {', '.join(unknown)}; allowed: "
+            + ", ".join(sorted(OUTPUT_OPTION_KEYS)),
+            param=where,
+        )
+    try:
+        return parse_output_options(parameters, where)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), param=where) from None
 
 
 def score_prediction(result: ScoreResult) -> Prediction:

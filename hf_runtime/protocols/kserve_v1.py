@@ -52,8 +52,8 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     @app.post("/models/{name}:predict")
     async def predict(name: str, request: Request) -> JSONResponse:
         plane.check_inference(name)  # before reading: a loading model answers 503, whatever came
-        instances = await read_instances(await request.body())
-        prediction = await plane.predict(name, instances)
+        instances, parameters = await read_request(await request.body())
+        prediction = await plane.predict(name, instances, parameters)
         return JSONResponse(v1_json.encode_prediction(prediction))
 
     @app.post("/models/{name}:explain")
@@ -66,19 +66,28 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     return app
 
 
-async def read_instances(body: bytes) -> list[str] | list[TextPair]:
-    """parse_instances, in a worker thread when the body is large: decoding and checking
+V1Request = tuple[list[str] | list[TextPair], dict[str, Any] | None]
+
+
+async def read_request(body: bytes) -> V1Request:
+    """parse_request, in a worker thread when the body is large: decoding and checking
     megabytes of instances would hold up every other request on the event loop."""
     if len(body) > LARGE_BODY_BYTES:
-        return await asyncio.to_thread(parse_instances, body)
-    return parse_instances(body)
+        return await asyncio.to_thread(parse_request, body)
+    return parse_request(body)
+
+
+def parse_request(body: bytes) -> V1Request:
+    """A V1 request body -> the texts (or text pairs) to predict on, and its optional
+    `parameters` (output options, checked by the data plane). Raises InvalidInput."""
+    try:
+        payload = decode_json(body)
+    except JSONBodyError as exc:
+        raise InvalidInput(f"Unrecognized request format: {exc}") from None
+    return v1_json.decode_instances(payload), v1_json.decode_parameters(payload)
 
 
 def parse_instances(body: bytes) -> list[str] | list[TextPair]:
     """A V1 request body -> the texts (or text pairs) to predict on. Raises InvalidInput with
     the reason."""
-    try:
-        payload = decode_json(body)
-    except JSONBodyError as exc:
-        raise InvalidInput(f"Unrecognized request format: {exc}") from None
-    return v1_json.decode_instances(payload)
+    return parse_request(body)[0]

@@ -19,9 +19,15 @@ from hf_runtime.errors import InvalidInput, TooLarge
 from hf_runtime.model import Embedder, Predictor, Scorer
 from hf_runtime.runtime.batcher import EncoderBatcher
 from hf_runtime.runtime.served_model import ServedModelBase
-from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
+from hf_runtime.tasks.base import EncoderTaskProcessor, ProcessorOptions, too_long
 from hf_runtime.tasks.names import Task
-from hf_runtime.types import EmbeddingResult, ModelMetadata, Prediction, ScoreResult
+from hf_runtime.types import (
+    EmbeddingResult,
+    ModelMetadata,
+    OutputOptions,
+    Prediction,
+    ScoreResult,
+)
 
 if TYPE_CHECKING:
     from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
@@ -88,10 +94,15 @@ class EncoderModel(ServedModelBase):
         """Batcher counters for /metrics (see EncoderBatcher.stats)."""
         return self.batcher.stats()
 
-    async def predict(self, instances: Sequence[str]) -> Prediction:
+    async def predict(
+        self, instances: Sequence[str], options: OutputOptions | None = None
+    ) -> Prediction:
+        # The request's options go into a fresh ProcessorOptions for this call only: the
+        # processor is shared by every request.
+        processor_options = self.processor.options.with_request(options)
         # In a thread: checking, logging and tokenizing a megabyte of instances is not loop work.
         encodings = await asyncio.to_thread(self._encode_instances, instances)
-        return await self._run(encodings)
+        return await self._run(encodings, processor_options)
 
     def _encode_instances(self, instances: Sequence[str]) -> list[Encoding]:
         texts = self.processor.decode_instances(instances)
@@ -111,9 +122,11 @@ class EncoderModel(ServedModelBase):
                 raise too_long(index, len(encoding), limit, param)
         return encodings
 
-    async def _run(self, encodings: list[Encoding]) -> Prediction:
+    async def _run(
+        self, encodings: list[Encoding], options: ProcessorOptions | None = None
+    ) -> Prediction:
         outputs = await self._forward(encodings)
-        return await asyncio.to_thread(self.processor.postprocess, encodings, outputs)
+        return await asyncio.to_thread(self.processor.postprocess, encodings, outputs, options)
 
     async def _forward(self, encodings: list[Encoding]) -> list[Any]:
         items = self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)

@@ -9,9 +9,10 @@ torch: the backend owns running the model.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +21,7 @@ from hf_runtime.backends import EncoderBackend, Encoding, ForwardItem, ForwardSp
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, TooLarge
 from hf_runtime.tasks.names import Task
-from hf_runtime.types import Datatype, OutputTensor, Prediction, TensorSpec
+from hf_runtime.types import Datatype, OutputOptions, OutputTensor, Prediction, TensorSpec
 
 OUTPUT_NAME = "output-0"
 INPUT_SPEC = TensorSpec(name="input-0", datatype="BYTES", shape=[-1])
@@ -28,12 +29,29 @@ INPUT_SPEC = TensorSpec(name="input-0", datatype="BYTES", shape=[-1])
 
 @dataclass(frozen=True)
 class ProcessorOptions:
-    """The server-wide output flags (KServe has no per-request control)."""
+    """The model's output flags; `with_request` applies one request's opt-in overrides."""
 
     return_probabilities: bool = False
     return_raw_logits: bool = False
     return_offsets_mapping: bool = False
     rerank_raw_scores: bool = False
+    return_labels: bool = False
+    top_k: int | None = None
+    aggregation_strategy: str | None = None
+
+    def with_request(self, request: OutputOptions | None) -> ProcessorOptions:
+        """A copy with the request's options (those it sets) in place of the configured ones;
+        a copy, so concurrent requests never see each other's options."""
+        if request is None or request.empty:
+            return self
+        changes: dict[str, Any] = {}
+        if request.return_labels is not None:
+            changes["return_labels"] = request.return_labels
+        if request.top_k is not None:
+            changes["top_k"] = request.top_k
+        if request.aggregation_strategy is not None:
+            changes["aggregation_strategy"] = request.aggregation_strategy
+        return replace(self, **changes)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> ProcessorOptions:
@@ -42,6 +60,9 @@ class ProcessorOptions:
             return_raw_logits=config.return_raw_logits,
             return_offsets_mapping=config.return_offsets_mapping,
             rerank_raw_scores=config.rerank_raw_scores,
+            return_labels=config.return_labels,
+            top_k=config.top_k,
+            aggregation_strategy=config.aggregation_strategy,
         )
 
 
@@ -98,8 +119,14 @@ class EncoderTaskProcessor(ABC):
         return [ForwardItem(e, min_length=longest if pad else 0) for e in encodings]
 
     @abstractmethod
-    def postprocess(self, encodings: Sequence[Encoding], outputs: Sequence[Any]) -> Prediction:
-        """Raw per-item outputs (float32 numpy arrays, in request order) -> Prediction."""
+    def postprocess(
+        self,
+        encodings: Sequence[Encoding],
+        outputs: Sequence[Any],
+        options: ProcessorOptions | None = None,
+    ) -> Prediction:
+        """Raw per-item outputs (float32 numpy arrays, in request order) -> Prediction.
+        `options`: this request's (see ProcessorOptions.with_request); None: the model's."""
 
     def input_specs(self) -> list[TensorSpec]:
         """The V2 inputs this processor takes, for model metadata: one BYTES input of texts."""
@@ -124,6 +151,11 @@ def too_long(index: int, tokens: int, limit: int, param: str) -> TooLarge:
 
 
 # ---------------------------------------------------------------- KServe-exact helpers
+
+
+def json_output_tensor(result: Sequence[Any], name: str = OUTPUT_NAME) -> OutputTensor:
+    """The V2 form of the opt-in (non-KServe) outputs: BYTES [n], one JSON string per text."""
+    return OutputTensor(name, "BYTES", [len(result)], [json.dumps(r) for r in result])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -5,6 +5,10 @@ string; with return_probabilities, per mask a list over the whole vocabulary of 
 dicts token id -> probability as a 4-dp *string*; with return_raw_logits token id -> logit.
 V2: BYTES [n], or BYTES [n, masks, vocab] holding `str(dict)`; texts with different mask
 counts cannot form that tensor (KServe: 500; here: 400 on V2 only).
+
+Opt-in top_k (per model or per request), as transformers' fill-mask pipeline: per text one
+list per mask of the k likeliest {"score", "token", "token_str"} (softmax over the
+vocabulary). V2: BYTES [n] of JSON strings.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from hf_runtime.tasks.base import (
     OUTPUT_NAME,
     EncoderTaskProcessor,
     ProcessorOptions,
+    json_output_tensor,
     kserve_output_tensor,
     softmax,
 )
@@ -57,7 +62,17 @@ class FillMaskProcessor(EncoderTaskProcessor):
             )
         return with_positions
 
-    def postprocess(self, encodings: Sequence[Encoding], outputs: Sequence[Any]) -> Prediction:
+    def postprocess(
+        self,
+        encodings: Sequence[Encoding],
+        outputs: Sequence[Any],
+        options: ProcessorOptions | None = None,
+    ) -> Prediction:
+        options = options or self.options
+        if options.top_k is not None:
+            k = options.top_k
+            candidates = [self._top_k(np.asarray(row, dtype=np.float32), k) for row in outputs]
+            return Prediction(candidates, [json_output_tensor(candidates)])
         predictions = [self._one(np.asarray(logits, dtype=np.float32)) for logits in outputs]
         tensor = kserve_output_tensor(
             predictions,
@@ -74,7 +89,26 @@ class FillMaskProcessor(EncoderTaskProcessor):
             return [[{t: f"{float(p):.4f}"} for t, p in enumerate(row)] for row in softmax(logits)]
         return self.backend.decode(np.argmax(logits, axis=-1).tolist())
 
+    def _top_k(self, logits: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
+        """`logits`: [masks, vocab] -> per mask the k likeliest tokens, best first."""
+        per_mask = []
+        for probs in softmax(logits):
+            best = np.argsort(-probs, kind="stable")[:k]
+            per_mask.append(
+                [
+                    {
+                        "score": float(probs[t]),
+                        "token": int(t),
+                        "token_str": self.backend.decode([int(t)]),
+                    }
+                    for t in best
+                ]
+            )
+        return per_mask
+
     def output_specs(self) -> list[TensorSpec]:
+        if self.options.top_k is not None:
+            return [TensorSpec(OUTPUT_NAME, "BYTES", [-1])]
         if self.options.return_raw_logits or self.options.return_probabilities:
             return [TensorSpec(OUTPUT_NAME, "BYTES", [-1, -1, self.backend.vocab_size])]
         return [TensorSpec(OUTPUT_NAME, "BYTES", [-1])]

@@ -16,13 +16,19 @@ def make_processor(
     """The task processor for an encoder task (imports only the one needed). `model_path` is
     the checkpoint folder, where some tasks read their settings (pooling modes)."""
     if task is Task.sequence_classification:
-        from hf_runtime.tasks.sequence_classification import SequenceClassificationProcessor
+        from hf_runtime.tasks.sequence_classification import (
+            SequenceClassificationProcessor,
+            read_label_config,
+        )
 
-        return SequenceClassificationProcessor(backend, options)
+        id2label, multi_label = read_label_config(model_path)
+        return SequenceClassificationProcessor(backend, options, id2label, multi_label)
     if task is Task.token_classification:
+        from hf_runtime.tasks.sequence_classification import read_label_config
         from hf_runtime.tasks.token_classification import TokenClassificationProcessor
 
-        return TokenClassificationProcessor(backend, options)
+        id2label, _ = read_label_config(model_path)
+        return TokenClassificationProcessor(backend, options, id2label)
     if task is Task.fill_mask:
         from hf_runtime.tasks.fill_mask import FillMaskProcessor
 

@@ -120,7 +120,12 @@ class RerankProcessor(EncoderTaskProcessor):
             )
         self.raw_scores = raw_scores
 
-    def postprocess(self, encodings: Sequence[Encoding], outputs: Sequence[Any]) -> Prediction:
+    def postprocess(
+        self,
+        encodings: Sequence[Encoding],
+        outputs: Sequence[Any],
+        options: ProcessorOptions | None = None,
+    ) -> Prediction:
         """One score per pair: sigmoid(logit), or the logit with raw scores."""
         logits = np.array([np.asarray(o, dtype=np.float32).reshape(-1)[0] for o in outputs])
         values = logits if self.raw_scores else sigmoid(logits)

@@ -3,19 +3,28 @@
 V1 per text: the argmax label index; with return_probabilities a dict index -> softmax
 probability rounded to 4 dp; with return_raw_logits a dict index -> logit.
 V2: INT64 [n] for indices, BYTES [n] holding `str(dict)` for the dict forms.
+
+Opt-in (return_labels and/or top_k, per model or per request), as transformers'
+text-classification pipeline: {"label", "score"} for the best label, or a list of the top_k
+best; labels are id2label names with return_labels, else class indexes; scores are sigmoids
+for multi-label checkpoints and one-label heads, else softmax. V2: BYTES [n] of JSON strings.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hf_runtime.backends import Encoding
+from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.tasks.base import (
     OUTPUT_NAME,
     EncoderTaskProcessor,
+    ProcessorOptions,
+    json_output_tensor,
     kserve_output_tensor,
     rounded_4dp,
     softmax,
@@ -24,21 +33,72 @@ from hf_runtime.tasks.names import Task
 from hf_runtime.types import Prediction, TensorSpec
 
 
+def read_label_config(model_path: Path | None) -> tuple[dict[int, str], bool]:
+    """(id2label, multi_label) from the checkpoint's config.json ({} / False when absent)."""
+    path = Path(model_path) / "config.json" if model_path is not None else None
+    if path is None or not path.is_file():
+        return {}, False
+    config = json.loads(path.read_text())
+    labels = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    return labels, config.get("problem_type") == "multi_label_classification"
+
+
 class SequenceClassificationProcessor(EncoderTaskProcessor):
     task = Task.sequence_classification
 
-    def postprocess(self, encodings: Sequence[Encoding], outputs: Sequence[Any]) -> Prediction:
-        predictions = [self._one(np.asarray(logits, dtype=np.float32)) for logits in outputs]
+    def __init__(
+        self,
+        backend: EncoderBackend,
+        options: ProcessorOptions,
+        id2label: dict[int, str] | None = None,
+        multi_label: bool = False,
+    ) -> None:
+        super().__init__(backend, options)
+        self.id2label = id2label or {}
+        self.multi_label = multi_label
+
+    def postprocess(
+        self,
+        encodings: Sequence[Encoding],
+        outputs: Sequence[Any],
+        options: ProcessorOptions | None = None,
+    ) -> Prediction:
+        options = options or self.options
+        logits = [np.asarray(row, dtype=np.float32).reshape(-1) for row in outputs]
+        if options.return_labels or options.top_k is not None:
+            labelled = [self._labelled(row, options) for row in logits]
+            return Prediction(labelled, [json_output_tensor(labelled)])
+        predictions = [self._one(row, options) for row in logits]
         return Prediction(predictions, [kserve_output_tensor(predictions)])
 
-    def _one(self, logits: np.ndarray) -> int | dict[int, float]:
-        logits = logits.reshape(-1)  # a one-label head still gives one value per text
-        if self.options.return_raw_logits:
+    @staticmethod
+    def _one(logits: np.ndarray, options: ProcessorOptions) -> int | dict[int, float]:
+        # `logits` is flat: a one-label head still gives one value per text.
+        if options.return_raw_logits:
             return {j: float(value) for j, value in enumerate(logits)}
-        if self.options.return_probabilities:
+        if options.return_probabilities:
             return {j: rounded_4dp(p) for j, p in enumerate(softmax(logits))}
         return int(np.argmax(logits))
 
+    def _labelled(self, logits: np.ndarray, options: ProcessorOptions) -> Any:
+        # transformers' "sigmoid if multi-label or one label, else softmax" rule.
+        if self.multi_label or logits.size == 1:
+            scores = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            scores = softmax(logits)
+        order = np.argsort(-scores, kind="stable")
+        ranked = [{"label": self._label(int(j), options), "score": float(scores[j])} for j in order]
+        if options.top_k is None:
+            return ranked[0]
+        return ranked[: options.top_k]
+
+    def _label(self, index: int, options: ProcessorOptions) -> str | int:
+        if options.return_labels:
+            return self.id2label.get(index, f"LABEL_{index}")
+        return index
+
     def output_specs(self) -> list[TensorSpec]:
-        dict_output = self.options.return_raw_logits or self.options.return_probabilities
+        options = self.options
+        dict_output = options.return_raw_logits or options.return_probabilities
+        dict_output = dict_output or options.return_labels or options.top_k is not None
         return [TensorSpec(OUTPUT_NAME, "BYTES" if dict_output else "INT64", [-1])]

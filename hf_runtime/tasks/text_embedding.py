@@ -112,7 +112,12 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
     def dimension(self) -> int:
         return self.backend.hidden_size * len(self.pooling)
 
-    def postprocess(self, encodings: Sequence[Encoding], outputs: Sequence[Any]) -> Prediction:
+    def postprocess(
+        self,
+        encodings: Sequence[Encoding],
+        outputs: Sequence[Any],
+        options: ProcessorOptions | None = None,
+    ) -> Prediction:
         predictions = [l2_normalize(vector).tolist() for vector in outputs]
         return Prediction(predictions, [kserve_output_tensor(predictions)])
 

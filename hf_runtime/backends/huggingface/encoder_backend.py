@@ -18,10 +18,14 @@ import numpy as np
 import torch
 import transformers
 
-from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
+from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
 from hf_runtime.backends.pooling import pool_hidden_states
-from hf_runtime.backends.tokenizer_rules import encoder_max_length, tokenize_pairs
+from hf_runtime.backends.tokenizer_rules import (
+    encoder_max_length,
+    token_strings,
+    tokenize_pairs,
+)
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
@@ -73,6 +77,12 @@ class HFEncoderBackend:
                 "return_offsets_mapping needs a fast (tokenizers-backed) tokenizer; "
                 f"{type(self._tokenizer).__name__} is not one"
             )
+        # Token classification keeps every token's offsets (and its text) for entity grouping
+        # whenever the tokenizer can give them; only return_offsets_mapping puts them in the
+        # output.
+        self._return_offsets = return_offsets or (
+            task is Task.token_classification and bool(self._tokenizer.is_fast)
+        )
         self._max_length = encoder_max_length(derived, self._tokenizer, config.max_model_len)
         self._model = self._load_model(config, source)
         if self._tokenizer.pad_token is None:
@@ -200,6 +210,7 @@ class HFEncoderBackend:
                 offsets=tuple((int(s), int(e)) for s, e in offsets[i])
                 if offsets is not None
                 else None,
+                text=texts[i] if offsets is not None else None,
             )
             for i, ids in enumerate(batch["input_ids"])
         ]
@@ -230,6 +241,10 @@ class HFEncoderBackend:
     def decode(self, token_ids: Sequence[int]) -> str:
         with self._lock:
             return str(self._tokenizer.decode(list(token_ids)))
+
+    def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
+        with self._lock:
+            return token_strings(self._tokenizer, token_ids)
 
     # ------------------------------------------------------------------ forward
 

@@ -29,9 +29,9 @@ import torch
 from vllm.pooling_params import PoolingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec
+from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.pooling import pool_token_states
-from hf_runtime.backends.tokenizer_rules import tokenize_pairs
+from hf_runtime.backends.tokenizer_rules import token_strings, tokenize_pairs
 from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError
@@ -112,6 +112,9 @@ class VLLMEncoderBackend:
     def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
         """As the huggingface backend's: `truncate=False` keeps every token (the model then
         refuses over-long texts before they reach the engine)."""
+        offsets_wanted = self.task is Task.token_classification and bool(
+            getattr(self._tokenizer, "is_fast", False)
+        )
         with self._lock:
             batch = self._tokenizer(
                 list(texts),
@@ -121,8 +124,19 @@ class VLLMEncoderBackend:
                 add_special_tokens=self._add_special_tokens,
                 return_attention_mask=False,
                 return_token_type_ids=False,
+                return_offsets_mapping=offsets_wanted,
             )
-        return [Encoding(input_ids=tuple(ids)) for ids in batch["input_ids"]]
+        offsets = batch.get("offset_mapping") if offsets_wanted else None
+        return [
+            Encoding(
+                input_ids=tuple(ids),
+                offsets=tuple((int(s), int(e)) for s, e in offsets[i])
+                if offsets is not None
+                else None,
+                text=texts[i] if offsets is not None else None,
+            )
+            for i, ids in enumerate(batch["input_ids"])
+        ]
 
     def tokenize_pairs(
         self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
@@ -143,6 +157,10 @@ class VLLMEncoderBackend:
     def decode(self, token_ids: Sequence[int]) -> str:
         with self._lock:
             return str(self._tokenizer.decode(list(token_ids)))
+
+    def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
+        with self._lock:
+            return token_strings(self._tokenizer, token_ids)
 
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
         future = asyncio.run_coroutine_threadsafe(self._forward(items, spec), self._loop)

@@ -48,6 +48,19 @@ def decode_instances(payload: Any) -> list[str] | list[TextPair]:
     return instances
 
 
+def decode_parameters(payload: Any) -> dict[str, Any] | None:
+    """The optional top-level `parameters` object beside `instances` (output options such as
+    top_k; the data plane validates its keys and values)."""
+    if not isinstance(payload, dict) or payload.get("parameters") is None:
+        return None
+    parameters = payload["parameters"]
+    if not isinstance(parameters, dict):
+        raise InvalidInput(
+            f'"parameters" must be an object, got {type(parameters).__name__}', param="parameters"
+        )
+    return parameters
+
+
 def _pair(key: str, index: int, item: Any) -> TextPair:
     first, second = PAIR_INPUTS
     if not isinstance(item, dict):

@@ -160,11 +160,15 @@ def test_unknown_tensor_input_name_is_a_config_error(tiny_models):
         )
 
 
-def test_offsets_are_returned_only_when_asked(tiny_models):
+def test_offsets_are_returned_for_token_classification_only(tiny_models):
+    # Entity grouping needs character offsets whether or not the offset_mapping output is on
+    # (that output is still only sent with return_offsets_mapping: see the task tests).
     path = tiny_models["bert-ner"]
     with_offsets = load_backend(path, Task.token_classification, return_offsets_mapping=True)
     assert with_offsets.tokenize(["hello world"])[0].offsets == ((0, 0), (0, 5), (6, 11), (0, 0))
-    assert load_backend(path, Task.token_classification).tokenize(["hi"])[0].offsets is None
+    assert load_backend(path, Task.token_classification).tokenize(["hi"])[0].offsets is not None
+    classifier = load_backend(tiny_models["bert-seq-cls"], Task.sequence_classification)
+    assert classifier.tokenize(["hi"])[0].offsets is None
 
 
 def test_lower_casing_is_passed_to_the_tokenizer(tiny_models):
