@@ -41,6 +41,22 @@ def read_chat_template(path: str | None) -> str | None:
         raise ConfigError(f"generation.chat_template: cannot read {path}: {exc}") from None
 
 
+def encodings_from_batch(batch: Any, texts: Sequence[str]) -> list[Encoding]:
+    """A tokenizer's batch output (unpadded) as Encodings, with token types and character
+    offsets when the tokenizer returned them (the text rides along with its offsets)."""
+    type_ids = batch.get("token_type_ids")
+    offsets = batch.get("offset_mapping")
+    return [
+        Encoding(
+            input_ids=tuple(ids),
+            token_type_ids=tuple(type_ids[i]) if type_ids is not None else None,
+            offsets=tuple((int(s), int(e)) for s, e in offsets[i]) if offsets is not None else None,
+            text=texts[i] if offsets is not None else None,
+        )
+        for i, ids in enumerate(batch["input_ids"])
+    ]
+
+
 def tokenize_pairs(
     tokenizer: Any,
     firsts: Sequence[str],

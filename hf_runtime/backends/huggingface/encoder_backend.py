@@ -23,6 +23,7 @@ from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, res
 from hf_runtime.backends.pooling import pool_hidden_states
 from hf_runtime.backends.tokenizer_rules import (
     encoder_max_length,
+    encodings_from_batch,
     token_strings,
     tokenize_pairs,
 )
@@ -201,19 +202,7 @@ class HFEncoderBackend:
                 return_offsets_mapping=self._return_offsets,
                 return_attention_mask=False,
             )
-        type_ids = batch.get("token_type_ids")
-        offsets = batch.get("offset_mapping")
-        return [
-            Encoding(
-                input_ids=tuple(ids),
-                token_type_ids=tuple(type_ids[i]) if type_ids is not None else None,
-                offsets=tuple((int(s), int(e)) for s, e in offsets[i])
-                if offsets is not None
-                else None,
-                text=texts[i] if offsets is not None else None,
-            )
-            for i, ids in enumerate(batch["input_ids"])
-        ]
+        return encodings_from_batch(batch, texts)
 
     def tokenize_pairs(
         self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True

@@ -31,7 +31,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.pooling import pool_token_states
-from hf_runtime.backends.tokenizer_rules import token_strings, tokenize_pairs
+from hf_runtime.backends.tokenizer_rules import encodings_from_batch, token_strings, tokenize_pairs
 from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError
@@ -126,17 +126,7 @@ class VLLMEncoderBackend:
                 return_token_type_ids=False,
                 return_offsets_mapping=offsets_wanted,
             )
-        offsets = batch.get("offset_mapping") if offsets_wanted else None
-        return [
-            Encoding(
-                input_ids=tuple(ids),
-                offsets=tuple((int(s), int(e)) for s, e in offsets[i])
-                if offsets is not None
-                else None,
-                text=texts[i] if offsets is not None else None,
-            )
-            for i, ids in enumerate(batch["input_ids"])
-        ]
+        return encodings_from_batch(batch, texts)
 
     def tokenize_pairs(
         self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
