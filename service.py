@@ -8,8 +8,11 @@ model state live in it.
 
 from __future__ import annotations
 
+import logging
+
 import bentoml
 
+from hf_runtime import fast_path
 from hf_runtime.baked import split_hub_weights, with_baked_models
 from hf_runtime.runtime.server import Runtime
 
@@ -17,6 +20,8 @@ from hf_runtime.runtime.server import Runtime
 # hf_runtime.baked); every other argument is configuration.
 _config_args, _hub_weights = split_hub_weights(vars(bentoml.use_arguments()))
 runtime = Runtime.from_sources(_config_args)
+# BentoML's per-request work kept off the protocol routes where that loses nothing configured.
+_fast_path = fast_path.decide(runtime.config.server)
 
 
 def _mount_all(cls: type) -> type:
@@ -27,9 +32,11 @@ def _mount_all(cls: type) -> type:
 
 
 def _guarded(service: bentoml.Service) -> bentoml.Service:
-    # Limits, API keys, drain, request ids and JSON 404s in front of every route.
+    # Limits, API keys, drain, request ids and JSON 404s in front of every route; with the
+    # fast path, protocol requests go from it straight to their app.
     middleware, options = runtime.middleware
-    service.add_asgi_middleware(middleware, **options)
+    direct = runtime.apps if _fast_path.direct_dispatch else []
+    service.add_asgi_middleware(middleware, **options, direct=direct)
     return service
 
 
@@ -40,6 +47,7 @@ def _guarded(service: bentoml.Service) -> bentoml.Service:
     resources={"gpu": runtime.gpu_count, "gpu_type": "nvidia-l4"},
     traffic={"timeout": 600},
     workers=1,
+    **_fast_path.service_config(),
 )
 @with_baked_models(runtime.config, _hub_weights)
 @_mount_all
@@ -47,6 +55,7 @@ class HFRuntime:
     @bentoml.on_startup
     async def start_loading(self) -> None:
         await runtime.start_loading()
+        logging.getLogger("hf_runtime").info(_fast_path.describe())
 
     def __is_ready__(self) -> bool:
         return runtime.ready

@@ -125,7 +125,9 @@ class StreamResult:
             "tokens_per_s": round(self.tokens_per_s, 2),
             "ttft_p50_ms": round(percentile(self.ttft_s, 50) * 1000, 1),
             "ttft_p95_ms": round(percentile(self.ttft_s, 95) * 1000, 1),
+            "ttft_p99_ms": round(percentile(self.ttft_s, 99) * 1000, 1),
             "stream_p50_s": round(percentile(self.stream_s, 50), 3),
+            "stream_p99_s": round(percentile(self.stream_s, 99), 3),
         }
 
 

@@ -7,30 +7,35 @@ server that fails to start or answers wrongly is recorded with its error and the
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from benchmarks import report
-from benchmarks.loadgen import BodyFactory, run_load, run_streams
+from benchmarks.cload import measure_level
+from benchmarks.floor import TRIVIAL_PATH
+from benchmarks.loadgen import BodyFactory, run_streams
 from benchmarks.servers import (
     RunningServer,
     baseline_command,
     bentoml_batching_command,
     config_subset,
+    floor_bentoml_command,
+    floor_uvicorn_command,
     hf_runtime_command,
     serve_process,
+    source_tree,
 )
 from benchmarks.settings import Settings
 from benchmarks.workload import (
     BENTOML_EMBED_PATH,
-    CHAT_MODEL_NAME,
     CHAT_PATH,
+    ENCODER_MODEL_NAME,
     V1_PREDICT_PATH,
     bentoml_embed_body,
     chat_stream_body,
@@ -42,6 +47,8 @@ from benchmarks.workload import (
 SERVER_START_TIMEOUT_S = 600.0  # the first start converts SmolLM2's GGUF to safetensors
 # hf-runtime keeps serving (503) when a model fails to load; its log says so at once.
 HF_RUNTIME_LOAD_FAILED = "failed to load"
+# The encoder runs measure HTTP; a gRPC port would also collide between servers of one run.
+NO_GRPC = {"HF_RUNTIME_GRPC_PORT": "0"}
 
 
 def log(message: str) -> None:
@@ -55,7 +62,8 @@ class Route:
     server: str  # the run's name in the results
     path: str
     body: BodyFactory
-    first_vector: Callable[[Any], list[float]]  # the embedding of sentence(0) in an answer
+    # The embedding of sentence(0) in an answer; None: nothing to check (the HTTP floor).
+    first_vector: Callable[[Any], list[float]] | None
 
 
 def v1_route(server: str) -> Route:
@@ -69,6 +77,8 @@ class EncoderServer:
     routes: tuple[Route, ...]
     env: dict[str, str] = field(default_factory=dict)
     fail_marker: str | None = None
+    cwd: Path | None = None  # the source tree it runs from (None: this one)
+    concurrencies: tuple[int, ...] | None = None  # None: every --concurrency
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -77,13 +87,16 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / norms if norms else 0.0
 
 
-def check_answer(url: str, route: Route, reference: Sequence[float]) -> float:
-    """The server must embed sentence(0) as MiniLM does in-process; returns the cosine."""
+def check_answer(url: str, route: Route, reference: Sequence[float]) -> float | None:
+    """The server must embed sentence(0) as MiniLM does in-process; returns the cosine (None
+    for a route with nothing to check, which must still answer 200)."""
     response = httpx.post(
         url + route.path, content=route.body(0), timeout=120,
         headers={"content-type": "application/json"},
     )  # fmt: skip
     response.raise_for_status()
+    if route.first_vector is None:
+        return None
     vector = route.first_vector(response.json())
     if len(vector) != len(reference):
         raise ValueError(f"expected a {len(reference)}-float embedding, got {len(vector)} values")
@@ -97,17 +110,23 @@ def _per_request_ms(seconds: float | None, requests: int) -> float | None:
     return None if seconds is None else round(1000 * seconds / max(1, requests), 3)
 
 
-async def _encoder_levels(server: RunningServer, route: Route, s: Settings) -> list[dict[str, Any]]:
+async def _encoder_levels(
+    server: RunningServer, route: Route, s: Settings, concurrencies: Sequence[int]
+) -> list[dict[str, Any]]:
     url = server.url
     levels = []
-    for concurrency in s.concurrencies:
-        await run_load(url, route.path, route.body, concurrency=concurrency, duration_s=s.warmup_s)
+    use_c = s.loadgen == "c"
+    for concurrency in concurrencies:
+        await measure_level(
+            url, route.path, route.body, concurrency=concurrency, duration_s=s.warmup_s,
+            use_c=use_c,
+        )  # fmt: skip
         windows = []
         for _ in range(s.windows):
             cpu_before = server.cpu_seconds()
-            result = await run_load(
+            result = await measure_level(
                 url, route.path, route.body, concurrency=concurrency,
-                duration_s=s.level_s / s.windows,
+                duration_s=s.level_s / s.windows, use_c=use_c,
             )  # fmt: skip
             cpu_after = server.cpu_seconds()
             used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
@@ -149,13 +168,16 @@ def measure_encoder_server(
         with serve_process(
             server.command, log_path=s.out_dir / "logs.tmp" / f"{server.name}-{dtype}.log",
             env=server.env, ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=server.fail_marker,
+            cwd=server.cwd,
         ) as running:  # fmt: skip
             start_s = round(time.monotonic() - started, 1)
             for run, route in zip(runs, server.routes, strict=True):
                 run["start_s"] = start_s
                 cosine = check_answer(running.url, route, reference)
-                run["answer_cosine_vs_in_process"] = round(cosine, 6)
-                run["levels"] = asyncio.run(_encoder_levels(running, route, s))
+                if cosine is not None:
+                    run["answer_cosine_vs_in_process"] = round(cosine, 6)
+                concurrencies = server.concurrencies or s.concurrencies
+                run["levels"] = asyncio.run(_encoder_levels(running, route, s, concurrencies))
                 measuring += 1
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError, httpx.HTTPError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:3000]
@@ -182,10 +204,44 @@ def _encoder_servers(s: Settings, dtype: str, main_dtype: bool) -> list[EncoderS
                 report.BENTOML_BATCHING, bentoml_batching_command(),
                 (v1_route(report.BENTOML_BATCHING), embed_route), env={"BENCH_DTYPE": dtype},
             ))  # fmt: skip
+    # MiniLM alone: the encoder runs need nothing else, and the config a --before commit reads
+    # must not hold keys that commit does not know (the other models' newer settings).
+    minilm = config_subset(s.config, [ENCODER_MODEL_NAME], s.out_dir / "logs.tmp" / "minilm.yaml")
     servers.append(EncoderServer(
-        report.HF_RUNTIME, hf_runtime_command(s.config), (v1_route(report.HF_RUNTIME),),
-        env={"HF_RUNTIME_DTYPE": dtype}, fail_marker=HF_RUNTIME_LOAD_FAILED,
+        report.HF_RUNTIME, hf_runtime_command(minilm), (v1_route(report.HF_RUNTIME),),
+        env={"HF_RUNTIME_DTYPE": dtype, **NO_GRPC}, fail_marker=HF_RUNTIME_LOAD_FAILED,
     ))  # fmt: skip
+    if main_dtype and s.before:
+        # The same server from another commit, right after this one: before/after measured
+        # by the same load generator on the same machine within minutes.
+        tree = source_tree(s.before, s.out_dir / "before.tmp")
+        servers.append(EncoderServer(
+            report.HF_RUNTIME_BEFORE, hf_runtime_command(minilm),
+            (v1_route(report.HF_RUNTIME_BEFORE),), cwd=tree, fail_marker=HF_RUNTIME_LOAD_FAILED,
+            env={"HF_RUNTIME_DTYPE": dtype, "PYTHONPATH": str(tree), **NO_GRPC},
+        ))  # fmt: skip
+    if main_dtype and s.floor:
+        servers += _floor_servers(s)
+    return servers
+
+
+def _floor_servers(s: Settings) -> list[EncoderServer]:
+    """The trivial route (benchmarks/floor.py) in bare uvicorn and in bentoml serve, at the
+    lowest and highest concurrency."""
+    levels = tuple(sorted({min(s.concurrencies), max(s.concurrencies)}))
+
+    def route(name: str) -> tuple[Route, ...]:
+        return (Route(name, TRIVIAL_PATH, v1_predict_body, None),)
+
+    servers = [
+        EncoderServer(report.FLOOR_UVICORN, floor_uvicorn_command(), route(report.FLOOR_UVICORN),
+                      concurrencies=levels),
+    ]  # fmt: skip
+    for name, mode in report.FLOOR_BENTOML_MODES.items():
+        servers.append(EncoderServer(
+            name, floor_bentoml_command(), route(name), env={"BENCH_FLOOR_MODE": mode},
+            concurrencies=levels,
+        ))  # fmt: skip
     return servers
 
 
@@ -209,10 +265,43 @@ def encoder_phase(s: Settings) -> dict[str, Any]:
         for server in _encoder_servers(s, dtype, main_dtype=index == 0):
             result["runs"] += measure_encoder_server(server, dtype, s, reference)
     result["ratios"] = report.encoder_ratios(result)
+    result["floor"] = report.floor_summary(result)
+    if s.breakdown:
+        result["breakdown"] = cpu_breakdown(s)
     return result
 
 
-async def _generation_levels(url: str, s: Settings, backend: str) -> list[dict[str, Any]]:
+def cpu_breakdown(s: Settings) -> dict[str, Any]:
+    """CPU per request, in-process: each BentoML middleware (benchmarks/asgi_costs.py), and
+    hf-runtime's own path (benchmarks/path_profile.py) for this tree and --before's."""
+    from benchmarks.asgi_costs import measure_all
+    from benchmarks.path_profile import run_profile
+
+    log("encoder: CPU per request of each BentoML middleware (in-process)")
+    breakdown: dict[str, Any] = {"bentoml_middlewares": measure_all(calls=2000, repeats=2)}
+    log(f"  {breakdown['bentoml_middlewares']['middleware_cost_us']}")
+    subset = config_subset(s.config, [ENCODER_MODEL_NAME], s.out_dir / "logs.tmp" / "minilm.yaml")
+    trees: dict[str, Path | None] = {report.HF_RUNTIME: None}
+    if s.before:
+        trees[report.HF_RUNTIME_BEFORE] = source_tree(s.before, s.out_dir / "before.tmp")
+    breakdown["own_path"] = {}
+    for name, tree in trees.items():
+        log(f"encoder: CPU per request of {name}'s own path (in-process, no HTTP)")
+        try:
+            profile = run_profile(subset, tree)
+        except (RuntimeError, ValueError, OSError) as exc:
+            profile = {"error": f"{type(exc).__name__}: {exc}"[:3000]}
+        breakdown["own_path"][name] = profile
+        log(f"  {profile.get('cpu_us_per_request', profile.get('error'))}")
+    return breakdown
+
+
+async def _generation_levels(
+    url: str, s: Settings, backend: str, cpu_seconds: Callable[[], float | None] | None = None
+) -> list[dict[str, Any]]:
+    """Tokens/s and TTFT per stream level; with `cpu_seconds` (the server's CPU time so far),
+    also the server's CPU per completion token, which a busy machine skews far less."""
+
     def body(index: int) -> bytes:
         return chat_stream_body(index, max_tokens=s.max_tokens)
 
@@ -225,11 +314,18 @@ async def _generation_levels(url: str, s: Settings, backend: str) -> list[dict[s
         raise RuntimeError(f"the warm-up stream failed: {warmup.error_samples[0]}")
     levels = []
     for concurrency in s.streams:
+        cpu_before = cpu_seconds() if cpu_seconds else None
         result = await run_streams(
             url, CHAT_PATH, body, concurrency=concurrency, duration_s=s.stream_level_s,
             hard_limit_s=s.stream_limit_s,
         )  # fmt: skip
-        summary = {**result.summary(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+        cpu_after = cpu_seconds() if cpu_seconds else None
+        used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        summary = {
+            **result.summary(),
+            "server_cpu_ms_per_token": _per_request_ms(used, result.completion_tokens),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
         levels.append(summary)
         log(
             f"  {backend} streams={concurrency}: {summary['tokens_per_s']} tokens/s, "
@@ -239,36 +335,8 @@ async def _generation_levels(url: str, s: Settings, backend: str) -> list[dict[s
     return levels
 
 
-def measure_generation_backend(backend: str, s: Settings) -> dict[str, Any]:
-    run: dict[str, Any] = {"backend": backend, "levels": []}
-    if backend == "vllm":
-        if importlib.util.find_spec("vllm") is None:
-            run["skipped"] = "vllm is not installed in this environment (make install-vllm)"
-            log(f"generation: {backend} skipped: {run['skipped']}")
-            return run
-        # Only smollm2: `backend` applies to every model, and MiniLM is not vLLM's to serve.
-        subset = config_subset(s.config, [CHAT_MODEL_NAME], s.out_dir / "logs.tmp" / "vllm.yaml")
-        command = hf_runtime_command(subset, {"backend": "vllm"})
-    else:
-        command = hf_runtime_command(s.config)
-    log(f"generation: starting hf-runtime ({backend})")
-    started = time.monotonic()
-    try:
-        with serve_process(
-            command, log_path=s.out_dir / "logs.tmp" / f"generation-{backend}.log",
-            ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=HF_RUNTIME_LOAD_FAILED,
-        ) as running:  # fmt: skip
-            run["start_s"] = round(time.monotonic() - started, 1)
-            run["levels"] = asyncio.run(_generation_levels(running.url, s, backend))
-    except (RuntimeError, ValueError, httpx.HTTPError) as exc:
-        run["error"] = f"{type(exc).__name__}: {exc}"[:3000]
-        log(f"  {backend} failed: {report.one_line(run['error'], 300)}")
-    return run
-
-
 def generation_phase(s: Settings) -> dict[str, Any]:
-    return {
-        "model": "SmolLM2-135M-Instruct",
-        "settings": {"max_tokens": s.max_tokens, "temperature": 0, "ignore_eos": True},
-        "runs": [measure_generation_backend(backend, s) for backend in s.backends],
-    }
+    """Every generation server, raw generate() and vLLM's own server: benchmarks/generation.py."""
+    from benchmarks.generation import generation_phase as measure_generation
+
+    return measure_generation(s)

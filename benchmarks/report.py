@@ -8,11 +8,26 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks.generation_report import (
+    generation_markdown,
+    generation_targets,
+    plot_raw_generate,
+)
+
 HF_RUNTIME = "hf-runtime"
+HF_RUNTIME_BEFORE = "hf-runtime-before"  # the same server from --before's git ref
 BASELINE = "baseline"
 BENTOML_BATCHING = "bentoml-batching"
 BENTOML_BATCHING_DIRECT = "bentoml-batching-direct"  # its /embed endpoint, no proxy
 LATENCY_BUDGET_MS = 3.0  # concurrency-1 p50 may exceed a raw single forward by this much
+# The HTTP floor (benchmarks/floor.py): a trivial route, bare and in bentoml serve.
+FLOOR_UVICORN = "floor-uvicorn"
+FLOOR_BENTOML_MODES = {  # run name -> BENCH_FLOOR_MODE
+    "floor-bentoml": "bentoml",
+    "floor-bentoml-gateway": "gateway",
+    "floor-bentoml-fast-path": "fast-path",
+}
+FLOOR_RUNS = (FLOOR_UVICORN, *FLOOR_BENTOML_MODES)
 
 
 def _level(run: dict[str, Any], concurrency: int) -> dict[str, Any] | None:
@@ -44,7 +59,10 @@ def encoder_ratios(encoder: dict[str, Any]) -> list[dict[str, Any]]:
         ours = _run(runs, HF_RUNTIME, dtype)
         if ours is None:
             continue
-        others = [r for r in runs if r["dtype"] == dtype and r["server"] != HF_RUNTIME]
+        others = [
+            r for r in runs
+            if r["dtype"] == dtype and r["server"] != HF_RUNTIME and r["server"] not in FLOOR_RUNS
+        ]  # fmt: skip
         for level in ours.get("levels", []):
             c = level["concurrency"]
             rps = level["throughput_rps"]
@@ -58,6 +76,29 @@ def encoder_ratios(encoder: dict[str, Any]) -> list[dict[str, Any]]:
                 "hf_runtime_vs_ceiling": _ratio(rps, ceiling.get("best_sentences_per_s")),
                 "hf_runtime_vs": versus,
             })  # fmt: skip
+    return rows
+
+
+def floor_summary(encoder: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per floor run, at its highest concurrency: req/s, server CPU per request, and the most
+    of the (first dtype's) ceiling a server with that floor could reach:
+    floor / (floor + ceiling), as both spend the same cores (see benchmarks/floor.py)."""
+    from benchmarks.floor import attainable_share
+
+    ceilings = encoder.get("ceiling", {})
+    ceiling = ceilings[next(iter(ceilings))].get("best_sentences_per_s") if ceilings else None
+    rows = []
+    for run in encoder.get("runs", []):
+        if run["server"] not in FLOOR_RUNS or not run.get("levels"):
+            continue
+        top = max(run["levels"], key=lambda level: level["concurrency"])
+        rows.append({
+            "server": run["server"],
+            "concurrency": top["concurrency"],
+            "throughput_rps": top["throughput_rps"],
+            "server_cpu_ms_per_request": top.get("server_cpu_ms_per_request"),
+            "attainable_share_of_ceiling": attainable_share(top["throughput_rps"], ceiling),
+        })  # fmt: skip
     return rows
 
 
@@ -108,18 +149,30 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     one["p50_ms"] <= budget,
                 )
             )
-    for run in (results.get("generation") or {}).get("runs", []):
-        one, eight = _level(run, 1), _level(run, 8)
-        if one and eight:
-            scale = _ratio(eight["tokens_per_s"], one["tokens_per_s"])
+        before = _run(encoder.get("runs", []), HF_RUNTIME_BEFORE, dtype) or {}
+        if top is not None and _level(before, top):
+            was = _ratio(_level(before, top)["throughput_rps"], ceiling.get("best_sentences_per_s"))
             targets.append(
                 _target(
-                    f"generation tokens/s, 8 streams vs 1 ({run['backend']})",
-                    ">= 3x",
-                    scale,
-                    None if scale is None else scale >= 3,
+                    f"c={top} throughput vs ceiling, before ({dtype})",
+                    ">= 0.8x",
+                    was,
+                    None if was is None else was >= 0.8,
                 )
             )
+        for row in encoder.get("floor") or []:
+            if row["server"] == "floor-bentoml-fast-path":
+                share = row["attainable_share_of_ceiling"]
+                targets.append(
+                    _target(
+                        "most of the ceiling the BentoML floor (fast path) leaves",
+                        ">= 0.8x",
+                        share,
+                        None if share is None else share >= 0.8,
+                    )
+                )
+    if results.get("generation"):
+        targets += generation_targets(results["generation"])
     return targets
 
 
@@ -164,7 +217,8 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
             "| server CPU ms/req | client CPU ms/req | hf-runtime / this |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for run in [r for r in encoder.get("runs", []) if r["dtype"] == dtype]:
+        runs = encoder.get("runs", [])
+        for run in [r for r in runs if r["dtype"] == dtype and r["server"] not in FLOOR_RUNS]:
             if run.get("error") and not run.get("levels"):
                 failed = f"failed: {one_line(run['error'])}"
                 lines.append(_row(run["server"], "-", failed, *[""] * 7))
@@ -197,6 +251,8 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
                 f"a V1 route through `self.to_async`; {BENTOML_BATCHING_DIRECT}: the same "
                 "process's batchable `/embed` endpoint called directly (no in-process proxy).",
             ]
+    lines += _floor_markdown(encoder)
+    lines += _breakdown_markdown(encoder.get("breakdown") or {})
     diff = encoder.get("dtype_difference")
     if diff:
         lines += [
@@ -208,30 +264,93 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _generation_markdown(generation: dict[str, Any]) -> list[str]:
-    settings = generation.get("settings", {})
+def _floor_markdown(encoder: dict[str, Any]) -> list[str]:
+    floor_runs = [r for r in encoder.get("runs", []) if r["server"] in FLOOR_RUNS]
+    if not floor_runs:
+        return []
+    shares = {row["server"]: row for row in encoder.get("floor") or floor_summary(encoder)}
     lines = [
         "",
-        f"#### Generation: SmolLM2-135M-Instruct, streaming `POST /v1/chat/completions`, "
-        f"max_tokens {settings.get('max_tokens')}, temperature 0, ignore_eos",
+        "#### HTTP floor: a trivial route (no model), same request and load generator",
         "",
-        "| backend | streams | tokens/s | TTFT p50 ms | TTFT p95 ms | streams done | errors "
-        "| cut off |",
+        "| server | concurrency | req/s | p50 ms | p99 ms | server CPU ms/req "
+        "| client CPU ms/req | most of the ceiling it leaves |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for run in generation.get("runs", []):
-        if run.get("skipped") or run.get("error"):
-            reason = run.get("skipped") or f"failed: {one_line(run['error'])}"
-            lines.append(_row(run["backend"], "-", reason, "", "", "", "", ""))
+    for run in floor_runs:
+        if run.get("error") and not run.get("levels"):
+            lines.append(_row(run["server"], "-", f"failed: {one_line(run['error'])}", *[""] * 5))
             continue
+        top = max(level["concurrency"] for level in run["levels"])
         for level in run["levels"]:
-            cells = [level[k] for k in ("tokens_per_s", "ttft_p50_ms", "ttft_p95_ms", "streams")]
-            lines.append(
-                _row(
-                    run["backend"], level["concurrency"], *cells, level["errors"], level["cut_off"]
-                )
-            )
+            share = shares.get(run["server"], {}).get("attainable_share_of_ceiling")
+            cells = [level.get(k) for k in (
+                "throughput_rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request",
+                "client_cpu_ms_per_request",
+            )]  # fmt: skip
+            shown = _fmt(share, 2) + "x" if level["concurrency"] == top and share else ""
+            lines.append(_row(run["server"], level["concurrency"], *cells, shown))
+    lines += [
+        "",
+        "floor-bentoml: the route mounted in `bentoml serve`; -gateway: with hf-runtime's "
+        "gateway; -fast-path: with the gateway and its BentoML fast path (hf_runtime.fast_path)."
+        " A request costs the floor's CPU plus the model's, so a server with that floor reaches "
+        "at most floor / (floor + ceiling) of the ceiling.",
+    ]
     return lines
+
+
+def _breakdown_markdown(breakdown: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    middlewares = breakdown.get("bentoml_middlewares") or {}
+    if middlewares.get("cpu_us_per_request"):
+        lines += [
+            "",
+            "#### BentoML's per-request CPU, in-process (trivial route, microseconds)",
+            "",
+            "| app | CPU µs/request | this middleware costs |",
+            "|---|---:|---:|",
+        ]
+        costs = middlewares.get("middleware_cost_us", {})
+        for variant, us in middlewares["cpu_us_per_request"].items():
+            cost = costs.get(variant[8:]) if variant.startswith("without ") else None
+            lines.append(_row(variant, us, cost))
+    own = breakdown.get("own_path") or {}
+    profiles = {name: p for name, p in own.items() if p.get("cpu_us_per_request")}
+    if profiles:
+        names = list(profiles)
+        categories = list(
+            dict.fromkeys(c for p in profiles.values() for c in p["cpu_us_per_request"])
+        )
+        lines += [
+            "",
+            "#### hf-runtime's own CPU per V1 request, in-process (no HTTP, no BentoML; "
+            "torch 1 thread; microseconds)",
+            "",
+            "| part | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for category in categories:
+            values = [profiles[n]["cpu_us_per_request"].get(category) for n in names]
+            lines.append(_row(category, *values))
+        lines.append(_row("**total**", *[profiles[n]["cpu_us_per_request_total"] for n in names]))
+        # The forward dominates and is the noisiest part on a shared machine: what hf-runtime
+        # adds around it is the total without it.
+        lines.append(_row("**all but the forward**", *[
+            round(profiles[n]["cpu_us_per_request_total"]
+                  - profiles[n]["cpu_us_per_request"].get("forward", 0.0), 1)
+            for n in names
+        ]))  # fmt: skip
+        lines.append(
+            _row(
+                "requests/s in-process", *[profiles[n]["requests_per_s_in_process"] for n in names]
+            )
+        )
+    return lines
+
+
+def _generation_markdown(generation: dict[str, Any]) -> list[str]:
+    return generation_markdown(generation)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -257,6 +376,35 @@ def _concurrency_axis(ax: Any, values: list[int]) -> None:
     ax.set_ylim(bottom=0)
 
 
+def _latency_panel(ax: Any, encoder: dict[str, Any]) -> None:
+    """p50 (solid) and p99 (dashed) latency against concurrency, per encoder run."""
+    runs = [r for r in encoder.get("runs", []) if r.get("levels") and r["server"] not in FLOOR_RUNS]
+    for index, run in enumerate(runs):
+        color = f"C{index % 10}"
+        xs = [lv["concurrency"] for lv in run["levels"]]
+        label = f"{run['server']} ({run['dtype']})"
+        ax.plot(
+            xs,
+            [lv["p50_ms"] for lv in run["levels"]],
+            marker="o",
+            color=color,
+            label=f"{label} p50",
+        )
+        ax.plot(xs, [lv["p99_ms"] for lv in run["levels"]], marker="x", linestyle="--",
+                color=color, label=f"{label} p99")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ticks = sorted({lv["concurrency"] for r in runs for lv in r["levels"]})
+    if ticks:
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent requests")
+    ax.set_ylabel("latency, ms (log)")
+    ax.set_title("latency: p50 solid, p99 dashed")
+    ax.grid(True, alpha=0.3)
+    if runs:
+        ax.legend(fontsize=6, ncol=2)
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     """Encoder throughput against concurrency (and generation tokens/s against streams)."""
     import matplotlib
@@ -267,10 +415,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     generation_runs = [
         r for r in (results.get("generation") or {}).get("runs", []) if r.get("levels")
     ]
-    panels = 2 if generation_runs else 1
+    panels = 3 if generation_runs else 2
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), squeeze=False)
     encoder_ax = axes[0][0]
     encoder = results.get("encoder") or {}
+    _latency_panel(axes[0][1], encoder)
     for index, (dtype, ceiling) in enumerate(encoder.get("ceiling", {}).items()):
         style = ("--", ":", "-.")[index % 3]
         encoder_ax.axhline(
@@ -280,7 +429,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             label=f"ceiling ({dtype}, batch {ceiling['best_batch_size']})",
         )
     for run in encoder.get("runs", []):
-        if not run.get("levels"):
+        if not run.get("levels") or run["server"] in FLOOR_RUNS:  # floors: see the table
             continue
         xs = [lv["concurrency"] for lv in run["levels"]]
         ys = [lv["throughput_rps"] for lv in run["levels"]]
@@ -294,11 +443,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     if encoder_ax.get_legend_handles_labels()[0]:
         encoder_ax.legend(fontsize=8)
     if generation_runs:
-        gen_ax = axes[0][1]
+        gen_ax = axes[0][2]
         for run in generation_runs:
             xs = [lv["concurrency"] for lv in run["levels"]]
             ys = [lv["tokens_per_s"] for lv in run["levels"]]
             gen_ax.plot(xs, ys, marker="o", label=run["backend"])
+        plot_raw_generate(gen_ax, results["generation"])
         _concurrency_axis(
             gen_ax, [lv["concurrency"] for r in generation_runs for lv in r["levels"]]
         )

@@ -80,6 +80,8 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     s = parse_settings(argv, description=__doc__)
+    if s.torch_threads:  # before torch is imported here; servers inherit it
+        os.environ["OMP_NUM_THREADS"] = str(s.torch_threads)
     started = time.monotonic()
     results: dict[str, Any] = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

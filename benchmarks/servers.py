@@ -102,6 +102,7 @@ def serve_process(
     ready_path: str = "/readyz",
     ready_timeout: float = 300.0,
     fail_marker: str | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Run `make_command(port)`; once `ready_path` answers 200 yield it (its URL and CPU use),
     then stop it.
@@ -115,7 +116,7 @@ def serve_process(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             list(make_command(port)),
-            cwd=REPO_ROOT,
+            cwd=cwd or REPO_ROOT,
             env=child_env(env),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -227,3 +228,40 @@ def config_subset(config_path: Path, model_names: Sequence[str], out_path: Path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
     return out_path
+
+
+def source_tree(ref: str, out_dir: Path) -> Path:
+    """The server's sources (hf_runtime, service.py, configs) at git `ref`, extracted under
+    `out_dir` with `git archive` (the working tree and git state are left alone)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=REPO_ROOT,
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    tree = out_dir / f"tree-{commit[:12]}"
+    if not (tree / "service.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit, "hf_runtime", "service.py", "configs"], cwd=REPO_ROOT,
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def floor_bentoml_command() -> Callable[[int], list[str]]:
+    """The trivial route in `bentoml serve` (its mode from BENCH_FLOOR_MODE in `env`)."""
+
+    def command(port: int) -> list[str]:
+        return [
+            _venv_tool("bentoml"), "serve", "benchmarks.floor_service:TrivialService",
+            "--host", HOST, "--port", str(port),
+        ]  # fmt: skip
+
+    return command
+
+
+def floor_uvicorn_command() -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.floor", "--port", str(port)]
+
+    return command

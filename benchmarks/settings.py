@@ -35,6 +35,20 @@ class Settings:
     config: Path
     out_dir: Path
     quick: bool
+    # Encoder extras: the load generator, the HTTP floor (trivial route in BentoML vs bare
+    # uvicorn), the CPU breakdowns (BentoML middlewares, hf-runtime's own path) and hf-runtime
+    # from another git ref served beside this tree's (before/after in one run).
+    loadgen: str = "c"
+    floor: bool = True
+    breakdown: bool = True
+    before: str | None = None
+    torch_threads: int | None = None  # OMP_NUM_THREADS for the ceiling and every server
+    # Generation extras (benchmarks/generation.py): N requests sent at once against one alone
+    # (time to first token), and many short chats at once.
+    simultaneous: int = 8
+    arrival_repeats: int = 3
+    short_chats: int = 100
+    short_chat_tokens: int = 32
 
 
 def _csv(
@@ -76,6 +90,30 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
     parser.add_argument("--max-tokens", type=int, default=None, help="per stream (default 64)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument(
+        "--loadgen", choices=("c", "python"), default="c",
+        help="encoder load generator: c (benchmarks/hfload.c, built with cc; the Python one "
+        "when no compiler) or python",
+    )  # fmt: skip
+    parser.add_argument(
+        "--floor", action=argparse.BooleanOptionalAction, default=None,
+        help="measure the HTTP floor: a trivial route in bentoml serve vs bare uvicorn "
+        "(default: on, off with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--breakdown", action=argparse.BooleanOptionalAction, default=None,
+        help="CPU per request: each BentoML middleware, and hf-runtime's own path "
+        "(default: on, off with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--torch-threads", type=int, default=None,
+        help="OMP_NUM_THREADS for the ceiling and every server (default: the cores); 1 keeps "
+        "a shared, oversubscribed machine's numbers stable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--before", metavar="GIT_REF", default=None,
+        help="also serve hf-runtime from this git ref (e.g. HEAD), as hf-runtime-before",
+    )  # fmt: skip
+    parser.add_argument(
         "--out-dir", type=Path, default=None,
         help="default benchmarks/results (with --quick: benchmarks/results/quick.tmp)",
     )  # fmt: skip
@@ -106,4 +144,12 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         config=args.config.resolve(),
         out_dir=out_dir.resolve(),
         quick=quick,
+        loadgen=args.loadgen,
+        floor=(not quick) if args.floor is None else args.floor,
+        breakdown=(not quick) if args.breakdown is None else args.breakdown,
+        before=args.before,
+        torch_threads=args.torch_threads,
+        arrival_repeats=1 if quick else 3,
+        short_chats=16 if quick else 100,
+        short_chat_tokens=8 if quick else 32,
     )

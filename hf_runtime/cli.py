@@ -5,7 +5,9 @@ takes the flags a KServe ServingRuntime passes, validates them through the same 
 and runs `bentoml serve` with them as `--arg`s; `--grpc_port` sets the Open Inference Protocol
 gRPC port (KServe's flag, default 8081). KServe server flags that have no meaning here (workers,
 logging, gRPC message limits) are accepted with a warning naming them; anything else is an
-error (KServe silently drops unknown flags).
+error (KServe silently drops unknown flags). vLLM's `--tool-call-parser NAME` sets
+generation.tool_call_parser; `--enable-auto-tool-choice` is accepted beside it (a configured
+parser is what enables tool_choice "auto" here) and refused without it, as vLLM does.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _BOOL_FLAGS = [
 _VALUE_FLAGS = [
     "model_name", "model_id", "model_dir", "gguf_file", "model_revision", "tokenizer_revision",
     "dtype", "task", "backend", "max_model_len", "tensor_input_names", "max_log_len",
-    "grpc_port",
+    "grpc_port", "generation_config", "tool_call_parser",
 ]  # fmt: skip
 # KServe ModelServer flags without an equivalent here: accepted so ServingRuntime args work.
 _IGNORED_KSERVE_FLAGS = [
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(*_flag_names(flag), dest=flag, action="store_true", default=None)
     for flag in _IGNORED_KSERVE_FLAGS:
         parser.add_argument(*_flag_names(flag), dest=f"ignored_{flag}", default=None)
+    # vLLM's pair: here a configured parser is what enables "auto" (no flag of its own).
+    parser.add_argument(
+        *_flag_names("enable_auto_tool_choice"), dest="enable_auto_tool_choice",
+        action="store_true",
+    )  # fmt: skip
     return parser
 
 
@@ -83,6 +90,8 @@ def serve_command(argv: Sequence[str]) -> list[str]:
         if getattr(ns, f"ignored_{flag}") is not None:
             logger.warning("--%s is a KServe server flag with no effect in hf-runtime", flag)
     config_args = args_to_config_args(ns)
+    if ns.enable_auto_tool_choice and ns.tool_call_parser is None:
+        raise ConfigError("--enable-auto-tool-choice requires --tool-call-parser (as in vLLM)")
     load_config(args=config_args)  # fail here, with the key named, before starting a server
     command = [
         sys.executable, "-m", "bentoml", "serve", "service:HFRuntime",

@@ -30,6 +30,8 @@ MIB = 1 << 20
 DEFAULT_MAX_LOG_LEN = 256
 Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
 BackendName = Literal["auto", "huggingface", "vllm"]
+# The tool-call parsers of hf_runtime.protocols.openai.tool_parsers (vLLM's names).
+ToolCallParser = Literal["hermes", "llama3_json", "mistral", "pythonic"]
 
 
 class _Strict(BaseModel):
@@ -62,6 +64,24 @@ class GenerationConfig(_Strict):
     allow_request_chat_template: bool = Field(
         False, description="Let requests pass their own `chat_template` (off: templates run code)."
     )
+    tool_call_parser: ToolCallParser | None = Field(
+        None,
+        description='How the model writes tool calls, for OpenAI `tool_choice: "auto"` '
+        "(vLLM's --tool-call-parser): hermes (Hermes, Qwen2.5/3, the default SmolLM2 template), "
+        'llama3_json, mistral, pythonic. Unset: "auto" is refused and tools only reach the '
+        "chat template.",
+    )
+    generation_config: Literal["auto", "none", "vllm"] = Field(
+        "auto",
+        description="vLLM's --generation-config: `auto` takes the sampling defaults of the "
+        "model's generation_config.json (temperature, top_p, top_k, min_p, repetition, presence "
+        "and frequency penalties; max_new_tokens as max_tokens) for the fields a request leaves "
+        "unset; `none` (or vLLM's `vllm`) ignores them: OpenAI's defaults apply.",
+    )
+
+    @property
+    def uses_model_sampling_defaults(self) -> bool:
+        return self.generation_config == "auto"
 
 
 class ServerConfig(_Strict):
@@ -95,6 +115,12 @@ class ServerConfig(_Strict):
         None,
         description="Interface the gRPC server binds; default: the HTTP server's (BentoML's "
         "--host), so a loopback-only server stays loopback-only on gRPC too.",
+    )
+    bentoml_fast_path: bool = Field(
+        True,
+        description="Keep BentoML's per-request work off the inference routes where that loses "
+        "nothing configured: no OpenTelemetry span unless BentoML tracing is configured, and "
+        "dispatch straight to the protocol app (hf_runtime.fast_path). Off: BentoML's full stack.",
     )
 
     @field_validator("api_key", mode="before")
@@ -145,6 +171,9 @@ class ModelConfig(_Strict):
     model_revision: str | None = None
     tokenizer_revision: str | None = None
     dtype: Dtype = "auto"
+    # Opt-in, encoder tasks on the huggingface backend, CPU: int8_dynamic runs the encoder's
+    # Linear layers in int8. Faster but lossy (README's precision table); never implied by auto.
+    quantization: Literal["int8_dynamic"] | None = None
     task: Task | None = None
     backend: BackendName = "auto"
     max_model_len: int | None = Field(None, ge=1)
@@ -190,6 +219,24 @@ class ModelConfig(_Strict):
         if isinstance(data, dict) and "max_length" in data:  # KServe's deprecated alias
             data = dict(data)
             data.setdefault("max_model_len", data.pop("max_length"))
+        if isinstance(data, dict) and "generation_config" in data:
+            # vLLM's flat flag (--generation-config, HF_RUNTIME_GENERATION_CONFIG), given
+            # beside the model: it wins over the generation section's key, which it sets.
+            data = dict(data)
+            section = data.get("generation") or {}
+            if isinstance(section, BaseModel):
+                section = section.model_dump()
+            if isinstance(section, dict):
+                data["generation"] = {**section, "generation_config": data.pop("generation_config")}
+        if isinstance(data, dict) and "tool_call_parser" in data:
+            # vLLM's --tool-call-parser (HF_RUNTIME_TOOL_CALL_PARSER) beside the model, the
+            # same way: it sets generation.tool_call_parser.
+            data = dict(data)
+            section = data.get("generation") or {}
+            if isinstance(section, BaseModel):
+                section = section.model_dump()
+            if isinstance(section, dict):
+                data["generation"] = {**section, "tool_call_parser": data.pop("tool_call_parser")}
         return data
 
     @field_validator("tensor_input_names", mode="before")
@@ -242,6 +289,8 @@ class RuntimeConfig(_Strict):
 MODEL_FLAGS: frozenset[str] = frozenset(ModelConfig.model_fields) | {
     "disable_postprocess",
     "max_length",
+    "generation_config",  # generation.generation_config, as vLLM's flat flag
+    "tool_call_parser",  # generation.tool_call_parser, as vLLM's flat flag
 }
 SERVER_FLAGS: frozenset[str] = frozenset(ServerConfig.model_fields)
 _MODEL_DEFINING = ("model_id", "model_dir", "gguf_file")

@@ -5,7 +5,9 @@ A served model is registered with the capabilities it really has, decided once w
   - `Embedder`: embedding vectors (text_embedding);
   - `TextGenerator`: generation (text_generation, text2text_generation);
   - `Scorer`: relevance of (query, document) pairs (rerank: a cross-encoder's score;
-    text_embedding: the cosine similarity of the two texts' embeddings).
+    text_embedding: the cosine similarity of the two texts' embeddings);
+  - `TextTokenizer`: the model's own tokenizer, text <-> token ids (every generative and
+    encoder model: the /tokenize and /detokenize routes).
 A protocol asks for the capability it needs with `require_capability`, the one place that
 decides "still loading" (503) and "this model cannot do that" (400), so no model stubs a
 method it cannot serve. Observability (`stats`) and lifecycle (`aclose`) are declared here too.
@@ -66,6 +68,23 @@ class Scorer(Protocol):
         InvalidInput for bad texts, Overloaded when the queue is full."""
 
 
+class TextTokenizer(Protocol):
+    """The model's tokenizer as vLLM's /tokenize and /detokenize expose it: exactly the ids
+    the model would be given, special tokens as asked, nothing truncated."""
+
+    @property
+    def max_model_len(self) -> int:
+        """The most tokens the model takes (prompt plus completion, for a generator)."""
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
+
+    async def detokenize(self, token_ids: Sequence[int]) -> str:
+        """Special tokens kept. Raises InvalidInput for an id outside the vocabulary."""
+
+    async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
+        """The tokenizer's own string per id (`convert_ids_to_tokens`, e.g. "Ġhello")."""
+
+
 class TextGenerator(Protocol):
     """Generation as the OpenAI layer sees it; implemented over the huggingface and vllm engines.
 
@@ -78,6 +97,20 @@ class TextGenerator(Protocol):
 
     @property
     def is_encoder_decoder(self) -> bool: ...
+
+    @property
+    def sampling_defaults(self) -> Mapping[str, float | int]:
+        """The model's generation_config.json sampling values (vLLM's `--generation-config
+        auto`), named as SamplingParams fields: temperature, top_p, top_k, min_p,
+        presence_penalty, frequency_penalty, repetition_penalty, max_tokens. A request field
+        left unset takes this value (else OpenAI's default); one the request sets keeps its
+        own. `max_tokens` is applied by `generate` itself, capped by the room the prompt
+        leaves. Empty when the model has none or `generation.generation_config` is "none"."""
+
+    @property
+    def tool_call_parser(self) -> str | None:
+        """The parser that reads this model's own tool-call syntax for `tool_choice: "auto"`
+        (`generation.tool_call_parser`: hermes, llama3_json, mistral, pythonic), or None."""
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
 
@@ -112,6 +145,7 @@ CAPABILITY_LABELS: dict[type, str] = {
     Embedder: "embeddings",
     TextGenerator: "text generation",
     Scorer: "rerank / score (text pairs)",
+    TextTokenizer: "tokenize / detokenize",
 }
 
 
@@ -137,8 +171,8 @@ class ServedModel(Protocol):
         """Raises ModelNotReady while loading."""
 
     def capability(self, kind: type[C]) -> C | None:
-        """The capability `kind` (Predictor, Embedder, Scorer, TextGenerator) or None if the
-        model does not have it. Raises ModelNotReady while loading."""
+        """The capability `kind` (Predictor, Embedder, Scorer, TextGenerator, TextTokenizer)
+        or None if the model does not have it. Raises ModelNotReady while loading."""
 
     def stats(self) -> Mapping[str, int]:
         """Counters and gauges for /metrics ({} when there are none)."""

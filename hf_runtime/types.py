@@ -92,6 +92,26 @@ class ScoreResult:
 # ---------------------------------------------------------------- generation
 
 
+StructuredKind = Literal["json_schema", "json_object"]
+
+
+@dataclass(frozen=True)
+class StructuredOutput:
+    """A grammar every generated token must follow (constrained decoding).
+
+    Built by the protocol layer from OpenAI's `response_format` or from a forced tool call
+    (`tool_choice` naming a function, or "required"); each backend compiles it with its own
+    grammar engine. `schema` is the JSON Schema as compact JSON text in the client's key
+    order (the output follows the declared property order), the compiled-grammar cache key;
+    None for "json_object" (any JSON object). `param` names the request field that errors
+    about it point at.
+    """
+
+    kind: StructuredKind
+    schema: str | None = None
+    param: str = "response_format"
+
+
 @dataclass
 class SamplingParams:
     """Per-request decoding parameters, OpenAI semantics. Validated by the protocol layer."""
@@ -111,6 +131,7 @@ class SamplingParams:
     ignore_eos: bool = False
     min_tokens: int = 0
     logprobs: int | None = None  # None: no logprobs; k>=0: sampled token + top-k alternatives
+    structured: StructuredOutput | None = None  # constrained decoding; None: free text
 
 
 @dataclass

@@ -20,7 +20,7 @@ from hf_runtime.errors import (
     ModelNotFound,
     ModelNotReady,
 )
-from hf_runtime.model import Embedder, Predictor, Scorer, TextGenerator
+from hf_runtime.model import Embedder, Predictor, Scorer, TextGenerator, TextTokenizer
 from hf_runtime.observability.context import note_model
 from hf_runtime.types import (
     EmbeddingResult,
@@ -36,6 +36,7 @@ from tests.fake_scorer import FakeScorer
 
 BOS_ID = 256
 EOS_ID = 257
+CLS_ID, SEP_ID = 256, 257  # the encoder tokenizer's specials
 EMBEDDING_DIM = 8
 GENERATIVE_TASKS = ("text_generation", "text2text_generation")
 SCORING_TASKS = ("text_embedding", "rerank")  # the tasks with a Scorer
@@ -102,6 +103,8 @@ class FakeServedModel:
         self.scorer = (
             FakeScorer(self, embed_text, cross=task == "rerank") if task in SCORING_TASKS else None
         )
+        # Every model tokenizes: a generator with its own vocabulary, an encoder with CLS/SEP.
+        self.tokenizer: Any = generator if generator is not None else FakeEncoderTokenizer()
 
     @property
     def name(self) -> str:
@@ -123,6 +126,8 @@ class FakeServedModel:
             return self if self._task == "text_embedding" else None
         if kind is Scorer:
             return self.scorer
+        if kind is TextTokenizer:
+            return self.tokenizer
         if kind is Predictor:
             return self if self._task not in (*GENERATIVE_TASKS, "rerank") else None
         return None
@@ -266,6 +271,9 @@ class FakeTextGenerator:
         self._max_model_len = max_model_len
         self._is_encoder_decoder = is_encoder_decoder
         self.step_delay = step_delay  # seconds per token, to test streaming and cancellation
+        self.sampling_defaults: dict[str, float | int] = {}  # generation_config.json's
+        # generation.tool_call_parser: hermes, so tool_choice "auto" is served (and fuzzed).
+        self.tool_call_parser: str | None = "hermes"
 
     @property
     def max_model_len(self) -> int:
@@ -283,6 +291,10 @@ class FakeTextGenerator:
         if any(not 0 <= t <= EOS_ID for t in token_ids):
             raise InvalidInput(f"token ids must be between 0 and {EOS_ID}", param="prompt")
         return bytes(t for t in token_ids if t < 256).decode("utf-8", errors="replace")
+
+    async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
+        names = {BOS_ID: "<s>", EOS_ID: "</s>"}
+        return [names.get(t) or bytes([t]).decode("latin-1") for t in token_ids]
 
     async def render_chat(
         self,
@@ -437,3 +449,24 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
                 longest = size
                 break
     return longest
+
+
+class FakeEncoderTokenizer:
+    """An encoder's TextTokenizer over bytes: CLS_ID before a text and SEP_ID after it."""
+
+    max_model_len = 512
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        ids = list(text.encode("utf-8"))
+        return [CLS_ID, *ids, SEP_ID] if add_special_tokens else ids
+
+    async def detokenize(self, token_ids: Sequence[int]) -> str:
+        bad = next((t for t in token_ids if not 0 <= t <= SEP_ID), None)
+        if bad is not None:
+            raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {SEP_ID + 1})")
+        names = {CLS_ID: "[CLS]", SEP_ID: "[SEP]"}
+        return "".join(names.get(t) or chr(t) for t in token_ids)
+
+    async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
+        names = {CLS_ID: "[CLS]", SEP_ID: "[SEP]"}
+        return [names.get(t) or chr(t) for t in token_ids]

@@ -76,6 +76,32 @@ def sampling(generator: str) -> dict[str, Any]:
     }
 
 
+# response_format and tools as structured.py takes them (the fakes ignore the grammar, so the
+# replies also exercise forced tool calls answered with text: content, never a 500).
+PERSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name"],
+}
+RESPONSE_FORMATS: dict[str, Any] = {
+    "enum": [
+        {"type": "text"},
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}},
+        {"type": "json_schema", "json_schema": {"name": "any", "strict": True}},
+    ]
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+TIME_TOOL = {"type": "function", "function": {"name": "get_time"}}
+
+
 def completion_request(generator: str) -> dict[str, Any]:
     prompts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 3}
     return closed(
@@ -85,28 +111,49 @@ def completion_request(generator: str) -> dict[str, Any]:
             "max_tokens": integer(4, 16),
             "echo": {"type": "boolean"},
             "logprobs": integer(0, 5),
+            "response_format": RESPONSE_FORMATS,
         },
         required=["model", "prompt"],
     )
 
 
 def chat_request(generator: str) -> dict[str, Any]:
+    """Plain chats (any response_format, tool_choice "none"), or chats with tools (every
+    tool_choice; a forced one goes without response_format, which it excludes). "auto" needs
+    the fake generator's tool-call parser (hermes)."""
     message = closed(
         {"role": {"enum": ["system", "user", "assistant", "developer"]}, "content": SHORT_TEXT},
         required=["role", "content"],
     )
-    return closed(
-        {
-            **sampling(generator),
-            "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": 3},
-            "max_completion_tokens": integer(4, 16),
-            "logprobs": {"type": "boolean"},
-            "add_generation_prompt": {"const": True},
-            "tool_choice": {"enum": ["none", "auto"]},
-            "response_format": closed({"type": {"const": "text"}}, required=["type"]),
-        },
+    common = {
+        **sampling(generator),
+        "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": 3},
+        "max_completion_tokens": integer(4, 16),
+        "logprobs": {"type": "boolean"},
+        "add_generation_prompt": {"const": True},
+    }
+    plain = closed(
+        {**common, "tool_choice": {"const": "none"}, "response_format": RESPONSE_FORMATS},
         required=["model", "messages"],
     )
+    with_tools = closed(
+        {
+            **common,
+            "tools": {"enum": [[WEATHER_TOOL], [WEATHER_TOOL, TIME_TOOL]]},
+            "tool_choice": {
+                "enum": [
+                    "none",
+                    "auto",
+                    "required",
+                    {"type": "function", "function": {"name": "get_weather"}},
+                ]
+            },
+            "parallel_tool_calls": {"type": "boolean"},
+            "response_format": {"const": {"type": "text"}},
+        },
+        required=["model", "messages", "tools"],
+    )
+    return {"anyOf": [plain, with_tools]}
 
 
 def embedding_request(embedder: str, dimensions: int) -> dict[str, Any]:
@@ -148,6 +195,36 @@ def score_request(scorers: list[str]) -> dict[str, Any]:
         },
         required=["model", "text_1", "text_2"],
     )
+
+
+def tokenize_request(served: Served) -> dict[str, Any]:
+    """A text for any model, or (to the generator) a chat; the options of either shape."""
+    flags = {"add_special_tokens": {"type": "boolean"}, "return_token_strs": {"type": "boolean"}}
+    text = closed(
+        {"model": {"enum": served.models}, "prompt": {"type": "string", "maxLength": 40}, **flags},
+        required=["model", "prompt"],
+    )
+    if served.generator is None:
+        return text
+    message = closed(
+        {"role": {"enum": ["system", "user", "assistant"]}, "content": SHORT_TEXT},
+        required=["role", "content"],
+    )
+    chat = closed(
+        {
+            "model": {"const": served.generator},
+            "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": 3},
+            "add_generation_prompt": {"type": "boolean"},
+            **flags,
+        },
+        required=["model", "messages"],
+    )
+    return {"anyOf": [text, chat]}
+
+
+def detokenize_request(models: list[str]) -> dict[str, Any]:
+    tokens = {**TOKEN_IDS, "minItems": 0}  # an empty list decodes to ""
+    return closed({"model": {"enum": models}, "tokens": tokens}, required=["model", "tokens"])
 
 
 def v2_request() -> dict[str, Any]:
@@ -202,6 +279,9 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
     if served.scorers:
         bodies["/rerank"] = bodies["/v2/rerank"] = rerank_request(served.scorers)
         bodies["/score"] = score_request(served.scorers)
+    # Every model tokenizes (generative and encoder models alike).
+    bodies["/tokenize"] = tokenize_request(served)
+    bodies["/detokenize"] = detokenize_request(served.models)
     for path, item in document["paths"].items():
         for operation in item.values():
             for parameter in operation.get("parameters", []):

@@ -171,10 +171,11 @@ class FuzzRun:
 def whole_token_ids(case: Any) -> None:
     """Token ids as JSON integers. JSON Schema's "integer" includes 7.0, which hypothesis
     generates, but `prompt` and `input` are StrictInt lists (so that a list of digit strings
-    stays text) and refuse it with 400: schema-valid, yet not what the handlers accept."""
+    stays text) and refuse it with 400: schema-valid, yet not what the handlers accept; so are
+    /detokenize's `tokens`."""
     if not isinstance(case.body, dict):
         return
-    for key in ("prompt", "input"):
+    for key in ("prompt", "input", "tokens"):
         value = case.body.get(key)
         if isinstance(value, list):
             case.body[key] = [

@@ -2,7 +2,8 @@
 (PassiveMount: a mount matches only the paths its app routes), behind the same Gateway.
 
 Tests use it to exercise the gateway (limits, keys, drain, JSON 404s) and to fuzz every
-protocol at once without starting `bentoml serve`.
+protocol at once without starting `bentoml serve`. `direct` (on by default, as in the service:
+hf_runtime.fast_path) lets the gateway hand protocol requests straight to their app.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def make_served_app(
     registry: ModelRegistry,
     settings: GatewaySettings | None = None,
     in_flight: InFlight | None = None,
+    *,
+    direct: bool = True,
 ) -> Gateway:
     async def livez(_: object) -> PlainTextResponse:
         return PlainTextResponse("\n")
@@ -29,4 +32,5 @@ def make_served_app(
     apps = protocol_apps(registry, max_request_bytes=settings.max_request_bytes)
     routes = [Route("/livez", livez), Route("/readyz", livez)]
     routes += [PassiveMount(path if path != "/" else "", app) for path, app in apps]
-    return Gateway(Starlette(routes=routes), settings, in_flight or InFlight())
+    mounts = apps if direct else []
+    return Gateway(Starlette(routes=routes), settings, in_flight or InFlight(), direct=mounts)

@@ -111,9 +111,16 @@ class EncoderBackend(Protocol):
     @property
     def mask_token_id(self) -> int | None: ...
 
-    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+    def tokenize(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool = True,
+        add_special_tokens: bool | None = None,
+    ) -> list[Encoding]:
         """Tokenize with the configured special-token and case settings; `truncate` cuts each
-        text to the model's max length (false: full length, for `auto_truncate: false`)."""
+        text to the model's max length (false: full length, for `auto_truncate: false`);
+        `add_special_tokens` overrides the configured setting (the /tokenize route)."""
 
     def tokenize_pairs(
         self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
@@ -197,6 +204,8 @@ class GenerationParts:
 
     `tokenizer` is a transformers tokenizer (encode, decode, apply_chat_template).
     `chat_template` is the configured template file's text (None: the tokenizer's own).
+    `sampling_defaults`: the checkpoint's generation_config.json sampling values, checked
+    (see `hf_runtime.backends.generation_defaults`); empty when none apply.
     """
 
     platform: str
@@ -204,6 +213,7 @@ class GenerationParts:
     tokenizer: Any
     chat_template: str | None = None
     adapters: tuple[LoRAAdapter, ...] = ()
+    sampling_defaults: Mapping[str, float | int] = field(default_factory=dict)
 
 
 BackendParts = EncoderParts | GenerationParts

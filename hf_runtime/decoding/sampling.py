@@ -137,6 +137,20 @@ class LogitsSampler:
     def is_greedy(self) -> bool:
         return self.params.temperature == 0
 
+    @property
+    def plain_greedy(self) -> bool:
+        """Greedy, and nothing reads or changes the row (no logit_bias, penalties, pending
+        min_tokens or logprobs): the raw argmax is the token, so an engine may pick it for
+        many rows in one operation."""
+        params = self.params
+        return (
+            params.temperature == 0
+            and params.logprobs is None
+            and self._bias_ids is None
+            and not self._uses_counts
+            and (self.num_generated >= params.min_tokens or not self._ending_ids.numel())
+        )
+
     def select(self, logits: torch.Tensor) -> SampledToken:
         """Choose the next token from this sequence's raw logits row ([vocab] or wider)."""
         raw = logits[: self.vocab_size].float()

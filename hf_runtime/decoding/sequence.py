@@ -7,19 +7,30 @@ chosen token and the `GenerationDelta` to stream. Finishing rules (vLLM's):
 - "length" once `max_tokens` tokens exist;
 - the ending token is counted and returned in `token_ids`, but its text is not streamed, and a
   stop string is cut from the text together with everything after it.
+
+With a grammar (constrained decoding) the row is masked to the tokens the grammar allows before
+anything else (vLLM's order), and EOS is allowed only once the output is complete. The grammar
+decides where the output ends: `ignore_eos` and `min_tokens` do not apply (nothing valid could
+follow a complete output, and holding EOS back would leave no token at all), stop strings and
+stop_token_ids still do. A mask that leaves nothing ends the sequence ("stop", no token).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from hf_runtime.decoding.detokenize import Decoder, IncrementalDetokenizer, TokenTextCache
 from hf_runtime.decoding.sampling import LogitsSampler, SampledToken
 from hf_runtime.decoding.stop import StopStringMatcher
+from hf_runtime.errors import HFRuntimeError
 from hf_runtime.types import FinishReason, GenerationDelta, GenerationRequest, TokenLogprob
+
+if TYPE_CHECKING:
+    from hf_runtime.decoding.grammar import Grammar
 
 
 @dataclass
@@ -46,10 +57,16 @@ class SequenceState:
         eos_token_ids: Collection[int],
         device: torch.device | str = "cpu",
         detokenizer_context: bool = True,
+        grammar: Grammar | None = None,
     ) -> None:
         params = request.params
+        # Built here, in the engine thread: the matcher is this sequence's own state.
+        self.grammar = grammar.matcher() if grammar is not None else None
+        if grammar is not None:
+            params = replace(params, ignore_eos=False, min_tokens=0)
         self.request = request
         self.max_tokens = max_tokens
+        self._min_tokens = params.min_tokens
         self.sampler = LogitsSampler(
             params,
             prompt_token_ids=request.prompt_token_ids,
@@ -70,16 +87,29 @@ class SequenceState:
     def finished(self) -> bool:
         return self.finish_reason is not None
 
+    @property
+    def plain_greedy(self) -> bool:
+        """The next token is the raw logits' argmax (see LogitsSampler.plain_greedy) and no
+        grammar masks the row: an engine may choose it in a batched argmax and `append` it."""
+        return self.grammar is None and self.sampler.plain_greedy
+
     def step(self, logits: torch.Tensor) -> StepResult:
         """Choose the next token from this sequence's raw logits row and advance."""
+        if self.grammar is not None:
+            masked = self.grammar.mask(logits)
+            if masked is None:
+                return self._end_without_token()
+            logits = masked
         return self.append(self.sampler.select(logits))
 
     def append(self, sampled: SampledToken) -> StepResult:
         token_id = sampled.token_id
+        if self.grammar is not None and not self.grammar.accept(token_id):
+            raise HFRuntimeError(f"token {token_id} does not follow the grammar")
         self.sampler.observe(token_id)
         self.output_ids.append(token_id)
         count = len(self.output_ids)
-        may_stop = count >= self.request.params.min_tokens
+        may_stop = count >= self._min_tokens
         stop_reason: str | int | None = None
         finish: FinishReason | None = None
         text = ""
@@ -115,6 +145,20 @@ class SequenceState:
                 finish_reason=finish,
                 stop_reason=stop_reason,
                 prompt_tokens=len(self.request.prompt_token_ids) if count == 1 else 0,
+            ),
+        )
+
+    def _end_without_token(self) -> StepResult:
+        """The grammar allows no token at all: end now, releasing any pending text."""
+        text = self._stop.feed(self._detokenizer.flush(), allow_stop=False).text
+        self.finish_reason = "stop"
+        return StepResult(
+            next(iter(self._eos), 0),
+            GenerationDelta(
+                text=text,
+                token_ids=[],
+                finish_reason="stop",
+                prompt_tokens=0 if self.output_ids else len(self.request.prompt_token_ids),
             ),
         )
 

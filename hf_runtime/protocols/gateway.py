@@ -11,7 +11,10 @@ the body, and answered in the error shape of the protocol the path belongs to:
     as soon as a streamed body passes the limit;
   - the protocol's JSON 404 for unmatched paths under a prefix the runtime owns;
   - an unexpected exception answers 500 in the protocol's shape and never kills the connection;
-  - request duration per model, protocol and status class on /metrics.
+  - request duration per model, protocol and status class on /metrics;
+  - with `direct` mounts (the BentoML fast path, hf_runtime.fast_path), protocol requests go
+    straight to the protocol app that serves them (see protocols.direct_routes), unless
+    BentoML's CORS middleware sits between, which must see every request.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from enum import Enum
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +42,7 @@ from hf_runtime.observability.logs import shorten
 from hf_runtime.observability.metrics import observe_request
 from hf_runtime.protocols.api_keys import key_error
 from hf_runtime.protocols.api_keys import key_matches as key_matches  # re-exported
+from hf_runtime.protocols.direct_routes import DirectRoutes
 from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
 
 logger = logging.getLogger("hf_runtime.gateway")
@@ -45,9 +50,12 @@ logger = logging.getLogger("hf_runtime.gateway")
 PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 # The document of the app serving rerank and score outside "/v1" (see protocols.mounts).
 SCORING_DOCUMENT = "/scoring/openapi.json"
-# Those routes (vLLM's aliases; Cohere's v2 path) answer in OpenAI's error shape like their
-# "/v1" twins. Checked before the "/v2" prefix: "/v2/rerank" is not a V2 route.
-OPENAI_ROOT_PATHS = frozenset({"/rerank", "/score", "/v2/rerank", SCORING_DOCUMENT})
+# Those routes (vLLM's aliases; Cohere's v2 path; vLLM's /tokenize and /detokenize) answer in
+# OpenAI's error shape like their "/v1" twins. Checked before the "/v2" prefix: "/v2/rerank"
+# is not a V2 route.
+OPENAI_ROOT_PATHS = frozenset(
+    {"/rerank", "/score", "/v2/rerank", "/tokenize", "/detokenize", SCORING_DOCUMENT}
+)
 
 
 class Surface(str, Enum):
@@ -117,10 +125,20 @@ class RequestTooLarge(HTTPException):
 class Gateway:
     """Pure ASGI middleware (no body buffering, no extra task); see the module docstring."""
 
-    def __init__(self, app: ASGIApp, settings: GatewaySettings, in_flight: InFlight) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: GatewaySettings,
+        in_flight: InFlight,
+        direct: Sequence[tuple[str, ASGIApp]] = (),
+    ) -> None:
         self.app = app
         self.settings = settings
         self.in_flight = in_flight
+        # The fast path: (mount path, protocol app) in mounting order, or () for none.
+        self.direct = (
+            DirectRoutes(direct) if direct and not isinstance(app, CORSMiddleware) else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,10 +165,15 @@ class Gateway:
         if rejection is not None:
             await rejection(scope, receive, response.send)
         else:
+            app = self.app
             if surface.is_protocol:
                 self.in_flight.count += 1
+                resolved = self.direct.resolve(scope) if self.direct is not None else None
+                if resolved is not None:
+                    app, mount_scope = resolved
+                    scope = {**scope, **mount_scope}
             try:
-                await self.app(scope, self._limited(receive), response.send)
+                await app(scope, self._limited(receive), response.send)
             except Exception as exc:
                 await self._after_exception(exc, scope, response)
             finally:

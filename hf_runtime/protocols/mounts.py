@@ -8,9 +8,10 @@ from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.gateway import SCORING_DOCUMENT
 from hf_runtime.protocols.openapi import DEFAULT_MAX_REQUEST_BYTES, ErrorShape, document_app
 
-# The root rerank / score app's document, off "/openapi.json" (it would pass for the whole
-# service's document there).
+# The root rerank / score / tokenize app's document, off "/openapi.json" (it would pass for
+# the whole service's document there).
 ROOT_DOCUMENT = SCORING_DOCUMENT
+ROOT_APP_TITLE = "hf-runtime rerank, score and tokenize (root and /v2 paths)"
 # Where the apps' OpenAPI documents are served: KServe V1, V2, OpenAI, and rerank / score at
 # the root. The OpenAI app's own "/v1/openapi.json" is shadowed by V1's (mounted first); its
 # document names both prefixes.
@@ -32,6 +33,7 @@ def protocol_apps(
     from hf_runtime.protocols import kserve_v1, kserve_v2
     from hf_runtime.protocols.openai.app import make_app as make_openai_app
     from hf_runtime.protocols.openai.scoring import make_root_app
+    from hf_runtime.protocols.openai.tokenize import tokenize_router
 
     v1_app = kserve_v1.make_app(registry)
     # V2 mounts at "/" with its own prefix: a "/v2" mount answers the bare `GET /v2`
@@ -41,6 +43,10 @@ def protocol_apps(
     # "/rerank", "/score" and "/v2/rerank" (vLLM's aliases): every mount matches only the
     # paths its app routes, and no V2 route matches "/v2/rerank", so it reaches this app.
     scoring_app = make_root_app(registry)
+    # vLLM serves /tokenize and /detokenize at the root only: the same OpenAI-shaped root app
+    # (and document) serves them there.
+    scoring_app.include_router(tokenize_router(registry))
+    scoring_app.title = ROOT_APP_TITLE
     # Under /v1 the KServe app comes first so GET /v1/models gets the merged body KServe and
     # OpenAI clients both understand; chat/completions fall through to OpenAI.
     mounts = [

@@ -1,25 +1,27 @@
 """Encoder-task models as ServedModels: tokenize -> batched forward -> task postprocess.
 
 `EncoderModel` is backend-neutral: a task processor (`hf_runtime.tasks`) and a batcher over
-any `EncoderBackend` (huggingface's torch encoder, vLLM's pooling runner). Tokenizing and
-postprocessing run in worker threads (`asyncio.to_thread`), forward passes in the batcher's
-single inference thread; the event loop only validates and routes.
+any `EncoderBackend` (huggingface's torch encoder, vLLM's pooling runner). A request becomes
+one `EncoderJob`: the batcher tokenizes every job of a batch in one tokenizer call, runs the
+forward passes and postprocesses, all in the model's inference thread, in one hop per batch
+(see hf_runtime.runtime.batcher); the event loop only validates and routes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, TooLarge
-from hf_runtime.model import Embedder, Predictor, Scorer
-from hf_runtime.runtime.batcher import EncoderBatcher
+from hf_runtime.model import Embedder, Predictor, Scorer, TextTokenizer
+from hf_runtime.observability.context import current_request_id
+from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
 from hf_runtime.runtime.served_model import ServedModelBase
-from hf_runtime.tasks.base import EncoderTaskProcessor, ProcessorOptions, too_long
+from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import (
     EmbeddingResult,
@@ -53,8 +55,9 @@ class EncoderModel(ServedModelBase):
         platform: str,
     ) -> None:
         # Capabilities, decided once: every encoder task but rerank predicts on texts;
-        # embedding models embed; cross-encoders and embedding models score text pairs.
-        capabilities: dict[type, object] = {}
+        # embedding models embed; cross-encoders and embedding models score text pairs;
+        # every one tokenizes (/tokenize, as TEI and vLLM offer it for encoders too).
+        capabilities: dict[type, object] = {TextTokenizer: self}
         if task is not Task.rerank:
             capabilities[Predictor] = self
         if task is Task.text_embedding:
@@ -71,6 +74,7 @@ class EncoderModel(ServedModelBase):
         self.batcher = EncoderBatcher(
             lambda items: encoder.forward(items, spec),
             config.batching,
+            tokenize_batch=self._tokenize_batch,
             name=config.model_name,
             exact_lengths=self._pad_to_request_max,
             backend=platform,
@@ -100,37 +104,47 @@ class EncoderModel(ServedModelBase):
         # The request's options go into a fresh ProcessorOptions for this call only: the
         # processor is shared by every request.
         processor_options = self.processor.options.with_request(options)
-        # In a thread: checking, logging and tokenizing a megabyte of instances is not loop work.
-        encodings = await asyncio.to_thread(self._encode_instances, instances)
-        return await self._run(encodings, processor_options)
-
-    def _encode_instances(self, instances: Sequence[str]) -> list[Encoding]:
         texts = self.processor.decode_instances(instances)
-        self._log_request(texts)
-        return self._tokenize(texts, "instances")
 
-    def _tokenize(self, texts: Sequence[str], param: str) -> list[Encoding]:
-        """Blocking. With auto_truncate (KServe's behaviour) texts are cut to the model's
-        maximum length; without it (TEI's `auto_truncate: false`) a longer text is refused
-        with TooLarge naming it, rather than silently embedded or classified on a prefix."""
-        if self.config.auto_truncate:
-            return self.encoder.tokenize(texts)
-        encodings = self.encoder.tokenize(texts, truncate=False)
-        limit = self.encoder.max_length
-        for index, encoding in enumerate(encodings):
-            if len(encoding) > limit:
-                raise too_long(index, len(encoding), limit, param)
-        return encodings
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> Prediction:
+            return self.processor.postprocess(encodings, outputs, processor_options)
 
-    async def _run(
-        self, encodings: list[Encoding], options: ProcessorOptions | None = None
-    ) -> Prediction:
-        outputs = await self._forward(encodings)
-        return await asyncio.to_thread(self.processor.postprocess, encodings, outputs, options)
+        return await self.batcher.run(self._text_job(texts, "instances", finish))
 
-    async def _forward(self, encodings: list[Encoding]) -> list[Any]:
-        items = self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)
-        return await self.batcher.submit(items)
+    # Tokenizing runs in the batcher's hop, for every job of a batch at once: a job names how
+    # its inputs are tokenized (a key of `_tokenize_batch`) and checks its encodings itself.
+
+    def _tokenize_batch(self, key: Hashable, inputs: list[Any]) -> list[Encoding]:
+        """Blocking (the inference thread): ("texts", truncate) or ("pairs", truncate)."""
+        kind, truncate = key  # type: ignore[misc]
+        if kind == "pairs":
+            firsts, seconds = [p[0] for p in inputs], [p[1] for p in inputs]
+            return self.encoder.tokenize_pairs(firsts, seconds, truncate=truncate)
+        return self.encoder.tokenize(inputs, truncate=truncate)
+
+    def _text_job(
+        self, texts: Sequence[str], param: str, finish: Callable[[list[Encoding], list[Any]], Any]
+    ) -> EncoderJob:
+        """A job over `texts`. With auto_truncate (KServe's behaviour) texts are cut to the
+        model's maximum length; without it (TEI's `auto_truncate: false`) a longer text is
+        refused with TooLarge naming it, rather than silently embedded or classified on a
+        prefix. The request is logged from the inference thread, with its request id."""
+        request_id = current_request_id()
+
+        def prepare(encodings: list[Encoding]) -> list[Any]:
+            self._log_request(texts, request_id)
+            if not self.config.auto_truncate:
+                limit = self.encoder.max_length
+                for index, encoding in enumerate(encodings):
+                    if len(encoding) > limit:
+                        raise too_long(index, len(encoding), limit, param)
+            return self._forward_items(encodings)
+
+        key = ("texts", self.config.auto_truncate)
+        return EncoderJob(list(texts), tokenize=key, prepare=prepare, finish=finish)
+
+    def _forward_items(self, encodings: list[Encoding]) -> list[Any]:
+        return self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)
 
     async def embed(
         self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
@@ -141,20 +155,25 @@ class EncoderModel(ServedModelBase):
         # Embedder is offered only for text_embedding (see __init__): never reached otherwise.
         assert isinstance(processor, TextEmbeddingProcessor), self.task
         processor.check_dimensions(dimensions)
-        # In a thread: checking and wrapping up to 2048 token lists is not loop work.
-        encodings = await asyncio.to_thread(self._embedding_encodings, processor, inputs)
-        outputs = await self._forward(encodings)
-        return await asyncio.to_thread(processor.embedding_result, encodings, outputs, dimensions)
 
-    def _embedding_encodings(
-        self, processor: TextEmbeddingProcessor, inputs: Any
-    ) -> list[Encoding]:
-        """Blocking: OpenAI `input` (texts or token lists) checked and tokenized."""
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
+            return processor.embedding_result(encodings, outputs, dimensions)
+
+        if isinstance(inputs, str) or (
+            isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs)
+        ):
+            texts = processor.decode_embedding_inputs(inputs)
+            return await self.batcher.run(self._text_job([str(t) for t in texts], "input", finish))
+        # In a thread: checking and wrapping up to 2048 token lists is not loop work.
+        encodings = await asyncio.to_thread(self._token_id_encodings, processor, inputs)
+        job = EncoderJob(
+            self._forward_items(encodings), finish=lambda _, outputs: finish(encodings, outputs)
+        )
+        return await self.batcher.run(job)
+
+    def _token_id_encodings(self, processor: TextEmbeddingProcessor, inputs: Any) -> list[Encoding]:
+        """Blocking: OpenAI `input` token lists checked against the vocabulary and length."""
         decoded = processor.decode_embedding_inputs(inputs, auto_truncate=self.config.auto_truncate)
-        if decoded and isinstance(decoded[0], str):
-            texts = [str(text) for text in decoded]
-            self._log_request(texts)
-            return self._tokenize(texts, "input")
         token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]
         self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
         return self.encoder.encode_ids(token_lists)
@@ -173,10 +192,7 @@ class EncoderModel(ServedModelBase):
             )
         if self._task is Task.rerank:
             firsts = list(text_1) * len(text_2) if len(text_1) == 1 else list(text_1)
-            # In a thread: tokenising up to max_queue_size pairs is not loop work.
-            encodings = await asyncio.to_thread(self._pair_encodings, firsts, list(text_2))
-            prediction = await self._run(encodings)
-            return ScoreResult(list(prediction.predictions), sum(len(e) for e in encodings))
+            return await self.batcher.run(self._pair_job(list(zip(firsts, text_2, strict=True))))
         # An embedding model: each side embedded once (a 1:N query only once), in one request
         # to the batcher when both fit its queue (two would queue more than one request may),
         # else one side after the other.
@@ -194,38 +210,73 @@ class EncoderModel(ServedModelBase):
         scores = await asyncio.to_thread(cosine_scores, vectors[:split], vectors[split:])
         return ScoreResult(scores, tokens)
 
-    def _pair_encodings(self, firsts: list[str], seconds: list[str]) -> list[Encoding]:
-        """Blocking: pairs logged and tokenised; without auto_truncate a pair longer than the
-        model takes is refused (TooLarge) rather than scored on a cut document."""
-        pairs = zip(firsts, seconds, strict=True)
-        self._log_request([f"{first} || {second}" for first, second in pairs])
-        truncate = self.config.auto_truncate
-        encodings = self.encoder.tokenize_pairs(firsts, seconds, truncate=truncate)
-        limit = self.encoder.max_length
-        for index, encoding in enumerate(encodings):
-            if len(encoding) > limit:
-                raise TooLarge(
-                    f"pair {index} has {len(encoding)} tokens (query and document together, "
-                    f"special tokens included), more than this model's maximum of {limit}; the "
-                    "server is configured not to truncate inputs (auto_truncate: false), so "
-                    "shorten the document"
-                )
-        return encodings
+    def _pair_job(self, pairs: list[tuple[str, str]]) -> EncoderJob:
+        """(query, document) pairs scored by a cross-encoder; without auto_truncate a pair
+        longer than the model takes is refused (TooLarge) rather than scored on a cut
+        document."""
+        request_id = current_request_id()
+
+        def prepare(encodings: list[Encoding]) -> list[Any]:
+            self._log_request([f"{first} || {second}" for first, second in pairs], request_id)
+            limit = self.encoder.max_length
+            for index, encoding in enumerate(encodings):
+                if len(encoding) > limit:
+                    raise TooLarge(
+                        f"pair {index} has {len(encoding)} tokens (query and document "
+                        f"together, special tokens included), more than this model's maximum "
+                        f"of {limit}; the server is configured not to truncate inputs "
+                        "(auto_truncate: false), so shorten the document"
+                    )
+            return self._forward_items(encodings)
+
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> ScoreResult:
+            prediction = self.processor.postprocess(encodings, outputs, None)
+            return ScoreResult(list(prediction.predictions), sum(len(e) for e in encodings))
+
+        key = ("pairs", self.config.auto_truncate)
+        return EncoderJob(pairs, tokenize=key, prepare=prepare, finish=finish)
 
     async def _embed_texts(self, texts: Sequence[str]) -> EmbeddingResult:
         from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
 
         processor = self.processor
         assert isinstance(processor, TextEmbeddingProcessor), self.task  # see __init__
-        encodings = await asyncio.to_thread(self._encode_texts, texts)
-        outputs = await self._forward(encodings)
-        return await asyncio.to_thread(processor.embedding_result, encodings, outputs, None)
 
-    def _encode_texts(self, texts: Sequence[str]) -> list[Encoding]:
-        self._log_request(texts)
-        return self._tokenize(texts, "documents")
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
+            return processor.embedding_result(encodings, outputs, None)
 
-    def _log_request(self, texts: Sequence[str]) -> None:
+        return await self.batcher.run(self._text_job(list(texts), "documents", finish))
+
+    # ------------------------------------------------------------------ TextTokenizer
+
+    @property
+    def max_model_len(self) -> int:
+        return self.encoder.max_length
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        # Never truncated: /tokenize shows the whole text's tokens, as vLLM's does.
+        encodings = await asyncio.to_thread(
+            self.encoder.tokenize, [text], truncate=False, add_special_tokens=add_special_tokens
+        )
+        return list(encodings[0].input_ids)
+
+    async def detokenize(self, token_ids: Sequence[int]) -> str:
+        return await asyncio.to_thread(self._decode_checked, list(token_ids))
+
+    async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
+        strings = await asyncio.to_thread(self.encoder.token_strings, list(token_ids))
+        return list(strings.tokens)
+
+    def _decode_checked(self, token_ids: list[int]) -> str:
+        """Blocking (a long id list takes a while to check): ids outside the model's
+        embeddings are refused before the tokenizer sees them."""
+        limit = self.encoder.vocab_size
+        bad = next((t for t in token_ids if not 0 <= t < limit), None)
+        if bad is not None:
+            raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {limit})")
+        return self.encoder.decode(token_ids)
+
+    def _log_request(self, texts: Sequence[str], request_id: str | None = None) -> None:
         """Log the inputs unless disabled; max_log_len shortens the LOG only, never the input
         (KServe's logger truncated the instances it then ran). The inputs are the client's:
         at most MAX_LOGGED_INSTANCES of them, each cut to max_log_len and repr()'d, so a
@@ -238,9 +289,12 @@ class EncoderModel(ServedModelBase):
             for t in texts[:MAX_LOGGED_INSTANCES]
         ]
         more = len(texts) - len(shown)
+        # From the inference thread the request's id comes along explicitly (no context there).
+        extra = {"request_id": request_id} if request_id is not None else None
         request_logger.info(
             "model %s: %d instance(s): %r%s",
             self.name, len(texts), shown, f" ... {more} more" if more else "",
+            extra=extra,
         )  # fmt: skip
 
     async def aclose(self) -> None:

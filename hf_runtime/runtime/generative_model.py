@@ -1,21 +1,23 @@
 """Generative models (text_generation, text2text_generation) as ServedModels, on any backend.
 
-`GenerativeModel` is the ServedModel the protocols see, and its own TextGenerator: tokenizing,
-chat templates and detokenizing run in worker threads, with the same rules on every backend;
-generation goes to the backend's continuous-batching `GenerationEngine`.
+`GenerativeModel` is the ServedModel the protocols see, and its own TextGenerator and
+TextTokenizer: tokenizing, chat templates and detokenizing run in worker threads, with the same
+rules on every backend; generation goes to the backend's continuous-batching `GenerationEngine`,
+with the checkpoint's generation_config.json `max_new_tokens` as the default max_tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from hf_runtime.backends import GenerationEngine
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput
-from hf_runtime.model import TextGenerator
+from hf_runtime.model import TextGenerator, TextTokenizer
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.names import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
@@ -38,12 +40,14 @@ class GenerativeModel(ServedModelBase):
         *,
         platform: str,
         chat_template: str | None = None,
+        sampling_defaults: Mapping[str, float | int] | None = None,
     ) -> None:
-        super().__init__(config, task, platform, {TextGenerator: self})
+        super().__init__(config, task, platform, {TextGenerator: self, TextTokenizer: self})
         self._tokenizer = tokenizer
         self._tokenizer_lock = threading.Lock()  # encode may mutate a fast tokenizer's state
         self.engine = engine
         self._chat_template = chat_template
+        self._sampling_defaults = dict(sampling_defaults or {})
         self.adapters: tuple[GenerativeModel, ...] = ()
         self._ready = True
 
@@ -79,16 +83,22 @@ class GenerativeModel(ServedModelBase):
     def is_encoder_decoder(self) -> bool:
         return bool(self.engine.is_encoder_decoder)
 
+    @property
+    def tool_call_parser(self) -> str | None:
+        return self.config.generation.tool_call_parser
+
+    @property
+    def sampling_defaults(self) -> Mapping[str, float | int]:
+        return dict(self._sampling_defaults)  # a copy: shared by every request
+
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self._encode, text, add_special_tokens)
 
     async def detokenize(self, token_ids: Sequence[int]) -> str:
-        ids = list(token_ids)
-        limit = self.engine.input_vocab_size
-        bad = next((t for t in ids if not 0 <= t < limit), None)
-        if bad is not None:
-            raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {limit})")
-        return await asyncio.to_thread(self._decode, ids)
+        return await asyncio.to_thread(self._decode_checked, list(token_ids))
+
+    async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
+        return await asyncio.to_thread(self._token_strings, list(token_ids))
 
     async def render_chat(
         self,
@@ -121,7 +131,23 @@ class GenerativeModel(ServedModelBase):
         )
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
-        return self.engine.generate(request)
+        return self.engine.generate(self._with_default_max_tokens(request))
+
+    def _with_default_max_tokens(self, request: GenerationRequest) -> GenerationRequest:
+        """A request without max_tokens gets generation_config.json's max_new_tokens, capped
+        by the room its prompt leaves (vLLM's `get_max_tokens`): a default must never make a
+        request fail that would succeed without it. Never below the request's min_tokens."""
+        default = self._sampling_defaults.get("max_tokens")
+        params = request.params
+        if default is None or params.max_tokens is not None:
+            return request
+        room = self.max_model_len
+        if not self.is_encoder_decoder:
+            room -= len(request.prompt_token_ids)
+        if room < 1:
+            return request  # no room at all: the engine refuses it with its usual message
+        max_tokens = min(room, max(int(default), params.min_tokens))
+        return replace(request, params=replace(params, max_tokens=max_tokens))
 
     # ------------------------------------------------------------------ helpers (threads)
 
@@ -132,6 +158,20 @@ class GenerativeModel(ServedModelBase):
     def _decode(self, token_ids: list[int]) -> str:
         with self._tokenizer_lock:
             return str(self._tokenizer.decode(token_ids, skip_special_tokens=False))
+
+    def _decode_checked(self, token_ids: list[int]) -> str:
+        # Checked here, in the thread: a long id list takes a while to check.
+        limit = self.engine.input_vocab_size
+        bad = next((t for t in token_ids if not 0 <= t < limit), None)
+        if bad is not None:
+            raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {limit})")
+        return self._decode(token_ids)
+
+    def _token_strings(self, token_ids: list[int]) -> list[str]:
+        with self._tokenizer_lock:
+            tokens = self._tokenizer.convert_ids_to_tokens(token_ids)
+        # An id past the tokenizer's own vocabulary (a padded embedding row) has no string.
+        return ["" if token is None else str(token) for token in tokens]
 
     def _select_template(self, requested: str | None) -> str | None:
         if requested is not None:

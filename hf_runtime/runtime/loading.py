@@ -122,6 +122,7 @@ def _generative_models(config: ModelConfig, task: Task, parts: GenerationParts) 
             engine,
             platform=parts.platform,
             chat_template=parts.chat_template,
+            sampling_defaults=parts.sampling_defaults,  # adapters: the base model's, as vLLM
         )
 
     model = served(config, parts.engine)

@@ -49,3 +49,32 @@ def test_the_vllm_bento_builds_offline(tmp_path: Path) -> None:
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "vllm==0.32.0" in requirements and "torch==2.13.0" in requirements
     assert (bento / "src" / "configs" / "deploy" / "kserve" / "runtime-config.yaml").is_file()
+
+
+def test_the_bento_installs_every_runtime_dependency() -> None:
+    """The image installs bentofile.yaml's list, not pyproject.toml's: a dependency added to one
+    must reach the other (xgrammar missing would drop structured outputs from the image)."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {Requirement(r).name for r in declared["dependencies"]}
+    shipped = {Requirement(p).name for p in bentofile("hf-runtime")["python"]["packages"]}
+    assert wanted <= shipped, sorted(wanted - shipped)
+
+
+def test_the_default_configs_files_ship_in_the_bento() -> None:
+    """Files the default config names (the SmolLM2 chat template) are in the Bento."""
+    import pathspec
+
+    default = yaml.safe_load((REPO_ROOT / "configs" / "default.yaml").read_text())
+    files = [
+        m["generation"]["chat_template"]
+        for m in default["models"]
+        if (m.get("generation") or {}).get("chat_template")
+    ]
+    assert files
+    for name in ("hf-runtime", "hf-runtime-vllm"):
+        spec = pathspec.PathSpec.from_lines("gitwildmatch", bentofile(name)["include"])
+        for path in files:
+            assert (REPO_ROOT / path).is_file() and spec.match_file(path), (name, path)

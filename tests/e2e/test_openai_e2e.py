@@ -113,3 +113,34 @@ def test_openai_prefix_like_kserve(server_url: str) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["object"] == "text_completion"
+
+
+def test_tokenize_round_trips_and_counts_the_chat_prompt(
+    client: openai.OpenAI, server_url: str
+) -> None:
+    text = "The capital of France is Paris."
+    for prefix in ("", "/v1", "/openai/v1"):
+        tokens = httpx.post(
+            f"{server_url}{prefix}/tokenize", json={"model": "smollm2", "prompt": text}
+        ).json()
+        assert tokens["count"] == len(tokens["tokens"]) and tokens["max_model_len"] == 8192
+        back = httpx.post(
+            f"{server_url}{prefix}/detokenize",
+            json={"model": "smollm2", "tokens": tokens["tokens"]},
+        )
+        assert back.status_code == 200 and back.json() == {"prompt": text}
+    # The chat's ids are exactly the prompt /chat/completions generates from.
+    chat = httpx.post(
+        f"{server_url}/tokenize", json={"model": "smollm2", "messages": QUESTION}
+    ).json()
+    reply = client.chat.completions.create(
+        model="smollm2", messages=QUESTION, max_tokens=1, temperature=0
+    )
+    assert reply.usage is not None and reply.usage.prompt_tokens == chat["count"]
+    minilm = httpx.post(
+        f"{server_url}/v1/tokenize",
+        json={"model": "minilm", "prompt": "Hello world", "return_token_strs": True},
+    ).json()
+    assert minilm["token_strs"] == ["[CLS]", "hello", "world", "[SEP]"]
+    bad = httpx.post(f"{server_url}/detokenize", json={"model": "minilm", "tokens": [-1]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens"

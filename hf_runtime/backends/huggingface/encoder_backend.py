@@ -189,15 +189,23 @@ class HFEncoderBackend:
 
     # ------------------------------------------------------------------ tokenizer
 
-    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+    def tokenize(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool = True,
+        add_special_tokens: bool | None = None,
+    ) -> list[Encoding]:
         """`truncate=False` keeps every token (auto_truncate: false refuses long texts)."""
+        if add_special_tokens is None:
+            add_special_tokens = self._add_special_tokens
         with self._lock:
             batch = self._tokenizer(
                 list(texts),
                 max_length=self._max_length,  # even untruncated: stops a "too long" warning
                 truncation=truncate,
                 padding=False,
-                add_special_tokens=self._add_special_tokens,
+                add_special_tokens=add_special_tokens,
                 return_token_type_ids=self._return_token_type_ids,
                 return_offsets_mapping=self._return_offsets,
                 return_attention_mask=False,

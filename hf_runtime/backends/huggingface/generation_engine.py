@@ -3,16 +3,19 @@
 `HFGenerationEngine` is the huggingface backend's `hf_runtime.backends.GenerationEngine`.
 
 One dedicated thread owns the model. Each loop iteration it
-  1. admits waiting sequences (up to `max_num_seqs` running) and prefills each alone,
+  1. admits waiting sequences (up to `max_num_seqs` running) and prefills them together,
+     prompts of similar length in one forward pass (`prefill.prefill_groups`), and sends
+     their first tokens at once,
   2. runs ONE decoding step for every running sequence together (`decode_batch`),
-  3. samples each row with that sequence's own parameters, and drops rows that finished,
-     failed or were aborted.
+  3. picks each row's token: one batched argmax for the rows that are plain greedy, the
+     sequence's own sampler for the others; drops rows that finished, failed or were aborted.
 So requests join and leave between steps and never wait for each other to finish.
 
 The asyncio side only enqueues (`generate`) and reads its own `asyncio.Queue`, which the thread
-fills through `loop.call_soon_threadsafe`. Closing the iterator or cancelling its task flags the
-sequence; the thread drops it before the next step. An exception while processing one
-sequence ends that sequence with the error; the thread keeps serving the others (KServe #3957).
+fills through one `loop.call_soon_threadsafe` per event loop and step (`delivery.Outbox`).
+Closing the iterator or cancelling its task flags the sequence; the thread drops it before the
+next step. An exception while processing one sequence ends that sequence with the error; the
+thread keeps serving the others (KServe #3957).
 """
 
 from __future__ import annotations
@@ -32,9 +35,13 @@ import torch
 
 from hf_runtime.backends.huggingface import BACKEND
 from hf_runtime.backends.huggingface.decode_batch import DecodeBatch, make_decode_batch
+from hf_runtime.backends.huggingface.delivery import Outbox
+from hf_runtime.backends.huggingface.prefill import prefill_groups
 from hf_runtime.decoding.admission import AdmissionLimit
 from hf_runtime.decoding.detokenize import TokenTextCache
+from hf_runtime.decoding.grammar import Grammar, GrammarCompiler
 from hf_runtime.decoding.limits import check_request
+from hf_runtime.decoding.sampling import SampledToken
 from hf_runtime.decoding.sequence import SequenceState
 from hf_runtime.errors import HFRuntimeError, ModelNotReady
 from hf_runtime.observability.metrics import observe_queue_time
@@ -42,8 +49,9 @@ from hf_runtime.types import GenerationDelta, GenerationRequest
 
 logger = logging.getLogger("hf_runtime")
 
-# Prompt tokens prefilled per loop iteration (at least one prompt): bounds how long running
-# sequences wait for a step while a burst of new prompts is admitted.
+# Prompt tokens prefilled per loop iteration (at least one prompt), and padded tokens in one
+# prefill pass: bounds how long running sequences wait for a step while a burst of new prompts
+# is admitted.
 PREFILL_TOKEN_BUDGET = 4096
 
 
@@ -58,12 +66,7 @@ class _Sequence:
     enqueued: float = 0.0  # time.perf_counter() when it joined the waiting queue
     aborted: bool = False  # set by the consumer (any thread), read by the engine thread
     state: SequenceState | None = field(default=None, repr=False)  # built in the engine thread
-
-    def emit(self, item: GenerationDelta | BaseException) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-        except RuntimeError:  # the consumer's loop is closed: nobody is listening
-            self.aborted = True
+    grammar: Grammar | None = field(default=None, repr=False)  # compiled constraint, shared
 
 
 class HFGenerationEngine:
@@ -99,10 +102,16 @@ class HFGenerationEngine:
         # encode on another thread (padding/truncation state) must not be read concurrently.
         self._tokenizer = copy.deepcopy(tokenizer)
         self._token_texts = TokenTextCache(self._tokenizer)
+        # Structured outputs: xgrammar's tokenizer tables are built on the first constrained
+        # request (in a compile thread), never for models that only serve free text.
+        self.grammars = GrammarCompiler(
+            self._tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos_token_ids
+        )
         self._batch: DecodeBatch = make_decode_batch(model, self.device, padded=padded_batching)
         self._wakeup = threading.Condition()
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []  # engine thread only; row order of self._batch
+        self._outbox = Outbox()  # engine thread only: deltas not yet handed to their loops
         self._stopping = False
         # Observability (written by the engine thread only): shared decoding steps, and the
         # sequences they carried; sequences / steps > 1 means requests really shared passes.
@@ -153,10 +162,14 @@ class HFGenerationEngine:
         (the rule vLLM follows too: hf_runtime.decoding.admission).
         """
         max_tokens = self.check_request(request)
+        structured = request.params.structured
+        # Compiled (or found in the cache) before admission: a bad schema never takes a place.
+        grammar = await self.grammars.compile(structured) if structured is not None else None
         if self._stopping:
             raise ModelNotReady(self.name)
-        ticket = self.admission.reserve()  # before any await: see admission.py
+        ticket = self.admission.reserve()  # before any later await: see admission.py
         seq = _Sequence(request, max_tokens, asyncio.get_running_loop(), asyncio.Queue())
+        seq.grammar = grammar
         finished = False
         try:
             with self._wakeup:
@@ -219,6 +232,8 @@ class HFGenerationEngine:
                 except Exception:  # a bug in the loop itself: fail the batch, keep serving
                     logger.exception("model %s: generation step failed", self.name)
                     self._fail_all(HFRuntimeError("generation failed: internal error"))
+                finally:
+                    self._outbox.flush()
         self._shutdown()
 
     def _take_waiting(self) -> list[_Sequence]:
@@ -242,8 +257,8 @@ class HFGenerationEngine:
 
     def _iterate(self, admitted: Sequence[_Sequence]) -> None:
         self._retain([i for i, seq in enumerate(self._running) if not seq.aborted])
-        for seq in admitted:
-            self._prefill(seq)
+        self._prefill(admitted)
+        self._outbox.flush()  # first tokens go out now, not after the step below
         if not self._running:
             return
         try:
@@ -256,23 +271,31 @@ class HFGenerationEngine:
         counters["decode_steps"] += 1
         counters["decoded_sequences"] += len(self._running)
         counters["largest_decode_batch"] = max(counters["largest_decode_batch"], len(self._running))
-        keep: list[int] = []
-        for index, seq in enumerate(self._running):
-            if seq.aborted:
-                continue
-            assert seq.state is not None
-            try:
-                result = seq.state.step(logits[index])
-            except Exception as exc:
-                self._fail(seq, exc)
-                continue
-            seq.emit(result.delta)
-            if not result.finished:
-                self._batch.set_next(index, result.token_id)
-                keep.append(index)
-        self._retain(keep)
+        keep = self._sample(self._running, logits)
+        for index, token_id in keep:
+            self._batch.set_next(index, token_id)
+        self._retain([index for index, _ in keep])
 
-    def _prefill(self, seq: _Sequence) -> None:
+    def _prefill(self, admitted: Sequence[_Sequence]) -> None:
+        """Admitted sequences join the batch, prompts of similar length prefilled together;
+        a prefill that fails fails the prompts it carried."""
+        started = [seq for seq in admitted if self._start(seq)]
+        lengths = [len(seq.request.prompt_token_ids) for seq in started]
+        for indices in prefill_groups(lengths, PREFILL_TOKEN_BUDGET):
+            group = [started[i] for i in indices]
+            try:
+                logits, prefilled = self._batch.prefill(
+                    [seq.request.prompt_token_ids for seq in group]
+                )
+            except Exception as exc:
+                for seq in group:
+                    self._fail(seq, exc)
+                continue
+            keep = self._sample(group, logits)
+            self._batch.add(prefilled, [i for i, _ in keep], [token for _, token in keep])
+            self._running.extend(group[i] for i, _ in keep)
+
+    def _start(self, seq: _Sequence) -> bool:
         try:
             seq.state = SequenceState(
                 seq.request,
@@ -283,16 +306,43 @@ class HFGenerationEngine:
                 eos_token_ids=self.eos_token_ids,
                 device=self.device,
                 detokenizer_context=not self.is_encoder_decoder,
+                grammar=seq.grammar,
             )
-            logits, row = self._batch.prefill(seq.request.prompt_token_ids)
-            result = seq.state.step(logits)
         except Exception as exc:
             self._fail(seq, exc)
-            return
-        if not result.finished:
-            self._batch.add(row, result.token_id)
-            self._running.append(seq)
-        seq.emit(result.delta)
+            return False
+        return True
+
+    def _sample(self, seqs: Sequence[_Sequence], logits: torch.Tensor) -> list[tuple[int, int]]:
+        """Each row's next token, its delta queued for the consumer; (row, token) of the rows
+        that go on. Plain greedy rows take one argmax together (no per-row processing)."""
+        plain = [
+            i for i, seq in enumerate(seqs)
+            if not seq.aborted and seq.state is not None and seq.state.plain_greedy
+        ]  # fmt: skip
+        greedy: dict[int, int] = {}
+        if plain:
+            rows = logits if len(plain) == len(seqs) else logits[plain]
+            greedy = dict(
+                zip(plain, rows[:, : self.vocab_size].argmax(dim=-1).tolist(), strict=True)
+            )
+        keep: list[tuple[int, int]] = []
+        for index, seq in enumerate(seqs):
+            if seq.aborted or seq.state is None:
+                continue
+            token_id = greedy.get(index)
+            try:
+                if token_id is None:
+                    result = seq.state.step(logits[index])
+                else:
+                    result = seq.state.append(SampledToken(token_id))
+            except Exception as exc:
+                self._fail(seq, exc)
+                continue
+            self._outbox.put(seq, result.delta)
+            if not result.finished:
+                keep.append((index, result.token_id))
+        return keep
 
     def _retain(self, keep: list[int]) -> None:
         if len(keep) == len(self._running):
@@ -303,12 +353,12 @@ class HFGenerationEngine:
     def _fail(self, seq: _Sequence, exc: Exception) -> None:
         if not isinstance(exc, HFRuntimeError):
             logger.exception("model %s: request %s failed", self.name, seq.request.request_id)
-        seq.emit(_as_runtime_error(exc))
+        self._outbox.put(seq, _as_runtime_error(exc))
         seq.aborted = True
 
     def _fail_all(self, error: HFRuntimeError) -> None:
         for seq in self._running:
-            seq.emit(error)
+            self._outbox.put(seq, error)
         self._running = []
         self._batch.reset()
 
@@ -317,7 +367,8 @@ class HFGenerationEngine:
         with self._wakeup:
             waiting, self._waiting = list(self._waiting), deque()
         for seq in waiting:
-            seq.emit(ModelNotReady(self.name))
+            self._outbox.put(seq, ModelNotReady(self.name))
+        self._outbox.flush()
 
 
 def _as_runtime_error(exc: Exception) -> HFRuntimeError:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from hf_runtime.backends import BackendParts, EncoderParts, GenerationParts
+from hf_runtime.backends.generation_defaults import checked_sampling_defaults, diff_sampling_param
 from hf_runtime.backends.huggingface import BACKEND
 from hf_runtime.backends.tokenizer_rules import read_chat_template
 from hf_runtime.config import ModelConfig
@@ -43,12 +45,41 @@ def load_encoder_parts(config: ModelConfig, source: ResolvedSource, task: Task) 
         task,
         return_offsets=task is Task.token_classification and config.return_offsets_mapping,
     )
+    apply_encoder_precision(config, encoder)
     logger.info(
-        "model %s: %s on %s (%s), max length %d, batching %s",
-        config.model_name, task.value, encoder.device, encoder.dtype, encoder.max_length,
+        "model %s: %s on %s (%s%s), max length %d, batching %s",
+        config.model_name, task.value, encoder.device, encoder.dtype,
+        f", {config.quantization}" if config.quantization else "", encoder.max_length,
         config.batching.model_dump(),
     )  # fmt: skip
     return EncoderParts(PLATFORM, encoder)
+
+
+def apply_encoder_precision(config: ModelConfig, encoder: Any) -> None:
+    """The opt-in precision settings, applied to a loaded encoder in place: a warning for a
+    half precision this CPU only emulates, and `quantization` (then one forward pass, so a
+    kernel this machine lacks fails the load, not the first request)."""
+    import torch
+
+    from hf_runtime.backends.huggingface.precision import (
+        INT8_DYNAMIC,
+        check_half_precision,
+        quantize_int8_dynamic,
+    )
+
+    check_half_precision(encoder.dtype, encoder.device)
+    if config.quantization != INT8_DYNAMIC:
+        return
+    model = encoder.model
+    quantize_int8_dynamic(model, encoder.device, encoder.dtype)
+    ids = torch.tensor([[encoder.tokenizer.pad_token_id or 0] * 2], device=encoder.device)
+    try:
+        with torch.inference_mode():
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"quantization: {INT8_DYNAMIC}: the quantized model fails on this machine: {exc}"
+        ) from exc
 
 
 def load_generation_parts(
@@ -60,9 +91,15 @@ def load_generation_parts(
 
     from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
     from hf_runtime.backends.huggingface.generation_engine import HFGenerationEngine
+    from hf_runtime.backends.huggingface.precision import check_half_precision
 
     if task not in (Task.text_generation, Task.text2text_generation):
         raise ConfigError(f"task {task.value} is not a generative task")
+    if config.quantization is not None:
+        raise ConfigError(
+            f"model {config.model_name}: quantization: {config.quantization} applies to "
+            f"encoder tasks only, not {task.value}; remove it (or use dtype: bfloat16)"
+        )
     chat_template = read_chat_template(config.generation.chat_template)
     is_seq2seq = task is Task.text2text_generation
     tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -76,6 +113,7 @@ def load_generation_parts(
     on_cuda = torch.cuda.is_available()
     device = torch.device("cuda" if on_cuda else "cpu")
     dtype = resolve_dtype(config.dtype, source.hf_config, on_cuda)
+    check_half_precision(dtype, device)
     model_class = (
         transformers.AutoModelForSeq2SeqLM if is_seq2seq else transformers.AutoModelForCausalLM
     )
@@ -99,7 +137,33 @@ def load_generation_parts(
         "model %s: %s on %s (%s), max_model_len %d, %s",
         config.model_name, type(model).__name__, device, dtype, max_model_len, engine.batch_kind,
     )  # fmt: skip
-    return GenerationParts(PLATFORM, engine, tokenizer, chat_template=chat_template)
+    sampling_defaults = checked_sampling_defaults(
+        config, lambda: diff_sampling_param(_generation_config_diff(source.model_path, model))
+    )
+    return GenerationParts(
+        PLATFORM,
+        engine,
+        tokenizer,
+        chat_template=chat_template,
+        sampling_defaults=sampling_defaults,
+    )
+
+
+def _generation_config_diff(model_path: Path, model: Any) -> dict[str, Any]:
+    """The checkpoint's generation_config.json, its non-default values, as vLLM reads it
+    (`try_get_generation_config`); without the file, the one transformers derived from
+    config.json (vLLM's fallback). The file is looked for first: from_pretrained of a folder
+    without one would go looking on the Hub."""
+    import transformers
+
+    generation_config = getattr(model, "generation_config", None)
+    if (Path(model_path) / "generation_config.json").is_file():
+        try:
+            generation_config = transformers.GenerationConfig.from_pretrained(str(model_path))
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot read %s/generation_config.json: %s", model_path, exc)
+            return {}
+    return dict(generation_config.to_diff_dict()) if generation_config is not None else {}
 
 
 def _eos_token_ids(model: Any, tokenizer: Any) -> set[int]:

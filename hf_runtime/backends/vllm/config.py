@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 
 
@@ -90,6 +91,23 @@ class VLLMEngineConfig(_Strict):
 
 
 ALLOWED_KEYS: tuple[str, ...] = tuple(VLLMEngineConfig.model_fields)
+
+
+def reject_huggingface_only_options(config: ModelConfig) -> None:
+    """ConfigError for model-level settings only the huggingface backend implements.
+
+    `quantization: int8_dynamic` is PyTorch's dynamic int8 (int8 weights and activations
+    computed per batch) for an unquantized checkpoint; vLLM has no such method for dense
+    layers (its online int8 shorthand is weight-only and MoE-only), so ignoring the setting
+    would serve float numbers the configuration did not ask for.
+    """
+    if config.quantization is not None:
+        raise ConfigError(
+            f"model {config.model_name}: quantization: {config.quantization} is not available "
+            "on the vllm backend (vLLM has no dynamic int8 for unquantized checkpoints); use "
+            "backend: huggingface, or vLLM's own methods via vllm.quantization (e.g. a "
+            "pre-quantized AWQ/GPTQ/compressed-tensors checkpoint)"
+        )
 
 
 def parse_vllm_section(

@@ -109,9 +109,17 @@ class VLLMEncoderBackend:
     def mask_token_id(self) -> int | None:
         return None
 
-    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+    def tokenize(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool = True,
+        add_special_tokens: bool | None = None,
+    ) -> list[Encoding]:
         """As the huggingface backend's: `truncate=False` keeps every token (the model then
         refuses over-long texts before they reach the engine)."""
+        if add_special_tokens is None:
+            add_special_tokens = self._add_special_tokens
         offsets_wanted = self.task is Task.token_classification and bool(
             getattr(self._tokenizer, "is_fast", False)
         )
@@ -121,7 +129,7 @@ class VLLMEncoderBackend:
                 max_length=self._max_length,
                 truncation=truncate,
                 padding=False,
-                add_special_tokens=self._add_special_tokens,
+                add_special_tokens=add_special_tokens,
                 return_attention_mask=False,
                 return_token_type_ids=False,
                 return_offsets_mapping=offsets_wanted,

@@ -9,6 +9,12 @@ backends share them.
 Closing the delta iterator or cancelling the task that reads it aborts the vLLM request, so
 the engine frees the sequence's KV cache at its next step.
 
+Structured outputs (a StructuredOutput in the parameters) go through the same checks and
+compile bounds as on the huggingface backend (hf_runtime.decoding.grammar, remembering only the
+verdict), then to vLLM's own structured outputs (`json=` / `json_object=`), which vLLM compiles
+with its default backend, xgrammar, with the same options. As on the huggingface backend the
+grammar decides where the output ends: ignore_eos and min_tokens are not passed with it.
+
 Admission follows the huggingface engine's rule (hf_runtime.decoding.admission): at most
 max_num_seqs + max_queue_size sequences in flight, counted before the first await.
 
@@ -32,7 +38,7 @@ from typing import Any
 from vllm import SamplingParams as VLLMSamplingParams
 from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
 from vllm.logprobs import Logprob
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -40,6 +46,7 @@ from hf_runtime.backends.vllm import BACKEND
 from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
 from hf_runtime.decoding.admission import AdmissionLimit, AdmissionTicket
 from hf_runtime.decoding.detokenize import REPLACEMENT_CHAR, TokenTextCache
+from hf_runtime.decoding.grammar import GrammarCompiler
 from hf_runtime.decoding.limits import check_request
 from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
 from hf_runtime.observability.metrics import observe_queue_time
@@ -48,6 +55,7 @@ from hf_runtime.types import (
     GenerationDelta,
     GenerationRequest,
     SamplingParams,
+    StructuredOutput,
     TokenLogprob,
 )
 
@@ -58,6 +66,7 @@ _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", 
 
 def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamplingParams:
     """Our (OpenAI-semantics) parameters as vLLM's, streaming deltas. Raises InvalidInput."""
+    structured = params.structured
     try:
         return VLLMSamplingParams(
             n=1,  # the protocol layer fans n out into separate sequences
@@ -73,16 +82,30 @@ def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamp
             logit_bias={int(k): float(v) for k, v in params.logit_bias.items()} or None,
             stop=list(params.stop) or None,
             stop_token_ids=list(params.stop_token_ids) or None,
-            ignore_eos=params.ignore_eos,
-            min_tokens=params.min_tokens,
+            # With a grammar, EOS comes only once the output is complete: it must end it.
+            ignore_eos=params.ignore_eos and structured is None,
+            min_tokens=params.min_tokens if structured is None else 0,
             logprobs=params.logprobs,
             output_kind=RequestOutputKind.DELTA,
             skip_special_tokens=True,
+            structured_outputs=to_vllm_structured(structured),
         )
     except VLLMValidationError as exc:
-        raise InvalidInput(str(exc), param=exc.parameter) from None
+        raise InvalidInput(str(exc), param=exc.parameter or _param(structured)) from None
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"invalid sampling parameters: {exc}") from None
+
+
+def to_vllm_structured(structured: StructuredOutput | None) -> StructuredOutputsParams | None:
+    if structured is None:
+        return None
+    if structured.kind == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=structured.schema)
+
+
+def _param(structured: StructuredOutput | None) -> str | None:
+    return structured.param if structured is not None else None
 
 
 class VLLMGenerationEngine:
@@ -116,6 +139,14 @@ class VLLMGenerationEngine:
         # decodes, memoised, on the loop). A copy: decoding never races the model's encodes.
         self._decoder = copy.deepcopy(tokenizer)
         self._token_texts = TokenTextCache(self._decoder)
+        # Checks and compile bounds for structured outputs, as on the huggingface backend.
+        eos = getattr(tokenizer, "eos_token_id", None)
+        self.grammars = GrammarCompiler(
+            self._decoder,
+            vocab_size=self.input_vocab_size,
+            stop_token_ids=[eos] if isinstance(eos, int) else [],
+            keep_grammars=False,
+        )
         self._ids = itertools.count()
 
     @property
@@ -144,6 +175,9 @@ class VLLMGenerationEngine:
             vocab_size=self.input_vocab_size,
             is_encoder_decoder=self.is_encoder_decoder,
         )
+        structured = request.params.structured
+        if structured is not None:  # before admission, as the huggingface engine does
+            await self.grammars.compile(structured)
         params = to_vllm_sampling_params(request.params, max_tokens)
         if self.engine.errored:
             raise ModelNotReady(self.name)
@@ -164,7 +198,7 @@ class VLLMGenerationEngine:
             generated: list[int] = []
             emitted: list[str] = []
             while True:  # until vLLM's stream ends, right after the finished output
-                output = await self._next_output(stream)
+                output = await self._next_output(stream, _param(structured))
                 if output is None:
                     return
                 if not ticket.started:  # the first output: vLLM has scheduled the sequence
@@ -186,8 +220,9 @@ class VLLMGenerationEngine:
             finally:
                 ticket.release()
 
-    async def _next_output(self, stream: AsyncIterator[Any]) -> Any:
-        """vLLM's next RequestOutput (None at the end), its errors as ours."""
+    async def _next_output(self, stream: AsyncIterator[Any], param: str | None = None) -> Any:
+        """vLLM's next RequestOutput (None at the end), its errors as ours (`param` names the
+        field of a validation error vLLM does not attribute: the structured output's)."""
         try:
             return await anext(stream)
         except StopAsyncIteration:
@@ -196,7 +231,7 @@ class VLLMGenerationEngine:
             logger.error("model %s: the vLLM engine died: %s", self.name, exc)
             raise ModelNotReady(self.name) from exc
         except VLLMValidationError as exc:
-            raise InvalidInput(str(exc), param=exc.parameter) from exc
+            raise InvalidInput(str(exc), param=exc.parameter or param) from exc
         except VLLMClientError as exc:
             raise InvalidInput(str(exc)) from exc
         except GracefulHTTPError as exc:

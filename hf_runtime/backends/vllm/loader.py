@@ -15,10 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from hf_runtime.backends import BackendParts, EncoderParts, GenerationParts, LoRAAdapter
+from hf_runtime.backends.generation_defaults import checked_sampling_defaults
 from hf_runtime.backends.registry import task_unavailable
 from hf_runtime.backends.tokenizer_rules import encoder_max_length, read_chat_template
 from hf_runtime.backends.vllm import BACKEND, VLLM_INSTALL_HINT, vllm_installed
-from hf_runtime.backends.vllm.config import VLLMEngineConfig, parse_vllm_section
+from hf_runtime.backends.vllm.config import (
+    VLLMEngineConfig,
+    parse_vllm_section,
+    reject_huggingface_only_options,
+)
 from hf_runtime.backends.vllm.env import apply_env_defaults, is_cpu_build
 from hf_runtime.backends.vllm.tasks import unsupported_reason
 from hf_runtime.config import ModelConfig
@@ -38,6 +43,7 @@ async def load_vllm(config: ModelConfig, source: ResolvedSource, task: Task) -> 
     serves the model's requests.
     """
     engine_config = parse_vllm_section(config.vllm, config.model_name)
+    reject_huggingface_only_options(config)
     if not vllm_installed():
         raise ConfigError(f"model {config.model_name}: backend: vllm, but {VLLM_INSTALL_HINT}")
     reason = unsupported_reason(task)
@@ -127,8 +133,18 @@ def _generation(
         )
         for index, module in enumerate(engine_config.lora_modules, start=1)
     )
+    # vLLM's own rule (--generation-config auto, and any override_generation_config in
+    # vllm.engine_args), checked like the huggingface backend's.
+    sampling_defaults = checked_sampling_defaults(
+        config, engine.model_config.get_diff_sampling_param
+    )
     return GenerationParts(
-        PLATFORM, generation_engine, tokenizer, chat_template=chat_template, adapters=adapters
+        PLATFORM,
+        generation_engine,
+        tokenizer,
+        chat_template=chat_template,
+        adapters=adapters,
+        sampling_defaults=sampling_defaults,
     )
 
 

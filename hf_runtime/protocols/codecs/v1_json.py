@@ -5,11 +5,18 @@ names transformers' pipelines use for a pair), never a mix.
 
 KServe's quirk for extra tensors (`offset_mapping`): they ride along under "outputs" as V1
 output tensors, which have exactly name, shape, datatype and data (no V2 `parameters`).
+
+Bodies are written with orjson, as KServe's own server writes them (non-string dict keys as
+strings, floats in their shortest form): `prediction_json` is the hot path's encoder.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import numpy as np
+import orjson
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.codecs.json_values import encode_json_value
@@ -77,6 +84,40 @@ def _pair(key: str, index: int, item: Any) -> TextPair:
             param=key,
         )
     return TextPair(*values)
+
+
+def prediction_json(prediction: Prediction) -> bytes:
+    """The V1 response body: what `encode_prediction` returns, as JSON bytes, without walking
+    every value in Python first (orjson converts numpy values through `_plain` when it meets
+    them)."""
+    body: dict[str, Any] = {"predictions": prediction.predictions}
+    if len(prediction.tensors) > 1:
+        body["outputs"] = [encode_output(t) for t in prediction.tensors[1:]]
+    return dumps(body)
+
+
+def dumps(value: Any) -> bytes:
+    """`value` as compact JSON bytes, the way KServe writes it (orjson, OPT_NON_STR_KEYS)."""
+    try:
+        return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # Keys orjson cannot write (numpy scalars, tuples) or integers past 64 bits: made
+        # plain first; the stdlib writes what orjson still refuses.
+        plain = encode_json_value(value)
+        try:
+            return orjson.dumps(plain, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            return json.dumps(plain, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    """orjson's hook for what it does not write itself: numpy values as Python ones (their
+    `tolist()` / `item()`, the values encode_json_value gives)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def encode_prediction(prediction: Prediction) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from hf_runtime.protocols.openai.completions import completions_router
 from hf_runtime.protocols.openai.embeddings import embeddings_router
 from hf_runtime.protocols.openai.models import models_router
 from hf_runtime.protocols.openai.scoring import scoring_router
+from hf_runtime.protocols.openai.tokenize import tokenize_router
 
 
 def make_app(registry: ModelRegistry) -> FastAPI:
@@ -24,5 +25,6 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     app.include_router(chat_router(registry))
     app.include_router(embeddings_router(registry))
     app.include_router(scoring_router(registry))
+    app.include_router(tokenize_router(registry))
     app.include_router(models_router(registry, created))
     return app

@@ -28,6 +28,13 @@ from hf_runtime.protocols.openai.request_params import SequenceSpec, fan_out, sa
 from hf_runtime.protocols.openai.responses import Envelope, StreamUsage, log_ignored_fields, usage
 from hf_runtime.protocols.openai.schemas import ChatCompletionRequest
 from hf_runtime.protocols.openai.sse import DONE, EventStreamResponse, error_event, event
+from hf_runtime.protocols.openai.structured import (
+    ToolPlan,
+    one_constraint,
+    plan_tools,
+    response_format_constraint,
+)
+from hf_runtime.protocols.openai.tool_calls import ChoiceCalls, check_parser
 
 
 def _chat_body(
@@ -35,18 +42,21 @@ def _chat_body(
     body: ChatCompletionRequest,
     specs: list[SequenceSpec],
     results: list[ChoiceResult],
+    readers: dict[int, ChoiceCalls],
 ) -> dict[str, Any]:
     top_n = body.top_logprobs or 0
-    choices = [
-        {
-            "index": spec.index,
-            "message": {"role": "assistant", "content": result.text},
-            "logprobs": chat_logprobs(result.logprobs, top_n) if body.logprobs else None,
-            "finish_reason": result.finish_reason,
-            "stop_reason": result.stop_reason,
-        }
-        for spec, result in zip(specs, results, strict=True)
-    ]
+    choices = []
+    for spec, result in zip(specs, results, strict=True):
+        reader = readers[spec.index]
+        choices.append(
+            {
+                "index": spec.index,
+                "message": reader.message(result.text),
+                "logprobs": chat_logprobs(result.logprobs, top_n) if body.logprobs else None,
+                "finish_reason": reader.finish_reason(result.finish_reason),
+                "stop_reason": result.stop_reason,
+            }
+        )
     reported = {spec.index: r.prompt_tokens for spec, r in zip(specs, results, strict=True)}
     completion_tokens = sum(r.completion_tokens for r in results)
     return envelope.body(
@@ -59,6 +69,7 @@ async def _chat_events(
     body: ChatCompletionRequest,
     specs: list[SequenceSpec],
     streams: ChoiceStreams,
+    readers: dict[int, ChoiceCalls],
 ) -> AsyncIterator[str]:
     include_usage = body.include_usage_in_stream
     extra = {"usage": None} if include_usage else {}
@@ -77,14 +88,18 @@ async def _chat_events(
         async for index, delta in streams.events():
             counter.add(index, delta)
             pending_logprobs[index].extend(delta.logprobs or [])
-            if not delta.text and delta.finish_reason is None:
-                continue  # e.g. bytes of a character still pending: nothing to show yet
+            finished = delta.finish_reason is not None
+            # Content and tool calls; {} while text is held back (a partial marker, pending
+            # bytes of a character): nothing to show yet.
+            fields = readers[index].delta(delta.text, finished)
+            if not fields and not finished:
+                continue
             logprobs = None
             if body.logprobs:
                 logprobs = chat_logprobs(pending_logprobs[index], top_n)
                 pending_logprobs[index] = []
-            content = {"content": delta.text} if delta.text else {}
-            yield chunk(index, content, logprobs, delta.finish_reason)
+            finish = readers[index].finish_reason(delta.finish_reason)
+            yield chunk(index, fields, logprobs, finish)
         if include_usage:
             yield event(envelope.body(choices=[], usage=counter.as_dict()))
     except Exception as exc:
@@ -100,8 +115,12 @@ async def create_chat_completion(
     log_ignored_fields(body, "chat/completions")
     body.check()
     messages = body.template_messages()
+    plan = plan_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
+    constraint = one_constraint(response_format_constraint(body.response_format), plan)
     model = resolve_model(registry, body.model)
     generator = require_generator(model, Endpoint.chat, mount_prefix(request, Endpoint.chat))
+    parser = generator.tool_call_parser if plan.mode == "auto" else None
+    plan = check_parser(plan, parser, model.name)
     prompt_ids = await generator.render_chat(
         messages,
         chat_template=body.chat_template,
@@ -111,17 +130,31 @@ async def create_chat_completion(
         chat_template_kwargs=body.chat_template_kwargs,
     )
     envelope = Envelope.new("chatcmpl", "chat.completion", model.name)
-    params = sampling_params(body, max_tokens=body.max_new_tokens, logprobs=body.logprobs_count)
+    params = sampling_params(
+        body,
+        max_tokens=body.max_new_tokens,
+        logprobs=body.logprobs_count,
+        defaults=generator.sampling_defaults,
+        structured=constraint,
+    )
     specs = fan_out(envelope.id, [prompt_ids], body.choices_per_prompt, params)
+    readers = _readers(specs, plan, parser)
     if body.stream:
         streams = ChoiceStreams(generator, specs)
         await streams.start()
         chunk_envelope = Envelope(
             envelope.id, "chat.completion.chunk", envelope.created, model.name
         )
-        return EventStreamResponse(_chat_events(chunk_envelope, body, specs, streams))
+        return EventStreamResponse(_chat_events(chunk_envelope, body, specs, streams, readers))
     results = await collect(generator, specs)
-    return JSONResponse(_chat_body(envelope, body, specs, results))
+    return JSONResponse(_chat_body(envelope, body, specs, results, readers))
+
+
+def _readers(
+    specs: list[SequenceSpec], plan: ToolPlan, parser: str | None
+) -> dict[int, ChoiceCalls]:
+    """One tool-call reader per choice (readers keep state)."""
+    return {spec.index: ChoiceCalls(plan, parser) for spec in specs}
 
 
 def chat_router(registry: ModelRegistry) -> APIRouter:

@@ -31,6 +31,7 @@ from hf_runtime.protocols.openai.request_params import SequenceSpec, fan_out, sa
 from hf_runtime.protocols.openai.responses import Envelope, StreamUsage, log_ignored_fields, usage
 from hf_runtime.protocols.openai.schemas import CompletionRequest
 from hf_runtime.protocols.openai.sse import DONE, EventStreamResponse, error_event, event
+from hf_runtime.protocols.openai.structured import response_format_constraint
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ async def create_completion(
 ) -> Response:
     log_ignored_fields(body, "completions")
     body.check()
+    constraint = response_format_constraint(body.response_format)
     model = resolve_model(registry, body.model)
     generator = require_generator(
         model, Endpoint.completions, mount_prefix(request, Endpoint.completions)
@@ -165,7 +167,13 @@ async def create_completion(
         )
     )
     envelope = Envelope.new("cmpl", "text_completion", model.name)
-    params = sampling_params(body, max_tokens=body.max_tokens, logprobs=body.logprobs)
+    params = sampling_params(
+        body,
+        max_tokens=body.max_tokens,
+        logprobs=body.logprobs,
+        defaults=generator.sampling_defaults,
+        structured=constraint,
+    )
     specs = fan_out(envelope.id, [p.token_ids for p in prompts], body.choices_per_prompt, params)
     if body.stream:
         streams = ChoiceStreams(generator, specs)

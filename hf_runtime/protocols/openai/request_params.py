@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from hf_runtime.protocols.openai.schemas import SamplingFields
-from hf_runtime.types import GenerationRequest, SamplingParams
+from hf_runtime.types import GenerationRequest, SamplingParams, StructuredOutput
 
 _MASK64 = (1 << 64) - 1
 
@@ -32,31 +33,43 @@ def choice_seed(seed: int | None, choice: int) -> int | None:
 
 
 def sampling_params(
-    request: SamplingFields, *, max_tokens: int | None, logprobs: int | None
+    request: SamplingFields,
+    *,
+    max_tokens: int | None,
+    logprobs: int | None,
+    defaults: Mapping[str, float | int] | None = None,
+    structured: StructuredOutput | None = None,
 ) -> SamplingParams:
-    """SamplingParams for choice 0; `None` fields fall back to OpenAI's defaults."""
-    defaults = SamplingParams()
+    """SamplingParams for choice 0. A field the request leaves unset (`None`) takes the model's
+    default (`defaults`: its generation_config.json values, `TextGenerator.sampling_defaults`),
+    else OpenAI's; one the request sets keeps its own (vLLM's order). The default max_tokens
+    is left to the model, which caps it by the room the prompt leaves. `structured`: the
+    grammar the reply follows (response_format, or a forced tool call)."""
+    openai = SamplingParams()
+    model = defaults or {}
 
-    def pick(value: float | int | None, default: float | int) -> float | int:
-        return default if value is None else value
+    def pick(name: str) -> float:
+        value = getattr(request, name)
+        return float(model.get(name, getattr(openai, name)) if value is None else value)
 
-    top_k = request.top_k if request.top_k is not None and request.top_k > 0 else 0
+    top_k = request.top_k if request.top_k is not None else int(model.get("top_k", 0))
     return SamplingParams(
         max_tokens=max_tokens,
-        temperature=float(pick(request.temperature, defaults.temperature)),
-        top_p=float(pick(request.top_p, defaults.top_p)),
-        top_k=top_k,
-        min_p=float(pick(request.min_p, defaults.min_p)),
+        temperature=pick("temperature"),
+        top_p=pick("top_p"),
+        top_k=max(top_k, 0),  # -1 and 0 both disable it
+        min_p=pick("min_p"),
         seed=request.seed,
-        presence_penalty=float(pick(request.presence_penalty, defaults.presence_penalty)),
-        frequency_penalty=float(pick(request.frequency_penalty, defaults.frequency_penalty)),
-        repetition_penalty=float(pick(request.repetition_penalty, defaults.repetition_penalty)),
+        presence_penalty=pick("presence_penalty"),
+        frequency_penalty=pick("frequency_penalty"),
+        repetition_penalty=pick("repetition_penalty"),
         logit_bias=request.token_logit_bias(),
         stop=request.stop_strings(),
         stop_token_ids=list(request.stop_token_ids or []),
         ignore_eos=bool(request.ignore_eos),
-        min_tokens=int(pick(request.min_tokens, defaults.min_tokens)),
+        min_tokens=openai.min_tokens if request.min_tokens is None else int(request.min_tokens),
         logprobs=logprobs,
+        structured=structured,
     )
 
 

@@ -72,6 +72,8 @@ class SamplingFields(OpenAIRequest):
     stop_token_ids: list[int] | None = None
     ignore_eos: bool | None = False
     min_tokens: int | None = None
+    # json_object / json_schema: checked and turned into a grammar by structured.py.
+    response_format: dict[str, Any] | None = None
 
     @property
     def choices_per_prompt(self) -> int:
@@ -250,9 +252,9 @@ class ChatCompletionRequest(SamplingFields):
     add_generation_prompt: bool | None = True
     continue_final_message: bool | None = False
     tools: list[dict[str, Any]] | None = None
+    # Checked (with response_format) by structured.py, which knows OpenAI's shapes.
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
 
     @property
     def max_new_tokens(self) -> int | None:
@@ -287,19 +289,6 @@ class ChatCompletionRequest(SamplingFields):
                 "continue_final_message and add_generation_prompt cannot both be true; set "
                 "add_generation_prompt to false to continue the final message",
                 param="continue_final_message",
-            )
-        fmt = (self.response_format or {}).get("type", "text")
-        if fmt != "text":
-            raise Unsupported(
-                f"response_format type {fmt!r} is not supported; only 'text' is",
-                param="response_format",
-            )
-        choice = self.tool_choice
-        if choice is not None and choice not in ("none", "auto"):
-            raise Unsupported(
-                "tool_choice other than 'none' or 'auto' is not supported (tool calls are not "
-                "parsed; tools only reach the chat template)",
-                param="tool_choice",
             )
         if not self.messages:
             raise InvalidInput("messages must not be empty", param="messages")

@@ -71,7 +71,9 @@ class ScriptedGenerator:
     - `token_delay`: seconds per token (to stream slowly and test disconnects);
     - `max_active`: more concurrent sequences than this raise Overloaded on admission;
     - `fail_after`: raise RuntimeError after that many tokens (a mid-stream engine failure);
-    - `allow_request_template`: whether `chat_template` from requests is accepted.
+    - `allow_request_template`: whether `chat_template` from requests is accepted;
+    - `scripts` / `script_chunk`: given texts to emit instead (tool calls, JSON), and
+      `tool_call_parser`: what the model's configuration names.
     Records: `requests` (every GenerationRequest), `aborted` / `finished` (request ids),
     `chat_calls` (render_chat keyword arguments).
     """
@@ -95,6 +97,13 @@ class ScriptedGenerator:
         self.finished: list[str] = []
         self.chat_calls: list[dict[str, Any]] = []
         self.active = 0
+        self.sampling_defaults: dict[str, float | int] = {}  # generation_config.json's
+        self.tool_call_parser: str | None = None  # generation.tool_call_parser
+        # Scripted replies: choice i emits scripts[i % len(scripts)], `script_chunk`
+        # characters per token, then EOS (max_tokens still cuts it: "length"; stop strings
+        # are not applied). None: the WORDS reply.
+        self.scripts: list[str] | None = None
+        self.script_chunk = 3
 
     @property
     def max_model_len(self) -> int:
@@ -159,8 +168,13 @@ class ScriptedGenerator:
         max_tokens = room if params.max_tokens is None else params.max_tokens
         self.active += 1
         done = False
+        deltas = (
+            self._deltas(request.params, prompt_len, max_tokens)
+            if self.scripts is None
+            else self._scripted(request, prompt_len, max_tokens)
+        )
         try:
-            async for delta in self._deltas(request.params, prompt_len, max_tokens):
+            async for delta in deltas:
                 done = delta.finish_reason is not None
                 yield delta
         finally:
@@ -206,6 +220,26 @@ class ScriptedGenerator:
             ready = max(sent, len(text) - _held_back(text, params.stop))
             yield GenerationDelta(text[sent:ready], **extra)
             sent = ready
+
+    async def _scripted(
+        self, request: GenerationRequest, prompt_len: int, max_tokens: int
+    ) -> AsyncIterator[GenerationDelta]:
+        assert self.scripts is not None
+        choice = int(request.request_id.rsplit("-", 1)[1])  # fan_out's "<id>-<index>"
+        script = self.scripts[choice % len(self.scripts)]
+        size = self.script_chunk
+        pieces = [script[i : i + size] for i in range(0, len(script), size)]
+        for step, text in enumerate([*pieces, ""]):
+            await asyncio.sleep(self.token_delay)
+            first = {"prompt_tokens": prompt_len} if step == 0 else {}
+            if step == len(pieces):
+                yield GenerationDelta("", [EOS_ID], finish_reason="stop", **first)
+                return
+            token = [ord(text[0])]
+            if step + 1 >= max_tokens:
+                yield GenerationDelta(text, token, finish_reason="length", **first)
+                return
+            yield GenerationDelta(text, token, **first)
 
     @staticmethod
     def _logprobs(token: int, step: int, k: int | None) -> list[TokenLogprob] | None:

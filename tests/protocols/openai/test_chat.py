@@ -72,8 +72,7 @@ async def test_template_receives_messages_and_options(
     await chat(
         client,
         messages=messages,
-        tools=tools,
-        tool_choice="auto",
+        tools=tools,  # tool_choice omitted and no parser configured: tools reach the template
         chat_template_kwargs={"enable_thinking": False},
     )
     call = generator.chat_calls[0]

@@ -87,8 +87,8 @@ CHAT_CASES: list[tuple[dict[str, Any], str, str]] = [
         "continue_final_message",
         "cannot both be true",
     ),
-    ({"response_format": {"type": "json_object"}}, "response_format", "'json_object'"),
-    ({"tool_choice": "required"}, "tool_choice", "not supported"),
+    ({"response_format": {"type": "xml"}}, "response_format", "'json_schema'"),
+    ({"tool_choice": "required"}, "tool_choice", "only allowed when tools"),
 ]
 
 

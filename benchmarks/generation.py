@@ -1,0 +1,344 @@
+"""Generation measurements beyond the stream levels: what the servers are compared against.
+
+- raw transformers `generate()` at batch 1 and 8, in a subprocess (`python -m
+  benchmarks.generation raw ...`): the same model folder, dtype, prompts and greedy length
+  as the streams (EOS held off with min_new_tokens), best of a few repeats;
+- time to first token of a lone request against that of N requests sent at the same moment
+  (the batched-prefill goal), repeated, medians;
+- many short chats at once (100 x 32 tokens by default): stream latency p50/p99;
+- vLLM's own OpenAI server on the same converted SmolLM2 folder, with the CPU settings
+  hf-runtime's vllm backend uses (hf_runtime.backends.vllm.env / async_llm), so the backend
+  can be set against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import generation_report
+from benchmarks.loadgen import percentile, run_streams
+from benchmarks.phases import (
+    HF_RUNTIME_LOAD_FAILED,
+    SERVER_START_TIMEOUT_S,
+    _generation_levels,
+    log,
+)
+from benchmarks.servers import (
+    HOST,
+    REPO_ROOT,
+    child_env,
+    config_subset,
+    hf_runtime_command,
+    serve_process,
+    source_tree,
+)
+from benchmarks.settings import Settings
+from benchmarks.workload import CHAT_MODEL_NAME, CHAT_PATH, CHAT_PROMPTS, chat_stream_body
+
+HF_BEFORE = generation_report.HF_BEFORE
+VLLM_SERVER = generation_report.VLLM_SERVER
+RAW_BATCHES = (1, 8)
+
+
+def chat_model_config(config_path: Path) -> Any:
+    from hf_runtime.config import load_config
+
+    config = load_config(args={"config": str(config_path)}, env={})
+    return next(m for m in config.models if m.model_name == CHAT_MODEL_NAME)
+
+
+def chat_model_dir(model_config: Any) -> Path:
+    """The converted SmolLM2 folder the servers load (converting the GGUF the first time)."""
+    from hf_runtime.sources import resolve_source
+
+    return Path(resolve_source(model_config).model_path)
+
+
+# ---------------------------------------------------------------------- raw generate()
+
+
+def _chat_prompts(tokenizer: Any, count: int) -> list[list[int]]:
+    return [
+        list(tokenizer.apply_chat_template(
+            [{"role": "user", "content": CHAT_PROMPTS[i % len(CHAT_PROMPTS)]}],
+            add_generation_prompt=True, tokenize=True, return_dict=False,
+        ))
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def raw_generate(
+    model_dir: Path, max_tokens: int, batches: Sequence[int], repeats: int
+) -> dict[str, Any]:
+    """transformers' static batching in this process: tokens/s and prefill time per batch."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    def timed(batch: int, new_tokens: int) -> tuple[float, float]:
+        """Wall seconds and CPU seconds (every thread of this process) of one generate()."""
+        inputs = tokenizer.pad({"input_ids": _chat_prompts(tokenizer, batch)}, return_tensors="pt")
+        started, cpu = time.perf_counter(), time.process_time()
+        with torch.inference_mode():
+            model.generate(
+                **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                pad_token_id=pad,
+            )  # fmt: skip
+        return time.perf_counter() - started, time.process_time() - cpu
+
+    timed(1, 2)  # warm-up: lazy initialisation
+    levels = []
+    for batch in batches:
+        # A shared machine only ever slows a run down: keep the fastest.
+        best, cpu = min(timed(batch, max_tokens) for _ in range(repeats))
+        prefill, _ = min(timed(batch, 1) for _ in range(repeats))
+        tokens = batch * max_tokens
+        levels.append({
+            "batch": batch, "tokens_per_s": round(tokens / best, 2), "seconds": round(best, 3),
+            "cpu_ms_per_token": round(1000 * cpu / tokens, 2),
+            "prefill_ms": round(1000 * prefill, 1),
+        })  # fmt: skip
+    return {
+        "max_tokens": max_tokens, "dtype": "float32", "torch_threads": torch.get_num_threads(),
+        "levels": levels,
+    }  # fmt: skip
+
+
+def measure_raw_generate(s: Settings, model_dir: Path) -> dict[str, Any]:
+    """raw_generate in a child process (its own threads and memory, like a server)."""
+    command = [
+        sys.executable, "-m", "benchmarks.generation", "raw", "--model-dir", str(model_dir),
+        "--max-tokens", str(s.max_tokens), "--batches", ",".join(map(str, RAW_BATCHES)),
+        "--repeats", "1" if s.quick else "3",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, timeout=1800
+    )
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {done.stderr[-2000:]}"}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+async def simultaneous_arrivals(url: str, s: Settings) -> dict[str, Any]:
+    """TTFT of one request alone, then of `s.simultaneous` sent at once; medians of repeats."""
+
+    def body(index: int) -> bytes:
+        return chat_stream_body(index, max_tokens=8)
+
+    lone, together, worst = [], [], []
+    for _ in range(s.arrival_repeats):
+        alone = await run_streams(url, CHAT_PATH, body, concurrency=1, duration_s=0, max_streams=1)
+        burst = await run_streams(
+            url, CHAT_PATH, body, concurrency=s.simultaneous, duration_s=0,
+            max_streams=s.simultaneous,
+        )  # fmt: skip
+        if alone.errors or burst.errors or not alone.ttft_s or not burst.ttft_s:
+            samples = alone.error_samples + burst.error_samples
+            raise RuntimeError(f"simultaneous arrivals failed: {samples[:1]}")
+        lone.append(alone.ttft_s[0])
+        together.append(percentile(burst.ttft_s, 50))
+        worst.append(max(burst.ttft_s))
+    lone_ms = 1000 * statistics.median(lone)
+    together_ms = 1000 * statistics.median(together)
+    return {
+        "requests": s.simultaneous,
+        "lone_ttft_ms": round(lone_ms, 1),
+        "simultaneous_ttft_p50_ms": round(together_ms, 1),
+        "simultaneous_ttft_max_ms": round(1000 * statistics.median(worst), 1),
+        "ratio_p50_vs_lone": round(together_ms / lone_ms, 2) if lone_ms else None,
+    }
+
+
+async def short_chats(url: str, s: Settings) -> dict[str, Any]:
+    """`s.short_chats` chats of `s.short_chat_tokens` tokens, all sent at once."""
+
+    def body(index: int) -> bytes:
+        return chat_stream_body(index, max_tokens=s.short_chat_tokens)
+
+    result = await run_streams(
+        url, CHAT_PATH, body, concurrency=s.short_chats, duration_s=0, max_streams=s.short_chats,
+        hard_limit_s=max(300.0, s.stream_limit_s),
+    )  # fmt: skip
+    summary = result.summary()
+    return {
+        "chats": s.short_chats,
+        "max_tokens": s.short_chat_tokens,
+        "done": summary["streams"],
+        "errors": summary["errors"],
+        "cut_off": summary["cut_off"],
+        "latency_p50_s": round(percentile(result.stream_s, 50), 2),
+        "latency_p99_s": round(percentile(result.stream_s, 99), 2),
+        "ttft_p50_ms": summary["ttft_p50_ms"],
+        "ttft_p99_ms": summary.get("ttft_p99_ms"),
+        "tokens_per_s": summary["tokens_per_s"],
+    }
+
+
+async def scenarios(url: str, s: Settings) -> dict[str, Any]:
+    return {
+        "simultaneous": await simultaneous_arrivals(url, s),
+        "short_chats": await short_chats(url, s),
+    }
+
+
+# ---------------------------------------------------------------------- vLLM's own server
+
+
+def vllm_server_command(model_dir: Path, max_num_seqs: int) -> Callable[[int], list[str]]:
+    """`python -m vllm.entrypoints.openai.api_server` as hf-runtime's vllm backend configures
+    the engine: fp32 (the checkpoint's dtype), eager, the same max_num_seqs."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(model_dir), "--served-model-name", CHAT_MODEL_NAME,
+            "--host", HOST, "--port", str(port), "--dtype", "float32", "--enforce-eager",
+            "--max-num-seqs", str(max_num_seqs), "--disable-uvicorn-access-log",
+        ]  # fmt: skip
+
+    return command
+
+
+def vllm_server_env() -> dict[str, str]:
+    """The environment defaults hf-runtime's vllm backend sets (env.apply_env_defaults)."""
+    from hf_runtime.backends.vllm.config import VLLMEngineConfig
+    from hf_runtime.backends.vllm.env import apply_env_defaults
+
+    env: dict[str, str] = {}
+    apply_env_defaults(VLLMEngineConfig(), env)
+    return env
+
+
+# ---------------------------------------------------------------------- the phase
+
+
+@dataclass(frozen=True)
+class GenerationServer:
+    name: str  # the run's name ("backend") in the results
+    command: Callable[[int], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # the source tree it runs from (None: this one)
+    ready_path: str = "/readyz"
+    fail_marker: str | None = HF_RUNTIME_LOAD_FAILED
+
+
+def generation_servers(s: Settings, model_dir: Path, max_num_seqs: int) -> list[GenerationServer]:
+    logs = s.out_dir / "logs.tmp"
+    servers: list[GenerationServer] = []
+    for backend in s.backends:
+        # Only smollm2: faster to start, and `backend` applies to every model of a config.
+        subset = config_subset(s.config, [CHAT_MODEL_NAME], logs / f"generation-{backend}.yaml")
+        args = {"backend": "vllm"} if backend == "vllm" else {}
+        servers.append(GenerationServer(backend, hf_runtime_command(subset, args)))
+        if backend == "huggingface" and s.before:
+            # The same backend from another commit (its own config: newer keys would not load).
+            tree = source_tree(s.before, s.out_dir / "before.tmp")
+            before = config_subset(
+                tree / "configs" / "default.yaml",
+                [CHAT_MODEL_NAME],
+                logs / "generation-before.yaml",
+            )
+            servers.append(GenerationServer(
+                HF_BEFORE, hf_runtime_command(before), env={"PYTHONPATH": str(tree)}, cwd=tree,
+            ))  # fmt: skip
+        if backend == "vllm":
+            servers.append(GenerationServer(
+                VLLM_SERVER, vllm_server_command(model_dir, max_num_seqs), env=vllm_server_env(),
+                ready_path="/health", fail_marker=None,
+            ))  # fmt: skip
+    return servers
+
+
+def measure_generation_server(server: GenerationServer, s: Settings) -> dict[str, Any]:
+    run: dict[str, Any] = {"backend": server.name, "levels": []}
+    log(f"generation: starting {server.name}")
+    started = time.monotonic()
+    try:
+        with serve_process(
+            server.command, log_path=s.out_dir / "logs.tmp" / f"generation-{server.name}.log",
+            env=server.env, ready_path=server.ready_path, ready_timeout=SERVER_START_TIMEOUT_S,
+            fail_marker=server.fail_marker, cwd=server.cwd,
+        ) as running:  # fmt: skip
+            run["start_s"] = round(time.monotonic() - started, 1)
+            run["levels"] = asyncio.run(
+                _generation_levels(running.url, s, server.name, running.cpu_seconds)
+            )
+            run.update(asyncio.run(scenarios(running.url, s)))
+            burst, chats = run["simultaneous"], run["short_chats"]
+            log(
+                f"  {server.name}: TTFT alone {burst['lone_ttft_ms']} ms, {burst['requests']} at "
+                f"once p50 {burst['simultaneous_ttft_p50_ms']} ms; {chats['chats']} chats "
+                f"p50 {chats['latency_p50_s']} s, p99 {chats['latency_p99_s']} s"
+            )
+    except (RuntimeError, ValueError, httpx.HTTPError) as exc:
+        run["error"] = f"{type(exc).__name__}: {exc}"[:3000]
+        log(f"  {server.name} failed: {run['error'][:300]}")
+    return run
+
+
+def generation_phase(s: Settings) -> dict[str, Any]:
+    model_config = chat_model_config(s.config)
+    model_dir = chat_model_dir(model_config)
+    result: dict[str, Any] = {
+        "model": "SmolLM2-135M-Instruct",
+        "settings": {
+            "max_tokens": s.max_tokens, "temperature": 0, "ignore_eos": True,
+            "max_num_seqs": model_config.generation.max_num_seqs,
+            "simultaneous": s.simultaneous, "short_chats": s.short_chats,
+            "short_chat_tokens": s.short_chat_tokens,
+        },
+        "runs": [],
+    }  # fmt: skip
+    if "huggingface" in s.backends:
+        log("generation: raw transformers generate(), batch 1 and 8")
+        result["raw_generate"] = measure_raw_generate(s, model_dir)
+        log(f"  {result['raw_generate']}")
+    backends = s.backends
+    if "vllm" in backends and importlib.util.find_spec("vllm") is None:
+        skipped = "vllm is not installed in this environment (make install-vllm)"
+        result["runs"].append({"backend": "vllm", "levels": [], "skipped": skipped})
+        backends = tuple(b for b in backends if b != "vllm")
+    settings = replace(s, backends=backends)
+    max_num_seqs = model_config.generation.max_num_seqs
+    for server in generation_servers(settings, model_dir, max_num_seqs):
+        result["runs"].append(measure_generation_server(server, s))
+    result["ratios"] = generation_report.generation_ratios(result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.generation")
+    parser.add_argument("mode", choices=("raw",))
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",") if b]
+    result = raw_generate(args.model_dir, args.max_tokens, batches, args.repeats)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
