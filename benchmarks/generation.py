@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -240,6 +241,13 @@ class GenerationServer:
     cwd: Path | None = None  # the source tree it runs from (None: this one)
     ready_path: str = "/readyz"
     fail_marker: str | None = HF_RUNTIME_LOAD_FAILED
+    backend: str | None = None  # the hf-runtime backend its log must name (None: not ours)
+
+
+def served_backend(log_text: str) -> str | None:
+    """The backend hf-runtime's log says it loaded the chat model on."""
+    match = re.search(rf"model {CHAT_MODEL_NAME}: task \S+, backend (\S+)", log_text)
+    return match.group(1) if match else None
 
 
 def generation_servers(s: Settings, model_dir: Path, max_num_seqs: int) -> list[GenerationServer]:
@@ -248,8 +256,9 @@ def generation_servers(s: Settings, model_dir: Path, max_num_seqs: int) -> list[
     for backend in s.backends:
         # Only smollm2: faster to start, and `backend` applies to every model of a config.
         subset = config_subset(s.config, [CHAT_MODEL_NAME], logs / f"generation-{backend}.yaml")
-        args = {"backend": "vllm"} if backend == "vllm" else {}
-        servers.append(GenerationServer(backend, hf_runtime_command(subset, args)))
+        # Named, never `auto`: auto serves a Llama on vLLM whenever vLLM is installed.
+        command = hf_runtime_command(subset, {"backend": backend})
+        servers.append(GenerationServer(backend, command, backend=backend))
         if backend == "huggingface" and s.before:
             # The same backend from another commit (its own config: newer keys would not load).
             tree = source_tree(s.before, s.out_dir / "before.tmp")
@@ -259,7 +268,8 @@ def generation_servers(s: Settings, model_dir: Path, max_num_seqs: int) -> list[
                 logs / "generation-before.yaml",
             )
             servers.append(GenerationServer(
-                HF_BEFORE, hf_runtime_command(before), env={"PYTHONPATH": str(tree)}, cwd=tree,
+                HF_BEFORE, hf_runtime_command(before, {"backend": backend}), cwd=tree,
+                env={"PYTHONPATH": str(tree)}, backend=backend,
             ))  # fmt: skip
         if backend == "vllm":
             servers.append(GenerationServer(
@@ -273,13 +283,17 @@ def measure_generation_server(server: GenerationServer, s: Settings) -> dict[str
     run: dict[str, Any] = {"backend": server.name, "levels": []}
     log(f"generation: starting {server.name}")
     started = time.monotonic()
+    log_path = s.out_dir / "logs.tmp" / f"generation-{server.name}.log"
     try:
         with serve_process(
-            server.command, log_path=s.out_dir / "logs.tmp" / f"generation-{server.name}.log",
-            env=server.env, ready_path=server.ready_path, ready_timeout=SERVER_START_TIMEOUT_S,
-            fail_marker=server.fail_marker, cwd=server.cwd,
+            server.command, log_path=log_path, env=server.env, ready_path=server.ready_path,
+            ready_timeout=SERVER_START_TIMEOUT_S, fail_marker=server.fail_marker, cwd=server.cwd,
         ) as running:  # fmt: skip
             run["start_s"] = round(time.monotonic() - started, 1)
+            if server.backend is not None:
+                served = served_backend(log_path.read_text(errors="replace"))
+                if served != server.backend:
+                    raise RuntimeError(f"asked for backend {server.backend}, served by {served}")
             run["levels"] = asyncio.run(
                 _generation_levels(running.url, s, server.name, running.cpu_seconds)
             )

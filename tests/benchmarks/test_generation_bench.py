@@ -16,6 +16,7 @@ from benchmarks.generation import (
     VLLM_SERVER,
     generation_servers,
     raw_generate,
+    served_backend,
     short_chats,
     simultaneous_arrivals,
     vllm_server_command,
@@ -50,6 +51,12 @@ def test_servers_compared(tmp_path: Path) -> None:
     s = _settings(tmp_path, "--backends", "huggingface,vllm", "--before", "HEAD")
     servers = generation_servers(s, tmp_path / "model", max_num_seqs=16)
     assert [server.name for server in servers] == ["huggingface", HF_BEFORE, "vllm", VLLM_SERVER]
+    for server in servers[:3]:  # never `auto`, which serves a Llama on vLLM when installed
+        assert f"backend={server.backend}" in server.command(8000)
+        assert server.backend == server.name.removesuffix("-before")
+    assert servers[3].backend is None
+    log = "x INFO model smollm2: task text_generation, backend vllm (auto: vLLM is installed)"
+    assert served_backend(log) == "vllm" and served_backend("nothing") is None
     before = servers[1]
     assert before.cwd is not None and (before.cwd / "service.py").exists()
     assert before.env["PYTHONPATH"] == str(before.cwd)

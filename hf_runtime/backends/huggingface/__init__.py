@@ -5,7 +5,11 @@ are loaded only when a model of this backend loads (`BACKEND.load`). Modules:
   checkpoint         dtype and longest sequence from a checkpoint's config.json
   encoder_backend    the `EncoderBackend`: tokenizer + AutoModelFor<task>, batched forward
   generation_engine  the `GenerationEngine`: continuous batching in one engine thread
-  decode_batch       several sequences decoded together in one forward pass
+  decode_batch       several sequences decoded together in one forward pass (batch kinds)
+  padded_batch       the padded batch: every running sequence in one left-padded cache
+  prefill            prompts through the model before they join: alone, or together padded
+  kv_cache           the padded batch's growable cache; grouped-query attention on CPU
+  delivery           hands the engine thread's deltas to the event loops, one wake-up a step
   loader             loads the model for a task and returns the parts the runtime serves
 """
 

@@ -276,3 +276,35 @@ def test_outbox_wakes_each_loop_once_per_flush() -> None:
     outbox.put(orphan, "x")
     outbox.flush()
     assert orphan.aborted
+
+
+@pytest.mark.slow
+def test_smollm2_prompts_prefilled_together_equal_generate(
+    smollm2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real model: rotary positions, grouped-query attention (9 heads, 3 key/value)."""
+    loaded = _load(smollm2_dir, seq2seq=False)
+    engine = make_engine(loaded, max_model_len=8192)
+    questions = ["What is the capital of France?", "Name three colors.", "Count to five.",
+                 "Say hello.", "What is 2+2? Answer with one number and nothing else.",
+                 "Who wrote Hamlet?", "Define gravity in one short sentence, please.",
+                 "Translate 'cat' to French."]  # fmt: skip
+    prompts = [
+        loaded.tokenizer.apply_chat_template(
+            [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True,
+            return_dict=False,
+        )
+        for q in questions
+    ]  # fmt: skip
+    sizes = record_prefills(engine, monkeypatch)
+    try:
+        jobs = [
+            generate(engine, p, f"q{i}", max_tokens=16, temperature=0)
+            for i, p in enumerate(prompts)
+        ]
+        outputs = run(arrive_together(engine, jobs))
+        assert sizes == [len(prompts)]
+        for prompt, out in zip(prompts, outputs, strict=True):
+            assert out.token_ids == loaded.reference(prompt, 16)
+    finally:
+        engine.close()
