@@ -76,7 +76,13 @@ def vllm_served(
     ]  # fmt: skip
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump({"models": models}))
-    env = {**VLLM_ENV, "VLLM_CACHE_ROOT": str(folder / "vllm-cache")}
+    # The drain test (test_vllm_e2e.py, last) lets a 40-token stream finish after SIGTERM: on a
+    # loaded 2-core machine that stream took 40 s, past the default 30 s drain window.
+    env = {
+        **VLLM_ENV,
+        "VLLM_CACHE_ROOT": str(folder / "vllm-cache"),
+        "HF_RUNTIME_DRAIN_TIMEOUT": "120",
+    }
     log = folder / "bentoml.log"
     with bentoml_serve_process(config, env=env, log_path=log, ready_timeout=300) as served:
         yield served
