@@ -10,6 +10,7 @@ are loaded only when a model of this backend loads (`BACKEND.load`). Modules:
   prefill            prompts through the model before they join: alone, or together padded
   kv_cache           the padded batch's growable cache; grouped-query attention on CPU
   delivery           hands the engine thread's deltas to the event loops, one wake-up a step
+  precision          opt-in encoder precisions: bf16 hardware checks, dynamic int8
   loader             loads the model for a task and returns the parts the runtime serves
 """
 
