@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -81,10 +81,9 @@ def _chat_prompts(tokenizer: Any, count: int) -> list[list[int]]:
     ]  # fmt: skip
 
 
-def raw_generate(
-    model_dir: Path, max_tokens: int, batches: Sequence[int], repeats: int
-) -> dict[str, Any]:
-    """transformers' static batching in this process: tokens/s and prefill time per batch."""
+def _raw_generator(model_dir: Path) -> Callable[[int, int], tuple[float, float]]:
+    """Load SmolLM2 as transformers does; returns timed(batch, new_tokens) -> (wall seconds,
+    CPU seconds of every thread of this process) of one greedy static-batch generate()."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -94,7 +93,6 @@ def raw_generate(
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
 
     def timed(batch: int, new_tokens: int) -> tuple[float, float]:
-        """Wall seconds and CPU seconds (every thread of this process) of one generate()."""
         inputs = tokenizer.pad({"input_ids": _chat_prompts(tokenizer, batch)}, return_tensors="pt")
         started, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode():
@@ -105,6 +103,16 @@ def raw_generate(
         return time.perf_counter() - started, time.process_time() - cpu
 
     timed(1, 2)  # warm-up: lazy initialisation
+    return timed
+
+
+def raw_generate(
+    model_dir: Path, max_tokens: int, batches: Sequence[int], repeats: int
+) -> dict[str, Any]:
+    """transformers' static batching in this process: tokens/s and prefill time per batch."""
+    import torch
+
+    timed = _raw_generator(model_dir)
     levels = []
     for batch in batches:
         # A shared machine only ever slows a run down: keep the fastest.
@@ -120,6 +128,27 @@ def raw_generate(
         "max_tokens": max_tokens, "dtype": "float32", "torch_threads": torch.get_num_threads(),
         "levels": levels,
     }  # fmt: skip
+
+
+def serve_raw_generate(
+    model_dir: Path,
+    max_tokens: int,
+    *,
+    requests: TextIO | None = None,
+    answers: TextIO | None = None,
+    load: Callable[[Path], Callable[[int, int], tuple[float, float]]] | None = None,
+) -> None:
+    """A loaded generate() on call for paired rounds (benchmarks/paired.py): each batch size
+    read from `requests` (stdin) is answered on `answers` (stdout) with one JSON line."""
+    requests = requests or sys.stdin
+    answers = answers or sys.stdout
+    timed = (load or _raw_generator)(model_dir)
+    print(json.dumps({"ready": True}), file=answers, flush=True)
+    for line in requests:
+        batch = int(line)
+        seconds, _ = timed(batch, max_tokens)
+        tokens_per_s = round(batch * max_tokens / seconds, 2)
+        print(json.dumps({"tokens_per_s": tokens_per_s}), file=answers, flush=True)
 
 
 def measure_raw_generate(s: Settings, model_dir: Path) -> dict[str, Any]:
@@ -334,20 +363,32 @@ def generation_phase(s: Settings) -> dict[str, Any]:
         backends = tuple(b for b in backends if b != "vllm")
     settings = replace(s, backends=backends)
     max_num_seqs = model_config.generation.max_num_seqs
-    for server in generation_servers(settings, model_dir, max_num_seqs):
+    servers = generation_servers(settings, model_dir, max_num_seqs)
+    for server in servers:
         result["runs"].append(measure_generation_server(server, s))
     result["ratios"] = generation_report.generation_ratios(result)
+    if s.paired_rounds:
+        from benchmarks.paired import generation_pairs
+
+        try:
+            result["paired"] = generation_pairs(settings, servers, model_dir)
+        except (RuntimeError, ValueError, httpx.HTTPError) as exc:
+            result["paired_error"] = f"{type(exc).__name__}: {exc}"[:3000]
+            log(f"  paired rounds failed: {result['paired_error'][:300]}")
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.generation")
-    parser.add_argument("mode", choices=("raw",))
+    parser.add_argument("mode", choices=("raw", "raw-serve"))
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.mode == "raw-serve":
+        serve_raw_generate(args.model_dir, args.max_tokens)
+        return 0
     batches = [int(b) for b in args.batches.split(",") if b]
     result = raw_generate(args.model_dir, args.max_tokens, batches, args.repeats)
     print(json.dumps(result), flush=True)

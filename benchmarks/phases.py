@@ -106,6 +106,36 @@ def check_answer(url: str, route: Route, reference: Sequence[float]) -> float | 
     return cosine
 
 
+def batcher_counts(url: str) -> tuple[float, float] | None:
+    """(forward passes, texts) of hf-runtime's encoder batchers from its /metrics; None for a
+    server without them. Their difference over a window gives the mean batch it formed."""
+    try:
+        return batcher_totals(httpx.get(url + "/metrics", timeout=10).text)
+    except httpx.HTTPError:
+        return None
+
+
+def batcher_totals(exposition: str) -> tuple[float, float] | None:
+    """hf_runtime_batches_total and hf_runtime_items_total summed over models, from a
+    Prometheus text exposition; None when it has neither."""
+    totals = {"hf_runtime_batches_total": 0.0, "hf_runtime_items_total": 0.0}
+    seen = False
+    for line in exposition.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[-1])
+            seen = True
+    return (totals["hf_runtime_batches_total"], totals["hf_runtime_items_total"]) if seen else None
+
+
+def _mean_batch(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return round((after[1] - before[1]) / (after[0] - before[0]), 1)
+
+
 def _per_request_ms(seconds: float | None, requests: int) -> float | None:
     return None if seconds is None else round(1000 * seconds / max(1, requests), 3)
 
@@ -124,16 +154,21 @@ async def _encoder_levels(
         windows = []
         for _ in range(s.windows):
             cpu_before = server.cpu_seconds()
+            batches_before = await asyncio.to_thread(batcher_counts, url)
             result = await measure_level(
                 url, route.path, route.body, concurrency=concurrency,
                 duration_s=s.level_s / s.windows, use_c=use_c,
             )  # fmt: skip
             cpu_after = server.cpu_seconds()
+            batches_after = await asyncio.to_thread(batcher_counts, url)
             used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
             windows.append({
                 **result.summary(),
                 # Where the CPU goes (set it against the ceiling's CPU per sentence).
                 "server_cpu_ms_per_request": _per_request_ms(used, result.requests + result.errors),
+                # The batches it really formed (hf-runtime only): the ceiling at that size is
+                # what the model itself allows at this concurrency.
+                "mean_batch": _mean_batch(batches_before, batches_after),
                 # Other work on the machine skews the numbers: note how busy it was.
                 "load_avg_1m": round(os.getloadavg()[0], 2),
             })  # fmt: skip
@@ -204,24 +239,30 @@ def _encoder_servers(s: Settings, dtype: str, main_dtype: bool) -> list[EncoderS
                 report.BENTOML_BATCHING, bentoml_batching_command(),
                 (v1_route(report.BENTOML_BATCHING), embed_route), env={"BENCH_DTYPE": dtype},
             ))  # fmt: skip
+    servers += hf_runtime_encoder_servers(s, dtype, before=main_dtype and bool(s.before))
+    if main_dtype and s.floor:
+        servers += _floor_servers(s)
+    return servers
+
+
+def hf_runtime_encoder_servers(s: Settings, dtype: str, *, before: bool) -> list[EncoderServer]:
+    """hf-runtime serving MiniLM, and with `before` the same from --before's commit."""
     # MiniLM alone: the encoder runs need nothing else, and the config a --before commit reads
     # must not hold keys that commit does not know (the other models' newer settings).
     minilm = config_subset(s.config, [ENCODER_MODEL_NAME], s.out_dir / "logs.tmp" / "minilm.yaml")
-    servers.append(EncoderServer(
+    servers = [EncoderServer(
         report.HF_RUNTIME, hf_runtime_command(minilm), (v1_route(report.HF_RUNTIME),),
         env={"HF_RUNTIME_DTYPE": dtype, **NO_GRPC}, fail_marker=HF_RUNTIME_LOAD_FAILED,
-    ))  # fmt: skip
-    if main_dtype and s.before:
-        # The same server from another commit, right after this one: before/after measured
-        # by the same load generator on the same machine within minutes.
+    )]  # fmt: skip
+    if before and s.before:
+        # The same server from another commit: before/after measured by the same load
+        # generator on the same machine within minutes.
         tree = source_tree(s.before, s.out_dir / "before.tmp")
         servers.append(EncoderServer(
             report.HF_RUNTIME_BEFORE, hf_runtime_command(minilm),
             (v1_route(report.HF_RUNTIME_BEFORE),), cwd=tree, fail_marker=HF_RUNTIME_LOAD_FAILED,
             env={"HF_RUNTIME_DTYPE": dtype, "PYTHONPATH": str(tree), **NO_GRPC},
         ))  # fmt: skip
-    if main_dtype and s.floor:
-        servers += _floor_servers(s)
     return servers
 
 
@@ -266,6 +307,16 @@ def encoder_phase(s: Settings) -> dict[str, Any]:
             result["runs"] += measure_encoder_server(server, dtype, s, reference)
     result["ratios"] = report.encoder_ratios(result)
     result["floor"] = report.floor_summary(result)
+    if s.paired_rounds:
+        from benchmarks.paired import encoder_pairs
+
+        dtype = s.dtypes[0]
+        log(f"encoder: paired rounds, hf-runtime vs the ceiling ({dtype})")
+        try:
+            result["paired"] = encoder_pairs(s, result["ceiling"][dtype], dtype)
+        except (RuntimeError, ValueError, httpx.HTTPError) as exc:
+            result["paired_error"] = f"{type(exc).__name__}: {exc}"[:3000]
+            log(f"  paired rounds failed: {report.one_line(result['paired_error'], 300)}")
     if s.breakdown:
         result["breakdown"] = cpu_breakdown(s)
     return result

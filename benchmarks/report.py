@@ -13,6 +13,7 @@ from benchmarks.generation_report import (
     generation_targets,
     plot_raw_generate,
 )
+from benchmarks.paired_report import paired_markdown, paired_targets
 
 HF_RUNTIME = "hf-runtime"
 HF_RUNTIME_BEFORE = "hf-runtime-before"  # the same server from --before's git ref
@@ -50,6 +51,19 @@ def one_line(error: str, limit: int = 160) -> str:
     return first.replace("|", "/")[:limit]
 
 
+def ceiling_at(ceiling: dict[str, Any], batch: float | None) -> float | None:
+    """The ceiling's sentences/s at a batch size between two measured ones (linear in the
+    batch's log2), from its sweep; None outside the sweep."""
+    sweep = sorted((lv["batch_size"], lv["sentences_per_s"]) for lv in ceiling.get("sweep", []))
+    if batch is None or not sweep or not sweep[0][0] <= batch <= sweep[-1][0]:
+        return None
+    for (b0, r0), (b1, r1) in zip(sweep, sweep[1:], strict=False):
+        if b0 <= batch <= b1:
+            w = 0.0 if b1 == b0 else (math.log2(batch) - math.log2(b0)) / math.log2(b1 / b0)
+            return round(r0 + w * (r1 - r0), 2)
+    return round(sweep[0][1], 2)
+
+
 def encoder_ratios(encoder: dict[str, Any]) -> list[dict[str, Any]]:
     """Per dtype and concurrency: hf-runtime's throughput over the ceiling's and each other
     server's (`hf_runtime_vs`: server name -> ratio)."""
@@ -70,10 +84,15 @@ def encoder_ratios(encoder: dict[str, Any]) -> list[dict[str, Any]]:
                 other["server"]: _ratio(rps, (_level(other, c) or {}).get("throughput_rps"))
                 for other in others
             }
+            at_batch = ceiling_at(ceiling, level.get("mean_batch"))
             rows.append({
                 "dtype": dtype,
                 "concurrency": c,
                 "hf_runtime_vs_ceiling": _ratio(rps, ceiling.get("best_sentences_per_s")),
+                # Against what the model does at the batch size the server really formed.
+                "mean_batch": level.get("mean_batch"),
+                "ceiling_at_mean_batch": at_batch,
+                "hf_runtime_vs_ceiling_at_mean_batch": _ratio(rps, at_batch),
                 "hf_runtime_vs": versus,
             })  # fmt: skip
     return rows
@@ -173,7 +192,14 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
     if results.get("generation"):
         targets += generation_targets(results["generation"])
-    return targets
+    # Where both sides were measured in alternating windows, that median replaces the ratio of
+    # two sequential runs (benchmarks/paired.py says why).
+    paired = paired_targets([
+        *(results.get("encoder") or {}).get("paired", []),
+        *(results.get("generation") or {}).get("paired", []),
+    ])  # fmt: skip
+    replaced = {row["replaces"] for row in paired}
+    return [t for t in targets if t["target"] not in replaced] + paired
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -241,6 +267,19 @@ def _encoder_markdown(encoder: dict[str, Any]) -> list[str]:
         ]
         if vs_ceiling:
             lines += ["", "hf-runtime / ceiling: " + ", ".join(vs_ceiling) + "."]
+        at_batch = [
+            f"c={c}: mean batch {_fmt(r['mean_batch'], 1)}, ceiling there "
+            f"{_fmt(r['ceiling_at_mean_batch'])}/s, hf-runtime / that "
+            f"{_fmt(r['hf_runtime_vs_ceiling_at_mean_batch'], 2)}x"
+            for (d, c), r in ratios.items()
+            if d == dtype and r.get("hf_runtime_vs_ceiling_at_mean_batch") is not None
+        ]
+        if at_batch:
+            lines += [
+                "",
+                "The batches hf-runtime formed (from its /metrics) and the ceiling at that batch "
+                "size: " + "; ".join(at_batch) + ".",
+            ]
         if any(
             r["server"] == BENTOML_BATCHING_DIRECT and r["dtype"] == dtype
             for r in encoder.get("runs", [])
@@ -359,6 +398,10 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _encoder_markdown(results["encoder"])
     if results.get("generation"):
         lines += _generation_markdown(results["generation"])
+    lines += paired_markdown([
+        *(results.get("encoder") or {}).get("paired", []),
+        *(results.get("generation") or {}).get("paired", []),
+    ])  # fmt: skip
     if results.get("targets"):
         lines += ["", "| target | wanted | measured | met |", "|---|---|---:|---|"]
         for t in results["targets"]:

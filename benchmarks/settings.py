@@ -43,6 +43,9 @@ class Settings:
     breakdown: bool = True
     before: str | None = None
     torch_threads: int | None = None  # OMP_NUM_THREADS for the ceiling and every server
+    # Paired rounds (benchmarks/paired.py): the targets' ratios from alternating windows with
+    # both sides up at once; 0 turns them off.
+    paired_rounds: int = 3
     # Generation extras (benchmarks/generation.py): N requests sent at once against one alone
     # (time to first token), and many short chats at once.
     simultaneous: int = 8
@@ -110,6 +113,11 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         "a shared, oversubscribed machine's numbers stable",
     )  # fmt: skip
     parser.add_argument(
+        "--paired-rounds", type=int, default=None,
+        help="alternating windows per compared pair for the targets' ratios (default 3, 1 "
+        "with --quick; 0: off, the targets then use the sequential runs)",
+    )  # fmt: skip
+    parser.add_argument(
         "--before", metavar="GIT_REF", default=None,
         help="also serve hf-runtime from this git ref (e.g. HEAD), as hf-runtime-before",
     )  # fmt: skip
@@ -123,6 +131,8 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)} or none")
     if min(args.concurrency + args.streams) < 1:
         parser.error("concurrency and streams must be at least 1")
+    if args.paired_rounds is not None and args.paired_rounds < 0:
+        parser.error("--paired-rounds must be 0 or more")
     if args.max_tokens is not None and args.max_tokens < 1:
         parser.error("--max-tokens must be at least 1")
     quick = bool(args.quick)
@@ -149,6 +159,7 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         breakdown=(not quick) if args.breakdown is None else args.breakdown,
         before=args.before,
         torch_threads=args.torch_threads,
+        paired_rounds=(1 if quick else 3) if args.paired_rounds is None else args.paired_rounds,
         arrival_repeats=1 if quick else 3,
         short_chats=16 if quick else 100,
         short_chat_tokens=8 if quick else 32,

@@ -123,6 +123,15 @@ class ServerConfig(_Strict):
         "dispatch straight to the protocol app (hf_runtime.fast_path). Off: BentoML's full stack.",
     )
 
+    gil_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="How long a thread may hold the GIL before another gets it (Python's "
+        "default: 5 ms). Shorter lets the event loop and the inference thread take turns "
+        "sooner, so the model's cores do not idle while HTTP work holds the GIL.",
+    )
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

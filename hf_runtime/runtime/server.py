@@ -10,6 +10,7 @@ import asyncio
 import logging
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,9 @@ class Runtime:
         """Start the gRPC server, and load every model in the background so health routes
         and RPCs answer (503 / UNAVAILABLE) meanwhile."""
         configure_logging(self.config.server.log_format)
+        # Process-wide, and this process only serves: a worker's threads take the GIL in turns
+        # of this length (the encoder benchmark's c=64 gained 6-12% at 1 ms over 5 ms).
+        sys.setswitchinterval(self.config.server.gil_switch_interval_ms / 1000)
         loop = asyncio.get_running_loop()
         if not self.drainer.install(loop):
             logger.warning("not on the main thread: SIGTERM will not drain")

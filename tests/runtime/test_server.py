@@ -80,3 +80,34 @@ def test_metrics_text_reports_each_loaded_models_state(tmp_path: Path, backend: 
     # In multiprocess mode (tests/conftest.py, like a BentoML worker) the event histograms
     # reach /metrics through BentoML's collector, never twice through this text.
     assert "hf_runtime_time_to_first_token_seconds" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected_s"), [({}, 0.001), ({"gil_switch_interval_ms": "2.5"}, 0.0025)]
+)
+async def test_startup_sets_the_gil_switch_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: dict[str, str], expected_s: float
+) -> None:
+    import signal
+    import sys
+
+    before, handler = sys.getswitchinterval(), signal.getsignal(signal.SIGTERM)
+    runtime = Runtime.from_sources({"model_dir": str(tmp_path), "grpc_port": "0", **args})
+    monkeypatch.setattr(Runtime, "_load", _no_loading)
+    try:
+        await runtime.start_loading()
+        assert sys.getswitchinterval() == pytest.approx(expected_s)
+    finally:
+        await runtime.close()
+        sys.setswitchinterval(before)
+        signal.signal(signal.SIGTERM, handler)  # start_loading installed the drain handler
+
+
+async def _no_loading(self: Runtime) -> None:
+    return None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "101", "fast"])
+def test_gil_switch_interval_out_of_range_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="gil_switch_interval_ms"):
+        Runtime.from_sources({"model_dir": "/m", "gil_switch_interval_ms": value})
