@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from benchmarks.cells import one_line
+from benchmarks.cells import row as _row
+
 HF = "huggingface"
 HF_BEFORE = "huggingface-before"  # the huggingface backend served from --before's git ref
 VLLM = "vllm"
@@ -162,23 +165,6 @@ def generation_targets(generation: dict[str, Any]) -> list[dict[str, Any]]:
     return targets  # fmt: skip
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _row(*cells: Any) -> str:
-    return "| " + " | ".join(_fmt(c) for c in cells) + " |"
-
-
-def _one_line(error: str, limit: int = 160) -> str:
-    first = next((line.strip() for line in error.splitlines() if line.strip()), "")
-    return first.replace("|", "/")[:limit]
-
-
 def generation_markdown(generation: dict[str, Any]) -> list[str]:
     settings = generation.get("settings", {})
     lines = [
@@ -193,7 +179,7 @@ def generation_markdown(generation: dict[str, Any]) -> list[str]:
     ]
     for run in generation.get("runs", []):
         if run.get("skipped") or run.get("error"):
-            reason = run.get("skipped") or f"failed: {_one_line(run['error'])}"
+            reason = run.get("skipped") or f"failed: {one_line(run['error'])}"
             lines.append(_row(run["backend"], "-", reason, "", "", "", "", "", ""))
             continue
         for level in run["levels"]:
@@ -218,7 +204,7 @@ def generation_markdown(generation: dict[str, Any]) -> list[str]:
             for lv in raw["levels"]
         ]
     elif raw.get("error"):
-        lines += ["", f"Raw `generate()` failed: {_one_line(raw['error'])}"]
+        lines += ["", f"Raw `generate()` failed: {one_line(raw['error'])}"]
     scenario_runs = [r for r in generation.get("runs", []) if r.get("simultaneous")]
     if scenario_runs:
         burst = scenario_runs[0]["simultaneous"]["requests"]

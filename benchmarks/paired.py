@@ -21,16 +21,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks import report
 from benchmarks.cload import measure_level
 from benchmarks.loadgen import run_streams
 from benchmarks.phases import (
     SERVER_START_TIMEOUT_S,
-    EncoderServer,
     hf_runtime_encoder_servers,
     log,
+    warm_up_stream,
 )
 from benchmarks.servers import REPO_ROOT, child_env, serve_process
 from benchmarks.settings import Settings
@@ -132,18 +132,43 @@ def encoder_pairs(s: Settings, ceiling: dict[str, Any], dtype: str) -> list[dict
     return [{**summarize(pair, values), "concurrency": top} for pair in pairs]
 
 
+class Startable(Protocol):
+    """What _all_up needs of phases.EncoderServer and generation.GenerationServer (frozen
+    dataclasses, hence read-only here)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def command(self) -> Callable[[int], list[str]]: ...
+    @property
+    def env(self) -> dict[str, str]: ...
+    @property
+    def fail_marker(self) -> str | None: ...
+    @property
+    def cwd(self) -> Path | None: ...
+    @property
+    def ready_path(self) -> str: ...
+
+
 @contextlib.contextmanager
-def _all_up(s: Settings, servers: Sequence[EncoderServer]) -> Iterator[dict[str, str]]:
+def _all_up(
+    s: Settings, servers: Sequence[Startable], warm: Callable[[str], object] | None = None
+) -> Iterator[dict[str, str]]:
+    """Every server started and ready (then `warm(url)` once), name -> URL; all stopped after."""
     with contextlib.ExitStack() as stack:
         urls = {}
         for server in servers:
             running = stack.enter_context(serve_process(
                 server.command, log_path=s.out_dir / "logs.tmp" / f"paired-{server.name}.log",
-                env=server.env, ready_timeout=SERVER_START_TIMEOUT_S,
+                env=server.env, ready_path=server.ready_path, ready_timeout=SERVER_START_TIMEOUT_S,
                 fail_marker=server.fail_marker, cwd=server.cwd,
             ))  # fmt: skip
+            if warm is not None:
+                warm(running.url)
             urls[server.name] = running.url
+        started = time.monotonic()
         yield urls
+        log(f"  paired rounds took {time.monotonic() - started:.0f} s")
 
 
 # ---------------------------------------------------------------------- generation
@@ -200,6 +225,10 @@ def _stream_window(url: str, streams: int, s: Settings) -> Callable[[], Metrics]
     return measure
 
 
+def _one_short_stream(url: str) -> None:
+    asyncio.run(warm_up_stream(url))
+
+
 def generation_pairs(s: Settings, servers: Sequence[Any], model_dir: Path) -> list[dict[str, Any]]:
     """huggingface at 1 and 8 streams against raw generate() at batch 1 and 8; the vllm
     backend against vLLM's own server at every --streams. `servers`: generation.py's
@@ -211,7 +240,7 @@ def generation_pairs(s: Settings, servers: Sequence[Any], model_dir: Path) -> li
     if "huggingface" in by_name:
         log("generation: paired rounds, huggingface vs raw generate()")
         with (
-            _generation_up(s, [by_name["huggingface"]]) as urls,
+            _all_up(s, [by_name["huggingface"]], _one_short_stream) as urls,
             raw_generate_process(model_dir, s.max_tokens) as generate,
         ):
             for streams in (1, 8):
@@ -226,7 +255,7 @@ def generation_pairs(s: Settings, servers: Sequence[Any], model_dir: Path) -> li
                 results.append({**summarize(pair, values), "streams": streams})
     if "vllm" in by_name and VLLM_SERVER in by_name:
         log("generation: paired rounds, vllm backend vs vLLM's server")
-        with _generation_up(s, [by_name["vllm"], by_name[VLLM_SERVER]]) as urls:
+        with _all_up(s, [by_name["vllm"], by_name[VLLM_SERVER]], _one_short_stream) as urls:
             for streams in s.streams:
                 sides = [Side(name, _stream_window(url, streams, s)) for name, url in urls.items()]
                 values = alternate(sides, s.paired_rounds)
@@ -239,24 +268,3 @@ def generation_pairs(s: Settings, servers: Sequence[Any], model_dir: Path) -> li
                 ):  # fmt: skip
                     results.append({**summarize(pair, values), "streams": streams})
     return results
-
-
-@contextlib.contextmanager
-def _generation_up(s: Settings, servers: Sequence[Any]) -> Iterator[dict[str, str]]:
-    with contextlib.ExitStack() as stack:
-        urls = {}
-        for server in servers:
-            running = stack.enter_context(serve_process(
-                server.command, log_path=s.out_dir / "logs.tmp" / f"paired-{server.name}.log",
-                env=server.env, ready_path=server.ready_path, ready_timeout=SERVER_START_TIMEOUT_S,
-                fail_marker=server.fail_marker, cwd=server.cwd,
-            ))  # fmt: skip
-            # One short stream: lazy initialisation is not part of the first window.
-            asyncio.run(run_streams(
-                running.url, CHAT_PATH, lambda i: chat_stream_body(i, max_tokens=4),
-                concurrency=1, duration_s=0, max_streams=1,
-            ))  # fmt: skip
-            urls[server.name] = running.url
-        started = time.monotonic()
-        yield urls
-        log(f"  paired rounds took {time.monotonic() - started:.0f} s")

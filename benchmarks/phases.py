@@ -79,6 +79,7 @@ class EncoderServer:
     fail_marker: str | None = None
     cwd: Path | None = None  # the source tree it runs from (None: this one)
     concurrencies: tuple[int, ...] | None = None  # None: every --concurrency
+    ready_path: str = "/readyz"
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -347,6 +348,17 @@ def cpu_breakdown(s: Settings) -> dict[str, Any]:
     return breakdown
 
 
+async def warm_up_stream(url: str) -> None:
+    """One short stream, so that the first measured window does not pay for lazy
+    initialisation."""
+    warmup = await run_streams(
+        url, CHAT_PATH, lambda i: chat_stream_body(i, max_tokens=4), concurrency=1,
+        duration_s=0, max_streams=1,
+    )  # fmt: skip
+    if warmup.errors:
+        raise RuntimeError(f"the warm-up stream failed: {warmup.error_samples[0]}")
+
+
 async def _generation_levels(
     url: str, s: Settings, backend: str, cpu_seconds: Callable[[], float | None] | None = None
 ) -> list[dict[str, Any]]:
@@ -356,13 +368,7 @@ async def _generation_levels(
     def body(index: int) -> bytes:
         return chat_stream_body(index, max_tokens=s.max_tokens)
 
-    # One short stream first, so the first level does not pay for lazy initialisation.
-    warmup = await run_streams(
-        url, CHAT_PATH, lambda i: chat_stream_body(i, max_tokens=4), concurrency=1,
-        duration_s=0, max_streams=1,
-    )  # fmt: skip
-    if warmup.errors:
-        raise RuntimeError(f"the warm-up stream failed: {warmup.error_samples[0]}")
+    await warm_up_stream(url)
     levels = []
     for concurrency in s.streams:
         cpu_before = cpu_seconds() if cpu_seconds else None

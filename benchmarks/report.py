@@ -8,6 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cells import fmt as _fmt
+from benchmarks.cells import one_line
+from benchmarks.cells import row as _row
 from benchmarks.generation_report import (
     generation_markdown,
     generation_targets,
@@ -43,12 +46,6 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if not numerator or not denominator:
         return None
     return round(numerator / denominator, 2)
-
-
-def one_line(error: str, limit: int = 160) -> str:
-    """An error's first line, safe inside a Markdown table cell."""
-    first = next((line.strip() for line in error.splitlines() if line.strip()), "")
-    return first.replace("|", "/")[:limit]
 
 
 def ceiling_at(ceiling: dict[str, Any], batch: float | None) -> float | None:
@@ -200,18 +197,6 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ])  # fmt: skip
     replaced = {row["replaces"] for row in paired}
     return [t for t in targets if t["target"] not in replaced] + paired
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _row(*cells: Any) -> str:
-    return "| " + " | ".join(_fmt(c) for c in cells) + " |"
 
 
 def _machine_line(machine: dict[str, Any]) -> str:

@@ -228,24 +228,16 @@ class ModelConfig(_Strict):
         if isinstance(data, dict) and "max_length" in data:  # KServe's deprecated alias
             data = dict(data)
             data.setdefault("max_model_len", data.pop("max_length"))
-        if isinstance(data, dict) and "generation_config" in data:
-            # vLLM's flat flag (--generation-config, HF_RUNTIME_GENERATION_CONFIG), given
-            # beside the model: it wins over the generation section's key, which it sets.
-            data = dict(data)
-            section = data.get("generation") or {}
-            if isinstance(section, BaseModel):
-                section = section.model_dump()
-            if isinstance(section, dict):
-                data["generation"] = {**section, "generation_config": data.pop("generation_config")}
-        if isinstance(data, dict) and "tool_call_parser" in data:
-            # vLLM's --tool-call-parser (HF_RUNTIME_TOOL_CALL_PARSER) beside the model, the
-            # same way: it sets generation.tool_call_parser.
-            data = dict(data)
-            section = data.get("generation") or {}
-            if isinstance(section, BaseModel):
-                section = section.model_dump()
-            if isinstance(section, dict):
-                data["generation"] = {**section, "tool_call_parser": data.pop("tool_call_parser")}
+        for flag in GENERATION_FLAT_FLAGS:
+            if isinstance(data, dict) and flag in data:
+                # vLLM's flat flags (--generation-config, --tool-call-parser; HF_RUNTIME_<FLAG>)
+                # given beside the model: each wins over, and sets, the generation section's key.
+                data = dict(data)
+                section = data.get("generation") or {}
+                if isinstance(section, BaseModel):
+                    section = section.model_dump()
+                if isinstance(section, dict):
+                    data["generation"] = {**section, flag: data.pop(flag)}
         return data
 
     @field_validator("tensor_input_names", mode="before")
@@ -295,11 +287,12 @@ class RuntimeConfig(_Strict):
         return self
 
 
+# vLLM's flat flags for keys of the generation section (generation.<flag>).
+GENERATION_FLAT_FLAGS = ("generation_config", "tool_call_parser")
 MODEL_FLAGS: frozenset[str] = frozenset(ModelConfig.model_fields) | {
     "disable_postprocess",
     "max_length",
-    "generation_config",  # generation.generation_config, as vLLM's flat flag
-    "tool_call_parser",  # generation.tool_call_parser, as vLLM's flat flag
+    *GENERATION_FLAT_FLAGS,
 }
 SERVER_FLAGS: frozenset[str] = frozenset(ServerConfig.model_fields)
 _MODEL_DEFINING = ("model_id", "model_dir", "gguf_file")
