@@ -1,0 +1,190 @@
+"""The per-model sections: one pydantic model per served model, the only home of its defaults.
+Field names are KServe huggingfaceserver's flags (and vLLM's, for generation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from hf_runtime.config.base import StrictSection
+from hf_runtime.config.server import ServerConfig
+from hf_runtime.tasks.names import Task
+
+DEFAULT_MAX_LOG_LEN = 256
+Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
+BackendName = Literal["auto", "huggingface", "vllm"]
+# The tool-call parsers of hf_runtime.protocols.openai.tool_parsers (vLLM's names).
+ToolCallParser = Literal["hermes", "llama3_json", "mistral", "pythonic"]
+# vLLM's flat flags for keys of the generation section (generation.<flag>).
+GENERATION_FLAT_FLAGS = ("generation_config", "tool_call_parser")
+
+
+class BatchingConfig(StrictSection):
+    """Cross-request batching of encoder forward passes (one batcher per model)."""
+
+    max_batch_size: int = Field(64, ge=1, description="Most texts in one forward pass.")
+    max_batch_tokens: int = Field(
+        16384, ge=1, description="Most padded tokens in one forward pass."
+    )
+    max_queue_size: int = Field(
+        2048, ge=1, description="Most texts waiting; beyond it requests get 429 (back-pressure)."
+    )
+
+
+class GenerationConfig(StrictSection):
+    """Generative (text_generation / text2text_generation) settings."""
+
+    max_num_seqs: int = Field(16, ge=1, description="Most sequences decoded together.")
+    max_queue_size: int = Field(
+        256,
+        ge=1,
+        description="Sequences that may wait beside max_num_seqs running; past that, 429 (the "
+        "same rule on every backend).",
+    )
+    chat_template: str | None = Field(None, description="Path to a Jinja chat template file.")
+    allow_request_chat_template: bool = Field(
+        False, description="Let requests pass their own `chat_template` (off: templates run code)."
+    )
+    tool_call_parser: ToolCallParser | None = Field(
+        None,
+        description='How the model writes tool calls, for OpenAI `tool_choice: "auto"` '
+        "(vLLM's --tool-call-parser): hermes (Hermes, Qwen2.5/3, the default SmolLM2 template), "
+        'llama3_json, mistral, pythonic. Unset: "auto" is refused and tools only reach the '
+        "chat template.",
+    )
+    generation_config: Literal["auto", "none", "vllm"] = Field(
+        "auto",
+        description="vLLM's --generation-config: `auto` takes the sampling defaults of the "
+        "model's generation_config.json (temperature, top_p, top_k, min_p, repetition, presence "
+        "and frequency penalties; max_new_tokens as max_tokens) for the fields a request leaves "
+        "unset; `none` (or vLLM's `vllm`) ignores them: OpenAI's defaults apply.",
+    )
+
+    @property
+    def uses_model_sampling_defaults(self) -> bool:
+        return self.generation_config == "auto"
+
+
+class ModelConfig(StrictSection):
+    """One served model. Field names are KServe huggingfaceserver's flags."""
+
+    model_name: str = "model"
+    model_id: str | None = None
+    model_dir: str | None = None
+    gguf_file: str | None = None
+    model_revision: str | None = None
+    tokenizer_revision: str | None = None
+    dtype: Dtype = "auto"
+    # Opt-in, encoder tasks on the huggingface backend, CPU: int8_dynamic runs the encoder's
+    # Linear layers in int8. Faster but lossy (README's precision table); never implied by auto.
+    quantization: Literal["int8_dynamic"] | None = None
+    task: Task | None = None
+    backend: BackendName = "auto"
+    max_model_len: int | None = Field(None, ge=1)
+    disable_lower_case: bool = False
+    disable_special_tokens: bool = False
+    trust_remote_code: bool = False
+    tensor_input_names: list[str] | None = None
+    return_token_type_ids: bool = False
+    return_probabilities: bool = False
+    return_raw_logits: bool = Field(False, validation_alias="return_raw_logits")
+    return_offsets_mapping: bool = False
+    # Opt-in encoder outputs (off: KServe-exact). return_labels: sequence classification
+    # answers id2label names with scores; top_k: the k best labels (sequence classification)
+    # or token candidates per mask (fill_mask), with scores. Requests may override both.
+    return_labels: bool = False
+    top_k: int | None = Field(None, ge=1)
+    # token_classification: group tokens into entities as transformers' pipeline does
+    # (none|simple|first|average|max); unset keeps KServe's per-position labels.
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] | None = None
+    # rerank: a one-label cross-encoder scores sigmoid(logit), as sentence-transformers'
+    # CrossEncoder does; true returns the raw logit instead.
+    rerank_raw_scores: bool = False
+    # TEI's auto_truncate: true cuts encoder inputs to max_model_len (KServe's behaviour);
+    # false answers 413 for an input longer than that instead.
+    auto_truncate: bool = True
+    disable_log_requests: bool = False
+    # KServe logs whole inputs by default; a few hundred characters keep logs useful and small.
+    max_log_len: int | None = Field(DEFAULT_MAX_LOG_LEN, ge=0)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    # Backend-specific sections are validated by the backend that owns them (e.g. `vllm:`).
+    vllm: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "disable_postprocess" in data:
+            data = dict(data)
+            value = data.pop("disable_postprocess")
+            if "return_raw_logits" in data and data["return_raw_logits"] != value:
+                raise ValueError("disable_postprocess is an alias of return_raw_logits; give one")
+            data["return_raw_logits"] = value
+        if isinstance(data, dict) and "max_length" in data:  # KServe's deprecated alias
+            data = dict(data)
+            data.setdefault("max_model_len", data.pop("max_length"))
+        for flag in GENERATION_FLAT_FLAGS:
+            if isinstance(data, dict) and flag in data:
+                # vLLM's flat flags (--generation-config, --tool-call-parser; HF_RUNTIME_<FLAG>)
+                # given beside the model: each wins over, and sets, the generation section's key.
+                data = dict(data)
+                section = data.get("generation") or {}
+                if isinstance(section, BaseModel):
+                    section = section.model_dump()
+                if isinstance(section, dict):
+                    data["generation"] = {**section, flag: data.pop(flag)}
+        return data
+
+    @field_validator("tensor_input_names", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not value or "/" in value or ":" in value:
+            raise ValueError("model_name must be non-empty and contain no '/' or ':'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.return_probabilities and self.return_raw_logits:
+            raise ValueError(
+                "return_probabilities and return_raw_logits (disable_postprocess) are mutually "
+                "exclusive: choose one"
+            )
+        if not self.model_id and not self.model_dir:
+            raise ValueError("one of model_id or model_dir is required")
+        if self.model_id and self.model_dir:
+            raise ValueError("give model_id (a Hub id) or model_dir (a location), not both")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.model_id or self.model_dir or ""
+
+
+class RuntimeConfig(StrictSection):
+    """Everything the service serves."""
+
+    models: list[ModelConfig] = Field(min_length=1)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RuntimeConfig:
+        names = [m.model_name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model_name must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+MODEL_FLAGS: frozenset[str] = frozenset(ModelConfig.model_fields) | {
+    "disable_postprocess",
+    "max_length",
+    *GENERATION_FLAT_FLAGS,
+}

@@ -1,0 +1,86 @@
+"""The server section: settings of the server as a whole (YAML `server:`, HF_RUNTIME_<KEY>)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from hf_runtime.config.base import MIB, StrictSection
+from hf_runtime.config.key_file import read_key_file
+
+
+class ServerConfig(StrictSection):
+    """Settings of the server as a whole (the YAML `server:` section, or HF_RUNTIME_<KEY>)."""
+
+    api_key: list[str] = Field(
+        default_factory=list,
+        description="Keys that unlock every inference and metadata route (Authorization: "
+        "Bearer <key> or x-api-key: <key>); several keys comma-separated. Empty: no key needed.",
+        repr=False,
+    )
+    api_key_file: str | None = Field(
+        None, description="A file holding keys, one per line (a mounted Kubernetes secret)."
+    )
+    protect_metrics: bool = Field(False, description="Require the API key on /metrics too.")
+    max_request_bytes: int = Field(
+        8 * MIB, ge=1024, description="Largest request body; larger ones get 413 unread."
+    )
+    drain_timeout: float = Field(
+        30.0, ge=0, description="On SIGTERM, seconds to let in-flight requests finish."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Format of hf_runtime logs.")
+    grpc_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol V2 gRPC server (KServe's default "
+        "8081); 0 turns it off.",
+    )
+    grpc_host: str | None = Field(
+        None,
+        description="Interface the gRPC server binds; default: the HTTP server's (BentoML's "
+        "--host), so a loopback-only server stays loopback-only on gRPC too.",
+    )
+    bentoml_fast_path: bool = Field(
+        True,
+        description="Keep BentoML's per-request work off the inference routes where that loses "
+        "nothing configured: no OpenTelemetry span unless BentoML tracing is configured, and "
+        "dispatch straight to the protocol app (hf_runtime.fast_path). Off: BentoML's full stack.",
+    )
+
+    gil_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="How long a thread may hold the GIL before another gets it (Python's "
+        "default: 5 ms). Shorter lets the event loop and the inference thread take turns "
+        "sooner, so the model's cores do not idle while HTTP work holds the GIL.",
+    )
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _keys_ok(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) < 8 or not key.isascii() or not key.isprintable() or " " in key:
+                raise ValueError(
+                    "each api_key must be at least 8 printable ASCII characters without spaces"
+                )
+        return keys
+
+    def read_api_keys(self) -> list[str]:
+        """Every accepted key: `api_key` plus the lines of `api_key_file` (read now, so a
+        rotated secret file takes effect on restart). Raises ConfigError when unreadable."""
+        keys = list(self.api_key)
+        if self.api_key_file:
+            keys += read_key_file(
+                self.api_key_file, check=lambda found: ServerConfig(api_key=found).api_key
+            )
+        return keys
