@@ -15,7 +15,7 @@ class ErrorKind(str, Enum):
     UNAUTHENTICATED = "unauthenticated"  # no or wrong API key
     NOT_FOUND = "not_found"  # unknown model (or route object)
     TOO_LARGE = "too_large"  # the request (body, or one input) is over a configured limit
-    NOT_READY = "not_ready"  # model still loading / failed to load
+    NOT_READY = "not_ready"  # model still loading, failed to load, or its engine died
     OVERLOADED = "overloaded"  # admission queue is full: back-pressure
     UNSUPPORTED = "unsupported"  # valid request, but this model/task cannot do it
     NOT_IMPLEMENTED = "not_implemented"  # a protocol feature we do not implement (e.g. V2 versions)
@@ -51,6 +51,18 @@ class ModelNotReady(HFRuntimeError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Model with name {name} is not ready.", param="model")
         self.name = name
+
+
+class ModelLoadFailed(ModelNotReady):
+    """The model is FAILED: its load failed, or its engine died. Unlike a bare ModelNotReady
+    ("still loading": retry later), the message says why, so nobody polls a dead model.
+    `reason` is a sentence such as "Loading failed: OSError: ..." or "Its engine died: ..."."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name)
+        self.message = f"Model with name {name} cannot serve requests. {reason}"
+        self.args = (self.message,)
+        self.reason = reason
 
 
 class Unauthenticated(HFRuntimeError):

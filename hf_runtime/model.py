@@ -9,8 +9,10 @@ A served model is registered with the capabilities it really has, decided once w
   - `TextTokenizer`: the model's own tokenizer, text <-> token ids (every generative and
     encoder model: the /tokenize and /detokenize routes).
 A protocol asks for the capability it needs with `require_capability`, the one place that
-decides "still loading" (503) and "this model cannot do that" (400), so no model stubs a
-method it cannot serve. Observability (`stats`) and lifecycle (`aclose`) are declared here too.
+decides "this model cannot do that" (400), so no model stubs a method it cannot serve; it
+checks readiness with `require_ready`, the one place that turns a model's `ModelStatus` into
+"still loading" (ModelNotReady) or "failed, and why" (ModelLoadFailed), both 503.
+Observability (`stats`) and lifecycle (`aclose`) are declared here too.
 
 Protocol routers (`hf_runtime.protocols.*`) import this module, `types` and `errors` only:
 never a backend, torch, transformers or vllm. Every method that can take more than a few
@@ -22,12 +24,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from hf_runtime.errors import ModelNotReady, Unsupported
+from hf_runtime.errors import ModelLoadFailed, ModelNotReady, Unsupported
 from hf_runtime.types import (
     EmbeddingResult,
     GenerationDelta,
     GenerationRequest,
     ModelMetadata,
+    ModelState,
+    ModelStatus,
     OutputOptions,
     Prediction,
     ScoreResult,
@@ -165,7 +169,11 @@ class ServedModel(Protocol):
         """The backend that runs it ("huggingface", "vllm"); "" while loading."""
 
     @property
-    def ready(self) -> bool: ...
+    def ready(self) -> bool:
+        """`status().ready`, for the many callers that need only that."""
+
+    def status(self) -> ModelStatus:
+        """LOADING / READY / FAILED (with the reason) / UNAVAILABLE."""
 
     def metadata(self) -> ModelMetadata:
         """Raises ModelNotReady while loading."""
@@ -186,12 +194,11 @@ def require_capability(
 ) -> C:
     """The one place that decides whether `model` can serve a request needing `kind`.
 
-    Not ready: ModelNotReady (503). Lacking it: Unsupported (400, param "model") naming what
+    Not ready: `require_ready`'s 503. Lacking it: Unsupported (400, param "model") naming what
     was `wanted` (default: the capability's label) and, when the protocol knows them, the
     routes that would serve this model (`alternatives`).
     """
-    if not model.ready:
-        raise ModelNotReady(model.name)
+    require_ready(model)
     found = model.capability(kind)
     if found is None:
         label = wanted or CAPABILITY_LABELS.get(kind, kind.__name__)
@@ -200,6 +207,17 @@ def require_capability(
             f"Model {model.name} ({model.task}) does not support {label}{hint}", param="model"
         )
     return found
+
+
+def require_ready(model: ServedModel) -> None:
+    """The one readiness check: FAILED raises ModelLoadFailed (its reason in the message);
+    LOADING or UNAVAILABLE raise ModelNotReady; READY passes."""
+    if model.ready:
+        return
+    status = model.status()
+    if status.state is ModelState.FAILED:
+        raise ModelLoadFailed(model.name, status.reason)
+    raise ModelNotReady(model.name)
 
 
 class ModelRegistry(Protocol):

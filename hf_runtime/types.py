@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
 # Open Inference Protocol V2 datatypes.
@@ -29,6 +30,27 @@ class ModelMetadata:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     versions: list[str] | None = None
+
+
+class ModelState(str, Enum):
+    """Where a served model stands: the states of the V2 model repository extension."""
+
+    LOADING = "LOADING"  # being loaded: requests get 503 "not ready"
+    READY = "READY"
+    FAILED = "FAILED"  # its load failed, or its engine died: 503 saying why
+    UNAVAILABLE = "UNAVAILABLE"  # not loaded (never asked, or unloaded / closed)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A model's state and, when it is not READY, why (the error of a failed load)."""
+
+    state: ModelState
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ModelState.READY
 
 
 @dataclass

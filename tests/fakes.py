@@ -18,15 +18,23 @@ from hf_runtime.errors import (
     HFRuntimeError,
     InvalidInput,
     ModelNotFound,
-    ModelNotReady,
 )
-from hf_runtime.model import Embedder, Predictor, Scorer, TextGenerator, TextTokenizer
+from hf_runtime.model import (
+    Embedder,
+    Predictor,
+    Scorer,
+    TextGenerator,
+    TextTokenizer,
+    require_ready,
+)
 from hf_runtime.observability.context import note_model
 from hf_runtime.types import (
     EmbeddingResult,
     GenerationDelta,
     GenerationRequest,
     ModelMetadata,
+    ModelState,
+    ModelStatus,
     OutputTensor,
     Prediction,
     TensorSpec,
@@ -90,6 +98,7 @@ class FakeServedModel:
         self._name = name
         self._task = task
         self.ready = ready
+        self.failed_reason: str | None = None  # set (with ready=False) to simulate a failed load
         self.probabilities = probabilities
         self.offsets = offsets
         self.versions = versions
@@ -118,6 +127,12 @@ class FakeServedModel:
     def backend(self) -> str:
         return "fake"
 
+    def status(self) -> ModelStatus:
+        """READY, LOADING while `.ready` is False, or FAILED with `failed_reason` when set."""
+        if self.failed_reason is not None:
+            return ModelStatus(ModelState.FAILED, self.failed_reason)
+        return ModelStatus(ModelState.READY if self.ready else ModelState.LOADING)
+
     def capability(self, kind: type[Any]) -> Any:
         self._check_ready()
         if kind is TextGenerator:
@@ -139,8 +154,7 @@ class FakeServedModel:
         self.ready = False
 
     def _check_ready(self) -> None:
-        if not self.ready:
-            raise ModelNotReady(self._name)
+        require_ready(self)
 
     def metadata(self) -> ModelMetadata:
         self._check_ready()

@@ -3,8 +3,9 @@
 Adapters decode their wire format into `hf_runtime.dataplane.types`, call one method here and
 encode what it returns (MLServer's DataPlane pattern). The rules live here and nowhere else:
   - an unknown model is ModelNotFound (404 / NOT_FOUND); a loading one ModelNotReady (503 /
-    UNAVAILABLE); a model without the capability a request needs Unsupported (400), naming
-    the routes that do serve it: texts need a Predictor, text pairs a Scorer;
+    UNAVAILABLE); a FAILED one ModelLoadFailed (503 / UNAVAILABLE, saying why); a model
+    without the capability a request needs Unsupported (400), naming the routes that do
+    serve it: texts need a Predictor, text pairs a Scorer;
   - versions: a model that declares none answers "Model versioning not supported yet." (501,
     as KServe); an undeclared version of a versioned model is a 404;
   - inference takes exactly one non-empty BYTES input (KServe would silently use inputs[0]),
@@ -46,11 +47,13 @@ from hf_runtime.model import (
     ServedModel,
     TextGenerator,
     require_capability,
+    require_ready,
 )
 from hf_runtime.types import (
     OUTPUT_OPTION_KEYS,
     PAIR_INPUTS,
     ModelMetadata,
+    ModelStatus,
     OutputOptions,
     OutputTensor,
     Prediction,
@@ -104,13 +107,23 @@ class DataPlane:
     # ------------------------------------------------------------ models
 
     def model_ready(self, name: str, model_version: str | None = None) -> bool:
-        """False while loading; ModelNotFound for an unknown model, and the version errors
+        """False unless READY; ModelNotFound for an unknown model, and the version errors
         (checked once the model has loaded: versions come from its metadata)."""
         model = self._registry.get(name)
         if not model.ready:
             return False
         _check_version(model, model_version)
         return True
+
+    def require_ready(self, name: str, model_version: str | None = None) -> None:
+        """`model_ready`, raising the 503 that says why not (loading, or failed and why)."""
+        model = self._registry.get(name)
+        require_ready(model)
+        _check_version(model, model_version)
+
+    def model_status(self, name: str) -> ModelStatus:
+        """The model's state and reason; ModelNotFound for an unknown model."""
+        return self._registry.get(name).status()
 
     def model_metadata(self, name: str, model_version: str | None = None) -> ModelMetadata:
         """Raises ModelNotReady while loading."""

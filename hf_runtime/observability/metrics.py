@@ -37,6 +37,7 @@ class EventMetrics:
     inter_token_latency: Any
     prompt_tokens: Any
     generation_tokens: Any
+    load_failures: Any
 
 
 @functools.cache
@@ -71,6 +72,11 @@ def event_metrics() -> EventMetrics:
         ),
         prompt_tokens=Counter(PREFIX + "prompt_tokens", "Prompt tokens processed.", MODEL_LABELS),
         generation_tokens=Counter(PREFIX + "generation_tokens", "Tokens generated.", MODEL_LABELS),
+        load_failures=Counter(
+            PREFIX + "model_load_failures",
+            "Model loads that failed, by model and reason (the error logged and reported).",
+            ["model", "reason"],
+        ),
     )
 
 
@@ -78,6 +84,14 @@ def observe_request(model: str, protocol: str, status: int, seconds: float) -> N
     event_metrics().request_duration.labels(
         model=model, protocol=protocol, status_class=f"{status // 100}xx"
     ).observe(seconds)
+
+
+MAX_REASON_LABEL = 200  # characters of a load failure's reason kept in its label
+
+
+def count_load_failure(model: str, reason: str) -> None:
+    """One failed load of `model`; `reason` is the one its state reports (cut to 200 chars)."""
+    event_metrics().load_failures.labels(model=model, reason=reason[:MAX_REASON_LABEL]).inc()
 
 
 def observe_queue_time(model: str, backend: str, seconds: float) -> None:

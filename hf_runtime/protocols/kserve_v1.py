@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from hf_runtime.dataplane import DataPlane
-from hf_runtime.errors import InvalidInput, ModelNotReady, NotImplementedFeature
+from hf_runtime.errors import InvalidInput, NotImplementedFeature
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols import json_body
 from hf_runtime.protocols.codecs import v1_json
@@ -52,8 +52,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
 
     @app.get("/models/{name}")
     async def model_status(name: str) -> dict[str, Any]:
-        if not plane.model_ready(name):
-            raise ModelNotReady(name)  # KServe: 503 while not ready
+        plane.require_ready(name)  # KServe: 503 while not ready; a FAILED model says why
         return {"name": name, "ready": True, **model_card(name)}
 
     hot = APIRouter(route_class=LeanRoute)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from hf_runtime.dataplane import DataPlane, InferenceRequest
-from hf_runtime.errors import InvalidInput, ModelNotReady
+from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.codecs import v2_binary, v2_json
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
@@ -111,8 +111,8 @@ def _metadata_body(metadata: ModelMetadata) -> dict[str, Any]:
 
 
 def _ready_body(plane: DataPlane, name: str, model_version: str | None) -> dict[str, Any]:
-    if not plane.model_ready(name, model_version):
-        raise ModelNotReady(name)  # KServe answers 503 for a model that is not ready
+    # KServe answers 503 for a model that is not ready; a FAILED one's message says why.
+    plane.require_ready(name, model_version)
     return {"name": name, "ready": True}
 
 

@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from hf_runtime.config import ModelConfig, RuntimeConfig
-from hf_runtime.errors import ConfigError, ModelNotFound, ModelNotReady
-from hf_runtime.model import C, ServedModel
+from hf_runtime.errors import ConfigError, ModelNotFound
+from hf_runtime.model import C, ServedModel, require_ready
 from hf_runtime.observability.context import note_model
-from hf_runtime.types import ModelMetadata
+from hf_runtime.observability.metrics import count_load_failure
+from hf_runtime.types import ModelMetadata, ModelState, ModelStatus
 
 logger = logging.getLogger("hf_runtime")
 
@@ -18,14 +19,17 @@ logger = logging.getLogger("hf_runtime")
 class ModelSlot:
     """A ServedModel that exists from startup and delegates once its model has loaded.
 
-    Before that (or after a failed load) metadata and capabilities raise ModelNotReady, so the
-    protocols answer 503 while loading instead of not listening at all (KServe's behaviour).
+    Its `status` is the slot's own until a model is attached: LOADING (configured models, from
+    startup), FAILED with the load's error, or UNAVAILABLE (nothing loaded); then the model's
+    (READY, or FAILED when its engine died). Metadata and capabilities of a slot that is not
+    READY raise `require_ready`'s error, so the protocols answer 503 while loading instead of
+    not listening at all (KServe's behaviour), and say why when the load failed.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, state: ModelState = ModelState.LOADING) -> None:
         self.config = config
         self._model: ServedModel | None = None
-        self.load_error: str | None = None
+        self._status = ModelStatus(state)
         self.load_seconds: float | None = None
 
     @property
@@ -38,9 +42,12 @@ class ModelSlot:
             return self._model.task
         return self.config.task.value if self.config.task else ""
 
+    def status(self) -> ModelStatus:
+        return self._model.status() if self._model is not None else self._status
+
     @property
     def ready(self) -> bool:
-        return self._model is not None and self._model.ready
+        return self.status().ready
 
     @property
     def backend(self) -> str:
@@ -49,12 +56,8 @@ class ModelSlot:
 
     @property
     def loaded(self) -> ServedModel:
-        if self._model is None or not self._model.ready:
-            error = ModelNotReady(self.name)
-            if self.load_error:  # say why, so a client isn't left polling a dead load
-                error.message += f" Loading failed: {self.load_error}"
-                error.args = (error.message,)
-            raise error
+        require_ready(self)
+        assert self._model is not None  # READY only with a model attached
         return self._model
 
     def metadata(self) -> ModelMetadata:
@@ -71,15 +74,20 @@ class ModelSlot:
         self._model = model
 
     async def load(self) -> tuple[ServedModel, ...]:
-        """Load the model; returns the LoRA adapters to serve beside it under their own names."""
+        """Load the model; returns the LoRA adapters to serve beside it under their own names.
+        A failure leaves the slot FAILED with the error as its reason, logged and counted."""
         from hf_runtime.runtime.loading import load_model
 
+        self._status = ModelStatus(ModelState.LOADING)
         started = time.perf_counter()
         try:
             loaded = await load_model(self.config)
-        except Exception as exc:  # keep serving the other models; readiness stays false
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            logger.exception("model %s failed to load", self.name)
+        except Exception as exc:  # keep serving the other models; this one is FAILED
+            self._status = ModelStatus(ModelState.FAILED, load_failure_reason(exc))
+            logger.error(
+                "model %s: %s", self.name, self._status.reason, exc_info=not _expected(exc)
+            )
+            count_load_failure(self.name, self._status.reason)
             raise
         self._model = loaded.model
         self.load_seconds = time.perf_counter() - started
@@ -89,6 +97,18 @@ class ModelSlot:
     async def aclose(self) -> None:
         if self._model is not None:
             await self._model.aclose()
+
+
+def load_failure_reason(exc: BaseException) -> str:
+    """The reason a FAILED slot reports: "Loading failed: <error type>: <message>"."""
+    message = " ".join(str(exc).split())  # one line: it goes in logs and error bodies
+    error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"Loading failed: {error}"
+
+
+def _expected(exc: BaseException) -> bool:
+    """Errors an operator fixes from the message alone (no traceback needed)."""
+    return isinstance(exc, (ConfigError, OSError, ValueError))
 
 
 class Registry:

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from hf_runtime.config import load_config
-from hf_runtime.errors import ModelNotFound, ModelNotReady
+from hf_runtime.errors import ModelLoadFailed, ModelNotFound, ModelNotReady
 from hf_runtime.model import Predictor
 from hf_runtime.runtime import loading
 from hf_runtime.runtime.loading import LoadedModel
 from hf_runtime.runtime.registry import Registry
-from hf_runtime.types import ModelMetadata
+from hf_runtime.types import ModelMetadata, ModelState, ModelStatus
 
 
 class _Loaded:
@@ -21,6 +21,9 @@ class _Loaded:
     task = "fill_mask"
     ready = True
     backend = "huggingface"
+
+    def status(self) -> ModelStatus:
+        return ModelStatus(ModelState.READY)
 
     def capability(self, kind: type) -> Any:
         return self if kind is Predictor else None
@@ -73,3 +76,34 @@ async def test_failed_load_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelNotReady, match="Loading failed: FileNotFoundError: no weights"):
         reg.get("a").metadata()
     assert not reg.ready
+
+
+async def test_slot_states_and_failure_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOADING from startup, FAILED with the load's error as reason (counted), READY after a
+    load that works; a FAILED slot raises ModelLoadFailed, whose message carries the reason."""
+    from prometheus_client import REGISTRY
+
+    attempts: list[int] = []
+
+    async def flaky(config: Any) -> LoadedModel:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("config.json is not valid JSON:\n line 1")
+        return LoadedModel(_Loaded())
+
+    monkeypatch.setattr(loading, "load_model", flaky)
+    reg = registry()
+    slot = reg.get("a")
+    assert slot.status() == ModelStatus(ModelState.LOADING)
+    reason = "Loading failed: OSError: config.json is not valid JSON: line 1"
+    labels = {"model": "a", "reason": reason}
+    before = REGISTRY.get_sample_value("hf_runtime_model_load_failures_total", labels) or 0
+    with pytest.raises(OSError):
+        await reg.load_all()
+    assert slot.status() == ModelStatus(ModelState.FAILED, reason)
+    assert REGISTRY.get_sample_value("hf_runtime_model_load_failures_total", labels) == before + 1
+    with pytest.raises(ModelLoadFailed) as caught:
+        slot.capability(Predictor)
+    assert caught.value.reason == reason and reason in caught.value.message
+    await reg.load_all()  # a second load (the repository extension's) replaces the failure
+    assert slot.status() == ModelStatus(ModelState.READY) and reg.ready

@@ -6,7 +6,7 @@ from enum import Enum
 
 from fastapi import Request
 
-from hf_runtime.errors import InvalidInput, ModelNotReady
+from hf_runtime.errors import InvalidInput
 from hf_runtime.model import (
     Embedder,
     ModelRegistry,
@@ -14,6 +14,7 @@ from hf_runtime.model import (
     ServedModel,
     TextGenerator,
     require_capability,
+    require_ready,
 )
 
 
@@ -54,8 +55,7 @@ def resolve_model(registry: ModelRegistry, requested: str | None) -> ServedModel
             )
         requested = names[0]
     model = registry.get(requested)
-    if not model.ready:
-        raise ModelNotReady(model.name)
+    require_ready(model)
     return model
 
 

@@ -31,8 +31,15 @@ def models_list_body(registry: ModelRegistry, created: int) -> dict[str, Any]:
 
 def model_body(model: ServedModel, created: int) -> dict[str, Any]:
     """Unlike KServe's V1 route (503 while loading), this answers 200 with `ready: false`:
-    OpenAI clients use it to check that a model exists."""
-    return {"name": model.name, "ready": model.ready, **model_card(model, created)}
+    OpenAI clients use it to check that a model exists. A model that is not ready adds its
+    `state` (LOADING, FAILED, UNAVAILABLE) and, when known, the `reason`."""
+    status = model.status()
+    body = {"name": model.name, "ready": status.ready, **model_card(model, created)}
+    if not status.ready:
+        body["state"] = status.state.value
+        if status.reason:
+            body["reason"] = status.reason
+    return body
 
 
 def models_router(registry: ModelRegistry, created: int) -> APIRouter:

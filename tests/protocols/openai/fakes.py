@@ -29,6 +29,8 @@ from hf_runtime.types import (
     GenerationDelta,
     GenerationRequest,
     ModelMetadata,
+    ModelState,
+    ModelStatus,
     TokenLogprob,
 )
 
@@ -300,6 +302,9 @@ class FakeModel:
     @property
     def backend(self) -> str:
         return "fake"
+
+    def status(self) -> ModelStatus:
+        return ModelStatus(ModelState.READY if self.ready else ModelState.LOADING)
 
     def capability(self, kind: type[Any]) -> Any:
         if not self.ready:
