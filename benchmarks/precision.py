@@ -71,7 +71,7 @@ def load_encoder(model_dir: Path, task: str, settings: dict[str, Any]) -> Any:
     from hf_runtime.backends.huggingface.loader import load_encoder_parts
     from hf_runtime.config import ModelConfig
     from hf_runtime.sources import resolve_source
-    from hf_runtime.tasks.names import Task
+    from hf_runtime.tasks.registry import Task
 
     config = ModelConfig(model_dir=str(model_dir), task=task, **settings)
     return load_encoder_parts(config, resolve_source(config), Task(task)).encoder

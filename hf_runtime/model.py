@@ -162,7 +162,7 @@ class ServedModel(Protocol):
 
     @property
     def task(self) -> str:
-        """A `hf_runtime.tasks.names.Task` value."""
+        """A `hf_runtime.tasks.registry.Task` value."""
 
     @property
     def backend(self) -> str:

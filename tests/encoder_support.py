@@ -12,7 +12,7 @@ from typing import Any
 from hf_runtime.config import ModelConfig
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.base import EncoderTaskProcessor, ProcessorOptions
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Prediction
 
 MODEL_CLASSES = {

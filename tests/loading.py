@@ -11,7 +11,7 @@ from hf_runtime.runtime.encoder_model import EncoderModel
 from hf_runtime.runtime.generative_model import GenerativeModel
 from hf_runtime.runtime.loading import compose, load_served_model
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 
 async def load_on(backend: str, config: ModelConfig, source: ResolvedSource, task: Task) -> Any:

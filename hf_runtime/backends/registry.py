@@ -18,7 +18,7 @@ from hf_runtime.backends import BackendParts
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 # Registry order is the order `backend: auto` asks the backends other than the default.
 BACKEND_PACKAGES: dict[str, str] = {

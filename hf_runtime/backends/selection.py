@@ -23,7 +23,7 @@ from hf_runtime.backends.registry import (
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 AUTO = "auto"
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hf_runtime.config.base import StrictSection
 from hf_runtime.config.server import ServerConfig
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 DEFAULT_MAX_LOG_LEN = 256
 Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, TooLarge
-from hf_runtime.model import Embedder, Predictor, Scorer, TextTokenizer
 from hf_runtime.observability.context import current_request_id
 from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import (
     EmbeddingResult,
     ModelMetadata,
@@ -54,17 +53,9 @@ class EncoderModel(ServedModelBase):
         *,
         platform: str,
     ) -> None:
-        # Capabilities, decided once: every encoder task but rerank predicts on texts;
-        # embedding models embed; cross-encoders and embedding models score text pairs;
-        # every one tokenizes (/tokenize, as TEI and vLLM offer it for encoders too).
-        capabilities: dict[type, object] = {TextTokenizer: self}
-        if task is not Task.rerank:
-            capabilities[Predictor] = self
-        if task is Task.text_embedding:
-            capabilities[Embedder] = self
-        if task in (Task.rerank, Task.text_embedding):
-            capabilities[Scorer] = self
-        super().__init__(config, task, platform, capabilities)
+        # Capabilities: those the task declares (tasks.registry); this class implements them
+        # all (Predictor, Embedder, Scorer, TextTokenizer).
+        super().__init__(config, task, platform)
         self.encoder = encoder
         self.processor = processor
         # Left padding shifts real tokens when a batch pads further than the request would,
@@ -190,7 +181,7 @@ class EncoderModel(ServedModelBase):
                 f"{len(text_1)} queries for {len(text_2)} documents: give one query, or one "
                 "per document"
             )
-        if self._task is Task.rerank:
+        if self._task.spec.pair_inputs:  # a cross-encoder reads each pair at once
             firsts = list(text_1) * len(text_2) if len(text_1) == 1 else list(text_1)
             return await self.batcher.run(self._pair_job(list(zip(firsts, text_2, strict=True))))
         # An embedding model: each side embedded once (a 1:N query only once), in one request

@@ -17,9 +17,8 @@ from typing import Any
 from hf_runtime.backends import GenerationEngine
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput
-from hf_runtime.model import TextGenerator, TextTokenizer
 from hf_runtime.runtime.served_model import ServedModelBase
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
 
 
@@ -42,7 +41,7 @@ class GenerativeModel(ServedModelBase):
         chat_template: str | None = None,
         sampling_defaults: Mapping[str, float | int] | None = None,
     ) -> None:
-        super().__init__(config, task, platform, {TextGenerator: self, TextTokenizer: self})
+        super().__init__(config, task, platform)
         self._tokenizer = tokenizer
         self._tokenizer_lock = threading.Lock()  # encode may mutate a fast tokenizer's state
         self.engine = engine

@@ -22,9 +22,9 @@ from hf_runtime.runtime.encoder_model import EncoderModel
 from hf_runtime.runtime.generative_model import GenerativeModel
 from hf_runtime.sources import ResolvedSource, resolve_source
 from hf_runtime.tasks.base import ProcessorOptions
-from hf_runtime.tasks.names import SUPPORTED_TASKS, Task, infer_task_name
+from hf_runtime.tasks.inference import infer_checkpoint_task
 from hf_runtime.tasks.processors import make_processor
-from hf_runtime.tasks.rerank import is_cross_encoder
+from hf_runtime.tasks.registry import SUPPORTED_TASKS, Task
 
 logger = logging.getLogger("hf_runtime")
 
@@ -38,15 +38,10 @@ class LoadedModel:
 
 
 def resolve_task(config: ModelConfig, source: ResolvedSource) -> Task:
-    """The configured task, else the one inferred from `architectures` (as KServe does); a
-    one-label sequence classifier saved as a sentence-transformers CrossEncoder is a rerank
-    model."""
+    """The configured task, else the one the checkpoint is inferred to be (tasks.inference:
+    from `architectures`, as KServe does, refined by the checkpoint's own files)."""
     architectures = source.hf_config.get("architectures") or []
-    inferred_name = infer_task_name(architectures[0]) if architectures else None
-    if inferred_name == Task.sequence_classification.value and is_cross_encoder(
-        source.model_path, source.hf_config
-    ):
-        inferred_name = Task.rerank.value
+    inferred_name = infer_checkpoint_task(source.model_path, source.hf_config)
     if config.task is not None:
         if inferred_name and inferred_name != config.task.value:
             logger.warning(

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from hf_runtime.config import ModelConfig
-from hf_runtime.model import C
-from hf_runtime.tasks.names import Task
+from hf_runtime.model import C, Embedder, Predictor, Scorer, TextGenerator, TextTokenizer
+from hf_runtime.tasks.registry import Capability, Task
 from hf_runtime.types import ModelState, ModelStatus
+
+# The interface (hf_runtime.model) behind each capability a task declares.
+CAPABILITY_INTERFACES: dict[Capability, type] = {
+    Capability.predictor: Predictor,
+    Capability.embedder: Embedder,
+    Capability.scorer: Scorer,
+    Capability.text_tokenizer: TextTokenizer,
+    Capability.text_generator: TextGenerator,
+}
 
 
 class ServedModelBase:
-    """Name, task, backend name and capabilities (decided once, when the model is built).
+    """Name, task, backend name and capabilities: those its task declares (tasks.registry),
+    decided once, when the model is built; the subclass implements each one's interface.
     A subclass says whether it is `ready`; `status` says why not."""
 
-    def __init__(
-        self, config: ModelConfig, task: Task, platform: str, capabilities: dict[type, object]
-    ) -> None:
+    def __init__(self, config: ModelConfig, task: Task, platform: str) -> None:
         self.config = config
         self._task = task
         self._platform = platform
-        self._capabilities = capabilities
+        self._capabilities: dict[type, object] = {
+            CAPABILITY_INTERFACES[capability]: self for capability in task.spec.capabilities
+        }
 
     @property
     def name(self) -> str:

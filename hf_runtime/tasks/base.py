@@ -20,7 +20,7 @@ import numpy as np
 from hf_runtime.backends import EncoderBackend, Encoding, ForwardItem, ForwardSpec
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, TooLarge
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Datatype, OutputOptions, OutputTensor, Prediction, TensorSpec
 
 OUTPUT_NAME = "output-0"

@@ -14,6 +14,7 @@ vocabulary). V2: BYTES [n] of JSON strings.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from hf_runtime.tasks.base import (
     kserve_output_tensor,
     softmax,
 )
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Prediction, TensorSpec
 
 
@@ -112,3 +113,9 @@ class FillMaskProcessor(EncoderTaskProcessor):
         if self.options.return_raw_logits or self.options.return_probabilities:
             return [TensorSpec(OUTPUT_NAME, "BYTES", [-1, -1, self.backend.vocab_size])]
         return [TensorSpec(OUTPUT_NAME, "BYTES", [-1])]
+
+
+def build_processor(
+    backend: EncoderBackend, options: ProcessorOptions, model_path: Path
+) -> FillMaskProcessor:
+    return FillMaskProcessor(backend, options)

@@ -28,7 +28,7 @@ from hf_runtime.tasks.base import (
     ProcessorOptions,
     kserve_output_tensor,
 )
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import PAIR_INPUTS, Prediction, TensorSpec
 
 logger = logging.getLogger("hf_runtime")
@@ -137,3 +137,10 @@ class RerankProcessor(EncoderTaskProcessor):
 
     def output_specs(self) -> list[TensorSpec]:
         return [TensorSpec(OUTPUT_NAME, "FP64", [-1])]
+
+
+def build_processor(
+    backend: EncoderBackend, options: ProcessorOptions, model_path: Path
+) -> RerankProcessor:
+    raw = options.rerank_raw_scores or checkpoint_raw_scores(model_path)
+    return RerankProcessor(backend, options, raw_scores=raw)

@@ -29,7 +29,7 @@ from hf_runtime.tasks.base import (
     rounded_4dp,
     softmax,
 )
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Prediction, TensorSpec
 
 
@@ -102,3 +102,10 @@ class SequenceClassificationProcessor(EncoderTaskProcessor):
         dict_output = options.return_raw_logits or options.return_probabilities
         dict_output = dict_output or options.return_labels or options.top_k is not None
         return [TensorSpec(OUTPUT_NAME, "BYTES" if dict_output else "INT64", [-1])]
+
+
+def build_processor(
+    backend: EncoderBackend, options: ProcessorOptions, model_path: Path
+) -> SequenceClassificationProcessor:
+    id2label, multi_label = read_label_config(model_path)
+    return SequenceClassificationProcessor(backend, options, id2label, multi_label)

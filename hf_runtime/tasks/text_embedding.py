@@ -27,7 +27,7 @@ from hf_runtime.tasks.base import (
     kserve_output_tensor,
     too_long,
 )
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import EmbeddingResult, Prediction, TensorSpec
 
 logger = logging.getLogger("hf_runtime")
@@ -211,3 +211,9 @@ def cosine_scores(
 
 def _is_token_id(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def build_processor(
+    backend: EncoderBackend, options: ProcessorOptions, model_path: Path
+) -> TextEmbeddingProcessor:
+    return TextEmbeddingProcessor(backend, options, read_pooling_modes(model_path))

@@ -16,6 +16,7 @@ pipeline: per text a list of entities {"entity_group" ("entity" and "index" for 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ from hf_runtime.tasks.entity_grouping import (
     is_subword,
     pipeline_softmax,
 )
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
+from hf_runtime.tasks.sequence_classification import read_label_config
 from hf_runtime.types import OutputTensor, Prediction, TensorSpec
 
 OFFSETS_NAME = "offset_mapping"
@@ -141,3 +143,10 @@ class TokenClassificationProcessor(EncoderTaskProcessor):
         if self.options.return_offsets_mapping:
             specs.append(TensorSpec(OFFSETS_NAME, "INT64", [-1, -1, 2]))
         return specs
+
+
+def build_processor(
+    backend: EncoderBackend, options: ProcessorOptions, model_path: Path
+) -> TokenClassificationProcessor:
+    id2label, _ = read_label_config(model_path)
+    return TokenClassificationProcessor(backend, options, id2label)

@@ -11,7 +11,7 @@ from hf_runtime.backends.selection import select_backend
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 VLLM_ARCHS = frozenset({"LlamaForCausalLM", "GPT2LMHeadModel", "BertModel"})
 

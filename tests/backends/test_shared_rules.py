@@ -22,7 +22,7 @@ from hf_runtime.backends.registry import (
 from hf_runtime.backends.tokenizer_rules import encoder_max_length, read_chat_template
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 
 # weightedmean weighs by position in the padded batch, as sentence-transformers does, so on a
@@ -81,7 +81,7 @@ def test_every_registered_backend_answers_without_importing_its_libraries() -> N
     code = (
         "import sys\n"
         "from hf_runtime.backends.registry import all_backends\n"
-        "from hf_runtime.tasks.names import Task\n"
+        "from hf_runtime.tasks.registry import Task\n"
         "for backend in all_backends():\n"
         "    backend.installed()\n"
         "    [backend.unsupported_reason(task) for task in Task]\n"

@@ -13,7 +13,7 @@ import pytest
 
 from hf_runtime.errors import InvalidInput, TooLarge
 from hf_runtime.runtime.encoder_model import EncoderModel
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import kserve_forward, load_backend, model_config, source_for
 from tests.fakes import FakeRegistry
 from tests.loading import load_encoder_model

@@ -14,7 +14,7 @@ from hf_runtime.backends import Encoding, ForwardItem
 from hf_runtime.config import BatchingConfig
 from hf_runtime.errors import InvalidInput
 from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import model_config, source_for
 from tests.loading import load_encoder_model
 

@@ -16,7 +16,7 @@ from hf_runtime.config import BatchingConfig
 from hf_runtime.errors import ConfigError, InvalidInput, Overloaded, Unsupported
 from hf_runtime.model import Embedder, Predictor, ServedModel, TextGenerator, require_capability
 from hf_runtime.runtime.encoder_model import EncoderModel
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import kserve_forward, model_config, source_for
 from tests.loading import load_encoder_model
 

@@ -20,7 +20,7 @@ from hf_runtime.backends.huggingface.loader import load_generation_parts
 from hf_runtime.config import ModelConfig
 from hf_runtime.runtime.generative_model import GenerativeModel
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationRequest, SamplingParams
 from tests.fakes import FakeRegistry
 from tests.loading import load_generative_model

@@ -15,7 +15,7 @@ from hf_runtime.errors import ConfigError, InvalidInput, Unsupported
 from hf_runtime.model import Embedder, Predictor, ServedModel, TextGenerator, require_capability
 from hf_runtime.runtime.generative_model import GenerativeModel
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationRequest, SamplingParams
 from tests.loading import load_generative_model
 

@@ -25,7 +25,7 @@ from hf_runtime.runtime import loading
 from hf_runtime.runtime.loading import LoadedModel, compose
 from hf_runtime.runtime.registry import Registry
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest
 
 CLOSED: list[str] = []

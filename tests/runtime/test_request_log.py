@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from hf_runtime.runtime.encoder_model import MAX_LOGGED_INSTANCES
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import model_config, source_for
 from tests.loading import load_encoder_model
 

@@ -13,7 +13,7 @@ import transformers
 
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import OutputOptions, parse_output_options
 from tests.encoder_support import load_processor, model_config, run_processor, source_for
 from tests.fakes import FakeRegistry

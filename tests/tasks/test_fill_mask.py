@@ -6,7 +6,7 @@ import torch
 from hf_runtime.errors import ConfigError, InvalidInput
 from hf_runtime.tasks.base import ProcessorOptions
 from hf_runtime.tasks.fill_mask import FillMaskProcessor
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import kserve_forward, load_processor, run_processor
 from tests.tiny_models import bert_vocab
 

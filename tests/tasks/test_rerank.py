@@ -14,7 +14,7 @@ from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.runtime.loading import resolve_task
 from hf_runtime.tasks.base import ProcessorOptions
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.tasks.rerank import (
     RerankProcessor,
     checkpoint_raw_scores,

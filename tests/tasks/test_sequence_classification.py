@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_runtime.errors import InvalidInput
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import kserve_forward, load_processor, run_processor
 
 TEXTS = ["I love this movie, it is great!", "terrible film", "the dog sat on the mat"]

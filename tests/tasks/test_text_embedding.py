@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_runtime.errors import InvalidInput
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.tasks.text_embedding import read_pooling_modes
 from tests.encoder_support import kserve_forward, load_processor, run_processor
 

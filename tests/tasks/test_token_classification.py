@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hf_runtime.backends import ForwardItem
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import kserve_forward, load_processor, run_processor
 
 TEXTS = ["John Smith works at Google in Paris", "hello world"]

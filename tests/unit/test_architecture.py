@@ -32,13 +32,30 @@ DATAPLANE_ALLOWED_INTERNAL = (
 )
 
 
+def _package_of(path: Path) -> list[str]:
+    """The dotted package a file belongs to (its own name for an __init__), as parts."""
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    return parts[:-1]
+
+
+def absolute_module(path: Path, node: ast.ImportFrom) -> str | None:
+    """The module an ImportFrom names, a relative one (`from . import x`) resolved."""
+    if node.level == 0:
+        return node.module
+    package = _package_of(path)
+    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join([*base, node.module] if node.module else base) or None
+
+
 def imported_modules(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute_module(path, node)
+            if module:
+                names.add(module)
     return names
 
 
@@ -90,8 +107,8 @@ def imported_names(path: Path) -> set[str]:
     imported that way counts as imported)."""
     names = imported_modules(path)
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        if isinstance(node, ast.ImportFrom) and (module := absolute_module(path, node)):
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -112,7 +129,9 @@ def backend_modules_imported(path: Path) -> set[str]:
     """The `hf_runtime.backends` modules a file imports, `from ... import submodule` too."""
     modules = {name for name in imported_modules(path) if name.startswith("hf_runtime.backends")}
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "hf_runtime.backends":
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if absolute_module(path, node) == "hf_runtime.backends":
             modules.update(
                 f"hf_runtime.backends.{alias.name}"
                 for alias in node.names
@@ -144,6 +163,83 @@ def test_a_concrete_backend_never_imports_another(path: Path) -> None:
         for backend in CONCRETE_BACKENDS:
             if backend != own:
                 assert not name.startswith(f"hf_runtime.backends.{backend}"), name
+
+
+TASK_LEAF = "hf_runtime.tasks.registry"
+
+
+def test_the_task_registry_is_a_leaf() -> None:
+    """Every layer reads the task registry (config, backends, runtime, tasks): it imports
+    nothing of hf_runtime, so reading it never imports a task module or a backend."""
+    path = PACKAGE / "tasks" / "registry.py"
+    for name in imported_modules(path):
+        assert not name.startswith("hf_runtime"), f"registry.py imports {name}"
+        assert name.split(".")[0] not in HEAVY, name
+
+
+@pytest.mark.parametrize("path", BACKEND_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_backends_read_tasks_only_from_the_registry(path: Path) -> None:
+    """Task modules import the backends' interfaces: a backend importing one would be a cycle."""
+    for name in imported_names(path):
+        if name.startswith("hf_runtime.tasks"):
+            assert name.startswith(TASK_LEAF), f"{path.name} imports {name}"
+
+
+CONFIG_FILES = sorted((PACKAGE / "config").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_config_imports_only_config_errors_and_the_task_registry(path: Path) -> None:
+    allowed = ("hf_runtime.config", "hf_runtime.errors", TASK_LEAF)
+    for name in imported_modules(path):
+        assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name}"
+        if name.startswith("hf_runtime"):
+            assert name.startswith(allowed), f"{path.name} imports {name}"
+
+
+DECODING_FILES = sorted((PACKAGE / "decoding").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", DECODING_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_decoding_is_backend_neutral(path: Path) -> None:
+    """Decoding (sampling on torch, stops, grammars, detokenizing) sees only the shared types
+    and errors: never a backend, the runtime, a protocol or vLLM."""
+    allowed = ("hf_runtime.decoding", "hf_runtime.errors", "hf_runtime.types")
+    for name in imported_modules(path):
+        assert name.split(".")[0] != "vllm", f"{path.name} imports {name}"
+        if name.startswith("hf_runtime"):
+            assert name.startswith(allowed), f"{path.name} imports {name}"
+
+
+def test_sources_imports_only_config_and_errors() -> None:
+    """Resolving a model's files is below the backends and the runtime; heavy libraries
+    (transformers, to read a config) only inside the function that needs them."""
+    path = PACKAGE / "sources.py"
+    for name in imported_modules(path):
+        if name.startswith("hf_runtime"):
+            assert name in ("hf_runtime.config", "hf_runtime.errors"), name
+    for name in top_level_imports(path):
+        assert name.split(".")[0] not in HEAVY, name
+
+
+def top_level_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (module := absolute_module(path, node)):
+            names.add(module)
+    return names
+
+
+def test_relative_imports_are_resolved() -> None:
+    """The rules above see `from .x import y` as the absolute module it names."""
+    node = ast.parse("from ..backends import registry").body[0]
+    assert isinstance(node, ast.ImportFrom)
+    assert absolute_module(PACKAGE / "tasks" / "base.py", node) == "hf_runtime.backends"
+    node = ast.parse("from . import registry").body[0]
+    assert isinstance(node, ast.ImportFrom)
+    assert absolute_module(PACKAGE / "tasks" / "__init__.py", node) == "hf_runtime.tasks"
 
 
 def test_service_import_loads_no_heavy_library() -> None:

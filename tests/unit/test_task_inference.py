@@ -10,7 +10,7 @@ from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.runtime.loading import resolve_task
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task, infer_task_name
+from hf_runtime.tasks.registry import Task, infer_task_name
 
 
 @pytest.mark.parametrize(

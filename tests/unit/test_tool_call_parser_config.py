@@ -13,7 +13,7 @@ from hf_runtime.cli import serve_command
 from hf_runtime.config import ModelConfig, load_config
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.loading import load_generative_model
 from tests.unit.test_cli import args_of
 

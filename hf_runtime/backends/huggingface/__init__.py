@@ -19,7 +19,7 @@ from __future__ import annotations
 from hf_runtime.backends import BackendParts
 from hf_runtime.config import ModelConfig
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 
 class HuggingFaceBackend:

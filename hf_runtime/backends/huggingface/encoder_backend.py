@@ -30,16 +30,16 @@ from hf_runtime.backends.tokenizer_rules import (
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Head, Task
 
 logger = logging.getLogger("hf_runtime")
 
-MODEL_CLASSES: dict[Task, str] = {
-    Task.sequence_classification: "AutoModelForSequenceClassification",
-    Task.token_classification: "AutoModelForTokenClassification",
-    Task.fill_mask: "AutoModelForMaskedLM",
-    Task.text_embedding: "AutoModel",
-    Task.rerank: "AutoModelForSequenceClassification",  # a one-label cross-encoder
+# The transformers class of each encoder head a task runs on (see tasks.registry).
+MODEL_CLASSES: dict[Head, str] = {
+    Head.sequence_classification: "AutoModelForSequenceClassification",
+    Head.token_classification: "AutoModelForTokenClassification",
+    Head.masked_lm: "AutoModelForMaskedLM",
+    Head.base: "AutoModel",
 }
 
 
@@ -78,11 +78,11 @@ class HFEncoderBackend:
                 "return_offsets_mapping needs a fast (tokenizers-backed) tokenizer; "
                 f"{type(self._tokenizer).__name__} is not one"
             )
-        # Token classification keeps every token's offsets (and its text) for entity grouping
-        # whenever the tokenizer can give them; only return_offsets_mapping puts them in the
-        # output.
+        # A task that reads token offsets (token classification's entity grouping) keeps
+        # every token's offsets (and its text) whenever the tokenizer can give them; only
+        # return_offsets_mapping puts them in the output.
         self._return_offsets = return_offsets or (
-            task is Task.token_classification and bool(self._tokenizer.is_fast)
+            task.spec.token_offsets and bool(self._tokenizer.is_fast)
         )
         self._max_length = encoder_max_length(derived, self._tokenizer, config.max_model_len)
         self._model = self._load_model(config, source)
@@ -98,7 +98,7 @@ class HFEncoderBackend:
         self.tokenize(["warm up"])  # fixes the tokenizer's truncation settings once
 
     def _load_model(self, config: ModelConfig, source: ResolvedSource) -> Any:
-        model_cls = getattr(transformers, MODEL_CLASSES[self.task])
+        model_cls = getattr(transformers, MODEL_CLASSES[self.task.spec.head])
         kwargs: dict[str, Any] = {
             "dtype": self.dtype,
             "trust_remote_code": config.trust_remote_code,
@@ -121,7 +121,7 @@ class HFEncoderBackend:
         # A cross-encoder reads which tokens are the document from token_type_ids, when its
         # tokenizer makes them (BERT's does; RoBERTa's has none) and its model takes them.
         pairs = (
-            self.task is Task.rerank
+            self.task.spec.pair_inputs
             and "token_type_ids" in self._tokenizer.model_input_names
             and (takes_any or "token_type_ids" in parameters)
         )
@@ -316,6 +316,6 @@ def load_hf_encoder(
     config: ModelConfig, source: ResolvedSource, task: Task, *, return_offsets: bool = False
 ) -> HFEncoderBackend:
     """Blocking: load tokenizer and model. Raises ConfigError for unusable settings."""
-    if task not in MODEL_CLASSES:
+    if task.spec.head not in MODEL_CLASSES:
         raise ConfigError(f"task {task.value} is not an encoder task")
     return HFEncoderBackend(config, source, task, return_offsets=return_offsets)

@@ -19,7 +19,7 @@ from hf_runtime.backends.tokenizer_rules import read_chat_template
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Head, Task
 
 logger = logging.getLogger("hf_runtime")
 
@@ -43,7 +43,7 @@ def load_encoder_parts(config: ModelConfig, source: ResolvedSource, task: Task) 
         config,
         source,
         task,
-        return_offsets=task is Task.token_classification and config.return_offsets_mapping,
+        return_offsets=task.spec.token_offsets and config.return_offsets_mapping,
     )
     apply_encoder_precision(config, encoder)
     logger.info(
@@ -93,7 +93,7 @@ def load_generation_parts(
     from hf_runtime.backends.huggingface.generation_engine import HFGenerationEngine
     from hf_runtime.backends.huggingface.precision import check_half_precision
 
-    if task not in (Task.text_generation, Task.text2text_generation):
+    if not task.is_generative:
         raise ConfigError(f"task {task.value} is not a generative task")
     if config.quantization is not None:
         raise ConfigError(
@@ -101,7 +101,7 @@ def load_generation_parts(
             f"encoder tasks only, not {task.value}; remove it (or use dtype: bfloat16)"
         )
     chat_template = read_chat_template(config.generation.chat_template)
-    is_seq2seq = task is Task.text2text_generation
+    is_seq2seq = task.spec.head is Head.seq2seq_lm
     tokenizer = transformers.AutoTokenizer.from_pretrained(
         source.tokenizer_path, trust_remote_code=config.trust_remote_code
     )

@@ -21,7 +21,7 @@ from hf_runtime.backends.vllm.config import parse_vllm_section
 from hf_runtime.backends.vllm.tasks import unsupported_reason
 from hf_runtime.config import ModelConfig
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 VLLM_INSTALL_HINT = (
     "vLLM is not installed: install it with `pip install hf-runtime[vllm]` on GPU or "

@@ -35,7 +35,7 @@ from hf_runtime.backends.tokenizer_rules import encodings_from_batch, token_stri
 from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 
 class VLLMEncoderBackend:
@@ -57,7 +57,7 @@ class VLLMEncoderBackend:
         max_length: int,
         add_special_tokens: bool,
     ) -> None:
-        if task not in POOLING_TASKS:
+        if task.spec.head not in POOLING_TASKS:
             reason = unsupported_reason(task) or "it is not a pooling task"
             raise ConfigError(
                 f"task {task.value} is not available on the vllm backend: {reason}; use "
@@ -65,7 +65,7 @@ class VLLMEncoderBackend:
             )
         self.engine = engine
         self.task = task
-        self._pooling_task = POOLING_TASKS[task]
+        self._pooling_task = POOLING_TASKS[task.spec.head]
         self._tokenizer = tokenizer
         self._lock = threading.Lock()  # a fast tokenizer must not be used by two threads
         self._loop = loop
@@ -120,7 +120,7 @@ class VLLMEncoderBackend:
         refuses over-long texts before they reach the engine)."""
         if add_special_tokens is None:
             add_special_tokens = self._add_special_tokens
-        offsets_wanted = self.task is Task.token_classification and bool(
+        offsets_wanted = self.task.spec.token_offsets and bool(
             getattr(self._tokenizer, "is_fast", False)
         )
         with self._lock:

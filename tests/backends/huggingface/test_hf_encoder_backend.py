@@ -10,7 +10,7 @@ import torch
 from hf_runtime.backends import ForwardItem, ForwardSpec
 from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
 from hf_runtime.errors import ConfigError
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import load_backend
 
 # ---------------------------------------------------------------- max_model_len

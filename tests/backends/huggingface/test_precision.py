@@ -26,7 +26,7 @@ from hf_runtime.backends.huggingface.precision import (
 from hf_runtime.backends.vllm.config import reject_huggingface_only_options
 from hf_runtime.config import ModelConfig, load_config
 from hf_runtime.errors import ConfigError
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import model_config, source_for
 from tests.loading import load_encoder_model
 

@@ -23,7 +23,7 @@ import pytest
 from hf_runtime.backends.vllm import vllm_installed
 from hf_runtime.config import ModelConfig
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from hf_runtime.backends.vllm.env import CPU_DEFAULTS, apply_env_defaults
 from hf_runtime.config import ModelConfig, load_config
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 
 
 def test_defaults_use_one_gpu_and_vllms_own_values() -> None:

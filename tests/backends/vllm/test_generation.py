@@ -15,7 +15,7 @@ from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.model import Predictor, ServedModel, TextGenerator, require_capability
 from hf_runtime.protocols.openai.choice_streams import collect as openai_collect
 from hf_runtime.protocols.openai.request_params import fan_out
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.backends import admission_scenarios as scenarios
 from tests.backends.vllm.conftest import (

@@ -12,7 +12,7 @@ import pytest
 
 from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.model import Embedder, ServedModel, TextGenerator, require_capability
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.backends.vllm.conftest import (
     LoopRunner,
     load_vllm,

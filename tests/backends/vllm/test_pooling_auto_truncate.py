@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hf_runtime.errors import TooLarge
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.backends.vllm.conftest import LoopRunner, load_vllm, requires_vllm
 
 pytestmark = [requires_vllm, pytest.mark.vllm]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hf_runtime.model import Predictor, Scorer
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.backends.vllm.conftest import LoopRunner, load_vllm, model_config, requires_vllm
 from tests.backends.vllm.conftest import source_for as vllm_source
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hf_runtime.model import TextGenerator
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.backends.vllm.conftest import (
     LoopRunner,

@@ -13,7 +13,7 @@ import pytest
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import TextGenerator
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams, StructuredOutput
 from tests.backends.vllm.conftest import (
     LoopRunner,
