@@ -28,6 +28,7 @@ from hf_runtime.errors import InvalidInput, NotImplementedFeature
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols import json_body
 from hf_runtime.protocols.codecs import v1_json
+from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError
 from hf_runtime.types import TextPair
@@ -61,7 +62,9 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     async def predict(name: str, request: Request) -> Response:
         plane.check_inference(name)  # before reading: a loading model answers 503, whatever came
         instances, parameters = await read_request(await request.body())
-        prediction = await plane.predict(name, instances, parameters)
+        prediction = await cancel_on_disconnect(request, plane.predict(name, instances, parameters))
+        if isinstance(prediction, Response):  # the client left: its work was dropped
+            return prediction
         return Response(v1_json.prediction_json(prediction), media_type="application/json")
 
     app.include_router(hot)

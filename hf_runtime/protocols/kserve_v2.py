@@ -28,6 +28,7 @@ from hf_runtime.dataplane import DataPlane, InferenceRequest
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.codecs import v2_binary, v2_json
+from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
 from hf_runtime.types import ModelMetadata, TensorSpec
@@ -136,7 +137,9 @@ async def _infer(
     else:
         decoded = read_request(header_bytes, tail)
 
-    response = await plane.infer(name, model_version, decoded)
+    response = await cancel_on_disconnect(request, plane.infer(name, model_version, decoded))
+    if isinstance(response, Response):  # the client left: its work was dropped
+        return response
 
     outputs: list[dict[str, Any]] = []
     chunks: list[bytes] = []

@@ -13,6 +13,10 @@ The event loop only sets each job's future. While a hop runs, new jobs accumulat
 next; there is no artificial delay: an idle batcher runs a lone request at once. A failure
 in one job (a bad text, a failed pass) fails only the jobs it concerns.
 
+Abandoned work is dropped: when a request is cancelled (its client disconnected or cancelled
+the gRPC call), its job leaves the queue at once, so admission counts only live work, and a
+hop under way skips the job's remaining forward passes.
+
 Grouping into passes: the oldest item picks the length bucket (powers of two, everything up
 to 16 tokens shares one), and the pass takes the hop's items of that bucket in arrival order
 up to `max_batch_size` texts and `max_batch_tokens` padded tokens. Short texts thus never pay
@@ -75,6 +79,9 @@ class _Waiting:
     job: EncoderJob
     future: asyncio.Future[Any]
     queued_at: float  # time.perf_counter() at submit
+    # Set (on the event loop) when the request is cancelled; the hop reads it between passes.
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    queued: bool = True  # still in the batcher's queue (not yet taken into a hop)
 
 
 @dataclass
@@ -82,6 +89,7 @@ class _Work:
     """A job inside a hop: its encodings, items and outputs so far, or its error."""
 
     job: EncoderJob
+    abandoned: threading.Event = field(default_factory=threading.Event)
     encodings: list[Encoding] = field(default_factory=list)
     items: list[ForwardItem] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
@@ -172,8 +180,9 @@ class EncoderBatcher:
         entry = _Waiting(job, loop.create_future(), time.perf_counter())
         self._waiting.append(entry)
         self._waiting_items += job.size
+        entry.future.add_done_callback(lambda _: self._drop_if_abandoned(entry))
         self._ensure_runner(loop)
-        # A cancelled request cancels its future; the runner then skips its job.
+        # A cancelled request cancels its future: see _drop_if_abandoned.
         return await entry.future
 
     def stats(self) -> dict[str, int]:
@@ -193,6 +202,7 @@ class EncoderBatcher:
         """Stop taking work; waiting requests get ModelNotReady; the running hop finishes."""
         self._closed = True
         for entry in self._waiting:
+            entry.queued = False
             if not entry.future.done():
                 entry.future.set_exception(ModelNotReady(self.name))
         self._waiting.clear()
@@ -204,12 +214,25 @@ class EncoderBatcher:
     def _ensure_runner(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not loop:
             # A new event loop (e.g. a restarted server): futures of the old loop are dead.
-            self._waiting = deque(e for e in self._waiting if e.future.get_loop() is loop)
+            for entry in self._waiting:
+                entry.queued = entry.future.get_loop() is loop
+            self._waiting = deque(e for e in self._waiting if e.queued)
             self._waiting_items = sum(e.job.size for e in self._waiting)
             self._runner = None
             self._loop = loop
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._run(), name=f"hf-runtime-batcher-{self.name}")
+
+    def _drop_if_abandoned(self, entry: _Waiting) -> None:
+        """A cancelled job leaves the queue now (not when the runner reaches it), so a flood of
+        abandoned requests never blocks admission; in a hop, its remaining passes are skipped."""
+        if not entry.future.cancelled():
+            return
+        entry.abandoned.set()
+        if entry.queued:
+            entry.queued = False
+            self._waiting.remove(entry)
+            self._waiting_items -= entry.job.size
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting jobs up to max_batch_size texts (at least one job)."""
@@ -217,13 +240,10 @@ class EncoderBatcher:
         count = 0
         while self._waiting:
             entry = self._waiting[0]
-            if entry.future.done():  # cancelled meanwhile
-                self._waiting.popleft()
-                self._waiting_items -= entry.job.size
-                continue
             if taken and count + entry.job.size > self.max_batch_size:
                 break
             taken.append(self._waiting.popleft())
+            entry.queued = False
             self._waiting_items -= entry.job.size
             count += entry.job.size
         return taken
@@ -263,10 +283,10 @@ class EncoderBatcher:
             waited = started - entry.queued_at
             for _ in range(entry.job.size):
                 observe_queue_time(self.name, self.backend, waited)
-        work = [_Work(entry.job) for entry in batch]
+        work = [_Work(entry.job, entry.abandoned) for entry in batch]
         self._tokenize(work)
         for done in work:
-            if done.error is None:
+            if done.error is None and not done.abandoned.is_set():
                 try:
                     done.items = list(
                         done.job.prepare(done.encodings)
@@ -277,7 +297,7 @@ class EncoderBatcher:
                     done.error = exc
         self._forward_all([done for done in work if done.error is None and done.items])
         for done in work:
-            if done.error is None:
+            if done.error is None and not done.abandoned.is_set():
                 try:
                     done.result = done.job.finish(done.encodings, done.outputs)
                 except Exception as exc:
@@ -318,6 +338,10 @@ class EncoderBatcher:
         for done in work:
             done.outputs = [None] * len(done.items)
         while pending:
+            # Items of requests cancelled meanwhile are not worth a pass: nobody waits for them.
+            pending = [(done, index) for done, index in pending if not done.abandoned.is_set()]
+            if not pending:
+                break
             taken, pending = self._take_pass(pending)
             items = [done.items[index] for done, index in taken]
             try:

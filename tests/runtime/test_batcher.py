@@ -192,6 +192,46 @@ async def test_cancelled_request_is_skipped():
     await batcher.close()
 
 
+async def test_cancelled_requests_leave_the_queue_at_once():
+    # Abandoned work must not hold admission: a flood of cancelled requests leaves room at once.
+    forward = RecordingForward(hold_first=True)
+    batcher = batcher_for(forward, max_queue_size=4)
+    first = asyncio.create_task(batcher.submit([item(1)]))
+    await wait_started(forward)
+    gone = [asyncio.create_task(batcher.submit([item(9), item(9)])) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert batcher.stats()["waiting"] == 4
+    with pytest.raises(Overloaded):
+        await batcher.submit([item(2)])
+    for task in gone:
+        task.cancel()
+    await asyncio.gather(*gone, return_exceptions=True)
+    assert batcher.stats()["waiting"] == 0
+    kept = asyncio.create_task(batcher.submit([item(8)] * 4))
+    await asyncio.sleep(0)
+    assert batcher.stats()["waiting"] == 4
+    forward.gate.set()
+    assert await kept == [8] * 4
+    await first
+    assert forward.batches == [[1], [8, 8, 8, 8]]
+    await batcher.close()
+
+
+async def test_cancelled_request_in_a_running_hop_skips_its_remaining_passes():
+    forward = RecordingForward(hold_first=True)
+    batcher = batcher_for(forward, max_batch_size=2)
+    # One request of 6 items: three passes of 2; cancelled during the first.
+    abandoned = asyncio.create_task(batcher.submit([item(3)] * 6))
+    await wait_started(forward)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    forward.gate.set()
+    assert await batcher.submit([item(4)]) == [4]
+    assert forward.batches == [[3, 3], [4]]
+    await batcher.close()
+
+
 async def test_closed_batcher_refuses_work():
     batcher = batcher_for(RecordingForward())
     await batcher.close()

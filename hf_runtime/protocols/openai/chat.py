@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.choice_streams import (
     ChoiceResult,
     ChoiceStreams,
-    cancel_on_disconnect,
     collect,
     prompt_token_total,
 )

@@ -12,15 +12,12 @@ token, inter-token latency and token counts (hf_runtime.observability.metrics.To
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
-from fastapi import Request
-from fastapi.responses import Response
 
 from hf_runtime.errors import HFRuntimeError
 from hf_runtime.model import TextGenerator
@@ -214,34 +211,3 @@ def prompt_token_total(specs: list[SequenceSpec], reported: dict[int, int]) -> i
             seen.add(spec.prompt_index)
             total += reported.get(spec.index) or len(spec.request.prompt_token_ids)
     return total
-
-
-async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | Response:
-    """Await `work`, but cancel it if the client disconnects first (answering 499, unseen).
-
-    Starlette does not cancel a non-streaming handler when its client leaves; without this, a
-    long generation would run to the end for nobody.
-    """
-    work_task = asyncio.ensure_future(work)
-    watcher = asyncio.create_task(_wait_for_disconnect(request.receive))
-    try:
-        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not work_task.done() and watcher.exception() is not None:
-            # The server's receive() failed for another reason: we cannot watch, so just wait.
-            return await work_task
-        if work_task.done():
-            return work_task.result()
-        return Response(status_code=499)
-    finally:
-        watcher.cancel()
-        if not work_task.done():
-            work_task.cancel()
-            with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
-                await work_task
-
-
-async def _wait_for_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return

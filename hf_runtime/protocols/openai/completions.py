@@ -12,12 +12,12 @@ from fastapi.responses import JSONResponse, Response
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry, TextGenerator
+from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai import logprobs as lp
 from hf_runtime.protocols.openai.choice_streams import (
     ChoiceResult,
     ChoiceStreams,
-    cancel_on_disconnect,
     collect,
     prompt_token_total,
 )

@@ -12,8 +12,8 @@ from fastapi.responses import Response
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
-from hf_runtime.protocols.openai.choice_streams import cancel_on_disconnect
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
     mount_prefix,

@@ -17,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hf_runtime.model import ModelRegistry
+from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, openai_body
 from hf_runtime.protocols.json_body import JSONBodyRoute
-from hf_runtime.protocols.openai.choice_streams import cancel_on_disconnect
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
     mount_prefix,
