@@ -10,7 +10,11 @@ what the HTTP `Gateway` does for every request:
   - in-flight RPCs counted in the gateway's counter, so the SIGTERM drain waits for them too;
   - `hf_runtime.errors` exceptions as the gRPC status of the one error table; a bug is INTERNAL
     and logged, never a client's bad input;
-  - request duration on /metrics.
+  - request duration on /metrics;
+  - a message that does not parse (corrupt wire format, bad UTF-8 in a string field, groups
+    nested past protobuf's limit) is INVALID_ARGUMENT: gRPC decodes a message before any handler
+    or interceptor code runs and answers UNKNOWN for a decode error, so the guard wraps the
+    method's deserializer to hand the handler a `MalformedMessage` instead.
 Messages over `max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED.
 """
 
@@ -90,6 +94,30 @@ async def start_grpc_server(
     return GrpcServer(server, host, bound)
 
 
+@dataclass(frozen=True)
+class MalformedMessage:
+    """What a method's deserializer returns for bytes that are not its request message."""
+
+    reason: str
+
+
+def tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserialize`, returning a MalformedMessage instead of raising (see the module)."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # DecodeError, or RecursionError on a pathological nesting
+            return MalformedMessage(
+                f"the request is not a valid protobuf message of this RPC ({type(exc).__name__});"
+                " send a message encoded by a protobuf library"
+            )
+
+    return parse
+
+
 class Guard(grpc.aio.ServerInterceptor):
     """Wraps every RPC of the service (see the module docstring)."""
 
@@ -113,7 +141,7 @@ class Guard(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -127,6 +155,8 @@ class Guard(grpc.aio.ServerInterceptor):
         probe = method in PROBE_METHODS
         with request_scope(request_context):
             error = None if probe else self._rejection(metadata)
+            if error is None and isinstance(request, MalformedMessage):
+                error = (ErrorKind.INVALID_INPUT, request.reason)
             if error is None:
                 if not probe:
                     self.in_flight.count += 1
