@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hf_runtime.errors import InvalidInput
+from hf_runtime.errors import InvalidInput, preview
 
 DATATYPES = (
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
@@ -39,7 +39,7 @@ RAW_ONLY = ("FP16", "BF16")
 
 def check_datatype(name: str, datatype: str) -> None:
     if datatype not in DATATYPES:
-        raise InvalidInput(f"invalid datatype {datatype!r} in input '{name}'")
+        raise InvalidInput(f"invalid datatype '{preview(datatype)}' in input '{preview(name)}'")
 
 
 def check_element(name: str, datatype: str, value: Any) -> Any:
@@ -58,7 +58,7 @@ def check_element(name: str, datatype: str, value: Any) -> Any:
     if not ok:
         # reprlib: a bounded repr, however large the value the client sent.
         raise InvalidInput(
-            f"input '{name}': {reprlib.repr(value)} is not a valid {datatype} element"
+            f"input '{preview(name)}': {reprlib.repr(value)} is not a valid {datatype} element"
         )
     return value
 

@@ -12,13 +12,20 @@ from typing import Any
 
 import numpy as np
 
+from hf_runtime.dataplane.types import checked_element_count
 from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.codecs.datatypes import NUMPY_DTYPES, check_datatype
 
 
-def decode_binary_tensor(name: str, datatype: str, raw: bytes) -> list[Any]:
-    """Raw tensor bytes -> flat list (BYTES -> list of bytes; BF16/FP16 -> floats)."""
+def decode_binary_tensor(
+    name: str, datatype: str, raw: bytes, shape: Sequence[int] | None = None
+) -> list[Any]:
+    """Raw tensor bytes -> flat list (BYTES -> list of bytes; BF16/FP16 -> floats). With
+    `shape`, its rank and element count are checked first, in O(rank); the decoded elements
+    (bounded by the bytes sent) must then match it (see RequestTensor)."""
     check_datatype(name, datatype)
+    if shape is not None:
+        checked_element_count(name, shape)
     if datatype == "BYTES":
         return decode_bytes_elements(name, raw)
     dtype = np.dtype(NUMPY_DTYPES[datatype])

@@ -18,6 +18,7 @@ from hf_runtime.dataplane.types import (
     InferenceResponse,
     RequestedOutput,
     RequestTensor,
+    check_shape,
 )
 from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.codecs.datatypes import RAW_ONLY, check_datatype, check_element
@@ -91,12 +92,14 @@ def decode_input(
     raw: bytes | None,
     parameters: dict[str, Any] | None = None,
 ) -> RequestTensor:
-    """One input tensor. Exactly one of `data` (JSON) and `raw` (binary) must be given."""
+    """One input tensor. Exactly one of `data` (JSON) and `raw` (binary) must be given. The
+    shape's rank (and, for binary data, its byte size) is checked before any data is read."""
     check_datatype(name, datatype)
+    check_shape(name, shape)
     if raw is not None:
         if data is not None:
             raise InvalidInput(f"input '{name}' has both 'data' and binary_data_size")
-        values = decode_binary_tensor(name, datatype, raw)
+        values = decode_binary_tensor(name, datatype, raw, shape)
     else:
         if data is None:
             raise InvalidInput(f"input '{name}' has no 'data' (and no binary_data_size)")

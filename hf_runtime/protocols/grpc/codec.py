@@ -22,6 +22,7 @@ from hf_runtime.dataplane.types import (
     RequestedOutput,
     RequestTensor,
     ServerMetadata,
+    check_shape,
 )
 from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.codecs.datatypes import (
@@ -96,13 +97,14 @@ def decode_infer_request(request: pb.ModelInferRequest) -> InferenceRequest:
 def decode_input(tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | None) -> RequestTensor:
     name, datatype = tensor.name, tensor.datatype
     check_datatype(name, datatype)
+    check_shape(name, tensor.shape)  # rank first: a shape can be 100,000 dimensions long
     if raw is not None:
         if tensor.HasField("contents"):
             raise InvalidInput(
                 f"input '{name}' has contents while the request uses raw_input_contents; "
                 "send every input one way"
             )
-        values = decode_binary_tensor(name, datatype, raw)
+        values = decode_binary_tensor(name, datatype, raw, tensor.shape)
     else:
         values = _typed_contents(name, datatype, tensor.contents)
     parameters = decode_parameters(tensor.parameters)
