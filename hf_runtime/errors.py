@@ -9,6 +9,22 @@ from __future__ import annotations
 
 from enum import Enum
 
+PREVIEW_CHARS = 64  # of one client value echoed in an error message
+
+
+def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
+    """A client value as a short, escaped preview for an error message: at most `limit`
+    characters of it, control and other unprintable characters escaped, and how much was cut.
+    Cheap whatever the value's size (a 1 MB model name, a 2**(2**20) integer)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"<an integer of {value.bit_length()} bits>"  # repr would be slow, or refused
+    text = value if isinstance(value, str) else repr(value)
+    head = text[:limit]
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)[:limit]
+    if len(text) > limit:
+        return f"{escaped}...[{len(text) - limit} more chars]"
+    return escaped
+
 
 class ErrorKind(str, Enum):
     INVALID_INPUT = "invalid_input"  # the client sent something wrong
@@ -41,7 +57,7 @@ class ModelNotFound(HFRuntimeError):
     kind = ErrorKind.NOT_FOUND
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"Model with name {name} does not exist.", param="model")
+        super().__init__(f"Model with name {preview(name)} does not exist.", param="model")
         self.name = name
 
 
@@ -49,7 +65,7 @@ class ModelNotReady(HFRuntimeError):
     kind = ErrorKind.NOT_READY
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"Model with name {name} is not ready.", param="model")
+        super().__init__(f"Model with name {preview(name)} is not ready.", param="model")
         self.name = name
 
 

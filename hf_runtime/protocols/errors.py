@@ -5,6 +5,11 @@ below so every protocol answers in its own shape:
   - KServe V1 and V2: {"error": "<message>"}
   - OpenAI: {"error": {"message", "type", "param", "code"}}
 FastAPI's request-validation errors are mapped too, so no route ever leaks `{"detail": [...]}`.
+
+Every message and `param` on the wire (HTTP bodies, SSE error events, gRPC status details)
+passes through `wire_message`: domain code previews the client values it echoes
+(`hf_runtime.errors.preview`), and this bounds whatever a message still carries, so no error
+is ever longer than a few hundred characters.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hf_runtime.errors import ErrorKind, HFRuntimeError
+from hf_runtime.errors import ErrorKind, HFRuntimeError, preview
 from hf_runtime.observability.logs import shorten
 
 logger = logging.getLogger("hf_runtime.errors")
@@ -50,17 +55,34 @@ _STATUS_TO_KIND = {
 }
 
 
+MESSAGE_CHARS = 400  # the most an error message on the wire carries
+PARAM_CHARS = 64
+
+
+def wire_message(message: str) -> str:
+    """`message` as it goes on the wire: escaped and at most MESSAGE_CHARS (plus a count)."""
+    return preview(message, MESSAGE_CHARS)
+
+
 def status_for(kind: ErrorKind) -> int:
     return ERROR_TABLE[kind][0]
 
 
 def kserve_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": message}
+    return {"error": wire_message(message)}
 
 
 def openai_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
     status, err_type, _ = ERROR_TABLE[kind]
-    return {"error": {"message": message, "type": err_type, "param": param, "code": status}}
+    bounded = None if param is None else preview(param, PARAM_CHARS)
+    return {
+        "error": {
+            "message": wire_message(message),
+            "type": err_type,
+            "param": bounded,
+            "code": status,
+        }
+    }
 
 
 BodyBuilder = Callable[[ErrorKind, str, "str | None"], dict[str, Any]]

@@ -40,7 +40,7 @@ from hf_runtime.observability.context import (
 from hf_runtime.observability.logs import shorten
 from hf_runtime.observability.metrics import observe_request
 from hf_runtime.protocols.api_keys import key_error
-from hf_runtime.protocols.errors import ERROR_TABLE
+from hf_runtime.protocols.errors import ERROR_TABLE, wire_message
 from hf_runtime.protocols.gateway import GatewaySettings, InFlight
 from hf_runtime.protocols.grpc.open_inference_pb2_grpc import (
     add_GRPCInferenceServiceServicer_to_server,
@@ -180,7 +180,9 @@ class Guard(grpc.aio.ServerInterceptor):
             http_status, _, grpc_status = ERROR_TABLE[kind]
             if not probe:
                 self._observe(request_context, http_status)
-            await context.abort(grpc.StatusCode[grpc_status], message, trailing_metadata=trailer)
+            await context.abort(
+                grpc.StatusCode[grpc_status], wire_message(message), trailing_metadata=trailer
+            )
 
     def _rejection(self, metadata: dict[str, str]) -> tuple[ErrorKind, str] | None:
         """Why an RPC is refused before it runs, or None to let it through."""
