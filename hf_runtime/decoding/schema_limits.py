@@ -20,6 +20,11 @@ from hf_runtime.types import StructuredOutput
 
 MAX_SCHEMA_BYTES = 64 * 1024  # UTF-8 bytes of the schema text
 MAX_SCHEMA_DEPTH = 64  # nested objects/arrays: vLLM's MAX_STRUCTURED_OUTPUT_JSON_NESTING
+# Nested groups in one `pattern`: Python's regex parser (the metaschema's "regex" format
+# check) and xgrammar's recurse once or more per group; real patterns nest a few levels.
+MAX_PATTERN_NESTING = 32
+# `$ref`s in a schema: each may send xgrammar down another chain of definitions.
+MAX_SCHEMA_REFS = 256
 
 # The string formats xgrammar turns into a grammar; any other format would be ignored.
 XGRAMMAR_STRING_FORMATS = frozenset({
@@ -36,7 +41,19 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 def check_structured(structured: StructuredOutput) -> dict[str, Any] | None:
     """The parsed schema of a valid constraint (None for json_object); InvalidInput naming
-    `structured.param` otherwise."""
+    `structured.param` otherwise. Whatever the schema, a 400: the explicit bounds come first,
+    and a check that still overflows the recursion limit is the schema's fault too."""
+    try:
+        return _check_structured(structured)
+    except RecursionError:
+        raise InvalidInput(
+            "the JSON schema is nested too deeply to be checked (subschemas, references or "
+            "pattern groups)",
+            param=structured.param,
+        ) from None
+
+
+def _check_structured(structured: StructuredOutput) -> dict[str, Any] | None:
     param = structured.param
 
     def bad(message: str) -> InvalidInput:
@@ -67,6 +84,9 @@ def check_structured(structured: StructuredOutput) -> dict[str, Any] | None:
         raise bad(f"the JSON schema is not valid JSON: {exc}") from None
     if not isinstance(schema, dict):
         raise bad(f"the JSON schema must be a JSON object, got {type(schema).__name__}")
+    problem = complexity_problem(schema)  # before the metaschema: it compiles every pattern
+    if problem is not None:
+        raise bad(f"the JSON schema is too complex: {problem}")
     check_metaschema(schema, param)
     problem = unsupported_feature(schema)
     if problem is not None:
@@ -84,6 +104,47 @@ def json_depth(text: str) -> int:
             deepest = max(deepest, depth)
         else:
             depth -= 1
+    return deepest
+
+
+def complexity_problem(schema: dict[str, Any]) -> str | None:
+    """What makes `schema` too complex to check or compile safely: a `pattern` nested past
+    MAX_PATTERN_NESTING groups, or more than MAX_SCHEMA_REFS `$ref`s. Iterative, O(size)."""
+    refs = 0
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            pattern = node.get("pattern")
+            if isinstance(pattern, str) and pattern_nesting(pattern) > MAX_PATTERN_NESTING:
+                return f"a 'pattern' nests groups more than {MAX_PATTERN_NESTING} deep"
+            refs += isinstance(node.get("$ref"), str)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if refs > MAX_SCHEMA_REFS:
+        return f"{refs} '$ref's; at most {MAX_SCHEMA_REFS}"
+    return None
+
+
+def pattern_nesting(pattern: str) -> int:
+    """Deepest nesting of groups in a regular expression (escapes and classes skipped)."""
+    depth = deepest = 0
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth = max(depth - 1, 0)
     return deepest
 
 

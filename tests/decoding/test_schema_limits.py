@@ -119,3 +119,42 @@ def test_features_the_grammar_would_ignore_are_refused(
 def test_supported_schemas_pass(schema: dict[str, Any]) -> None:
     assert unsupported_feature(schema) is None
     check_structured(schema_output(schema))
+
+
+def ref_chain(length: int) -> dict[str, Any]:
+    defs: dict[str, Any] = {f"a{i}": {"$ref": f"#/$defs/a{i + 1}"} for i in range(length)}
+    defs[f"a{length}"] = {"type": "string"}
+    return {"$defs": defs, "$ref": "#/$defs/a0"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "string", "pattern": "(" * 600 + "a" + ")" * 600}, "nests groups more than"),
+        ({"type": "string", "pattern": "(" * 30_000 + ")" * 30_000}, "nests groups more than"),
+        ({"properties": {"p": {"type": "string", "pattern": "((((" * 9 + "a"}}}, "nests groups"),
+        (ref_chain(300), r"301 .\$ref.s; at most 256"),
+    ],
+)
+def test_schemas_past_the_complexity_bounds_are_invalid_input(schema: Any, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as caught:
+        check_structured(schema_output(schema))
+    assert caught.value.param == "tool_choice"
+
+
+def test_within_the_bounds_is_accepted() -> None:
+    # Escaped parentheses and ones in a character class are no groups.
+    pattern = r"\(" * 100 + "[(((]" * 100 + "(a(b))"
+    assert check_structured(schema_output({"type": "string", "pattern": pattern}))
+    assert check_structured(schema_output(ref_chain(100)))
+    assert check_structured(schema_output({"enum": [[[[i]]] for i in range(2000)]}))
+
+
+def test_a_check_that_overflows_the_recursion_limit_is_invalid_input(monkeypatch) -> None:
+    def overflow(*_: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("hf_runtime.decoding.schema_limits.check_metaschema", overflow)
+    with pytest.raises(InvalidInput, match="nested too deeply to be checked") as caught:
+        check_structured(schema_output({"type": "string"}))
+    assert caught.value.param == "tool_choice"
