@@ -76,7 +76,7 @@ class ModelLoadFailed(ModelNotReady):
 
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(name)
-        self.message = f"Model with name {name} cannot serve requests. {reason}"
+        self.message = f"Model with name {preview(name)} cannot serve requests. {reason}"
         self.args = (self.message,)
         self.reason = reason
 
