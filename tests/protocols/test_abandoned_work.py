@@ -15,7 +15,7 @@ from hf_runtime.config import BatchingConfig
 from hf_runtime.protocols.grpc import open_inference_messages_pb2 as pb
 from hf_runtime.protocols.grpc.open_inference_pb2_grpc import GRPCInferenceServiceStub
 from hf_runtime.runtime.encoder_model import EncoderModel
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.encoder_support import model_config, source_for
 from tests.fakes import FakeRegistry
 from tests.loading import load_encoder_model
