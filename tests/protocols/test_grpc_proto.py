@@ -21,6 +21,9 @@ METHODS = [
     "ServerMetadata",
     "ModelMetadata",
     "ModelInfer",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
 ]
 TRITON_SERVICE = triton_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 
