@@ -34,6 +34,7 @@ from hf_runtime.types import (
     ModelStatus,
     OutputOptions,
     Prediction,
+    RepositoryEntry,
     ScoreResult,
 )
 
@@ -211,13 +212,18 @@ def require_capability(
 
 def require_ready(model: ServedModel) -> None:
     """The one readiness check: FAILED raises ModelLoadFailed (its reason in the message);
-    LOADING or UNAVAILABLE raise ModelNotReady; READY passes."""
+    LOADING or UNAVAILABLE raise ModelNotReady (an UNAVAILABLE one saying why: not loaded,
+    unloading); READY passes."""
     if model.ready:
         return
     status = model.status()
     if status.state is ModelState.FAILED:
         raise ModelLoadFailed(model.name, status.reason)
-    raise ModelNotReady(model.name)
+    error = ModelNotReady(model.name)
+    if status.state is ModelState.UNAVAILABLE and status.reason:
+        error.message = f"{error.message} It is {status.reason}."
+        error.args = (error.message,)
+    raise error
 
 
 class ModelRegistry(Protocol):
@@ -231,3 +237,31 @@ class ModelRegistry(Protocol):
     @property
     def ready(self) -> bool:
         """True once every model has loaded (and while the server is not draining)."""
+
+
+@runtime_checkable
+class ModelRepository(Protocol):
+    """Loading and unloading models while serving (the V2 model repository extension)."""
+
+    async def index(self, ready_only: bool = False) -> list[RepositoryEntry]:
+        """Every configured model and every model repository folder, with its state."""
+
+    async def load(self, name: str) -> None:
+        """Load `name` (a loaded model stays as it is). Raises ModelNotFound, or InvalidInput
+        naming why the load failed."""
+
+    async def unload(self, name: str) -> None:
+        """Stop serving `name` once its requests in flight ended (bounded wait), then free
+        it (an unloaded model stays as it is). Raises ModelNotFound."""
+
+
+class AdapterManager(Protocol):
+    """LoRA adapters loaded and unloaded while serving (vLLM's runtime LoRA routes)."""
+
+    async def load_adapter(self, name: str, path: str | None, base_model: str | None) -> None:
+        """Serve the adapter at `path` (None: the model repository folder `name`) under
+        `name` on `base_model` (None: the one model that takes adapters). Raises InvalidInput
+        for a bad path or a base that cannot take adapters."""
+
+    async def unload_adapter(self, name: str) -> None:
+        """Stop serving the adapter `name`. Raises ModelNotFound for an unknown adapter."""

@@ -234,3 +234,13 @@ def parse_output_options(values: dict[str, Any], where: str) -> OutputOptions:
             )
         found["aggregation_strategy"] = value
     return OutputOptions(**found)
+
+
+@dataclass(frozen=True)
+class RepositoryEntry:
+    """One model of the repository index: a configured model or a model repository folder."""
+
+    name: str
+    state: ModelState
+    reason: str = ""  # why it is not READY ("" when it is)
+    version: str = ""  # hf-runtime's models are unversioned

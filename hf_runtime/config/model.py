@@ -171,11 +171,13 @@ class ModelConfig(StrictSection):
 class RuntimeConfig(StrictSection):
     """Everything the service serves."""
 
-    models: list[ModelConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RuntimeConfig:
+        if not self.models and not self.server.model_repository:
+            raise ValueError("at least one model is required (or a server.model_repository)")
         names = [m.model_name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -49,6 +49,17 @@ class ServerConfig(StrictSection):
         "dispatch straight to the protocol app (hf_runtime.fast_path). Off: BentoML's full stack.",
     )
 
+    model_repository: str | None = Field(
+        None,
+        description="A folder whose sub-folders are Hugging Face checkpoints (each optionally "
+        "with an hf-runtime.yaml of model settings) or LoRA adapters, loaded and unloaded by "
+        "folder name through the V2 model repository API (and /v1/load_lora_adapter).",
+    )
+    model_repository_load: list[str] = Field(
+        default_factory=list,
+        description="Folders of model_repository to load at startup (comma-separated; `*`: "
+        "all); the others load when asked.",
+    )
     gil_switch_interval_ms: float = Field(
         1.0,
         gt=0,
@@ -63,6 +74,13 @@ class ServerConfig(StrictSection):
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("model_repository_load", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
     @field_validator("api_key")

@@ -42,6 +42,7 @@ from hf_runtime.errors import (
 from hf_runtime.model import (
     Embedder,
     ModelRegistry,
+    ModelRepository,
     Predictor,
     Scorer,
     ServedModel,
@@ -57,6 +58,7 @@ from hf_runtime.types import (
     OutputOptions,
     OutputTensor,
     Prediction,
+    RepositoryEntry,
     ScoreResult,
     TextPair,
     parse_output_options,
@@ -166,6 +168,34 @@ class DataPlane:
         if model.ready and model.capability(Scorer) is not None:
             return
         self.predictor(name, model_version)
+
+    # ------------------------------------------------------------ model repository
+
+    async def repository_index(
+        self, repository_name: str = "", ready_only: bool = False
+    ) -> list[RepositoryEntry]:
+        """Every model the server knows, with its state (configured ones and the
+        model repository's folders)."""
+        return await self._repository(repository_name).index(ready_only)
+
+    async def load_model(self, name: str, repository_name: str = "") -> None:
+        """Idempotent; a failed load is a 400 naming why (its state turns FAILED)."""
+        await self._repository(repository_name).load(name)
+
+    async def unload_model(self, name: str, repository_name: str = "") -> None:
+        """Returns once the model's requests in flight ended (bounded) and it is freed."""
+        await self._repository(repository_name).unload(name)
+
+    def _repository(self, repository_name: str) -> ModelRepository:
+        if repository_name:
+            raise InvalidInput(
+                f"unknown repository {repository_name!r}: hf-runtime has one model "
+                "repository; leave repository_name empty",
+                param="repository_name",
+            )
+        if not isinstance(self._registry, ModelRepository):
+            raise NotImplementedFeature("this server does not load or unload models")
+        return self._registry
 
     # ------------------------------------------------------------ inference
 

@@ -11,7 +11,7 @@ import contextvars
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -27,6 +27,9 @@ class RequestContext:
     model: str = ""  # set once the request named a model that exists (bounded label values)
     backend: str = ""
     arrived: float = field(default_factory=time.perf_counter)  # for time to first token
+    # Run when the request ends (its response sent, or it failed): releases what it held,
+    # such as its model's in-flight count (an unload waits for that to reach zero).
+    on_end: list[Callable[[], None]] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
@@ -65,3 +68,6 @@ def request_scope(context: RequestContext) -> Iterator[RequestContext]:
         yield context
     finally:
         _current.reset(token)
+        for release in context.on_end:
+            release()
+        context.on_end.clear()

@@ -31,6 +31,7 @@ from hf_runtime.protocols.codecs import v2_binary, v2_json
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
+from hf_runtime.protocols.kserve_v2_repository import add_repository_routes
 from hf_runtime.types import ModelMetadata, TensorSpec
 
 
@@ -94,6 +95,7 @@ def make_app(registry: ModelRegistry, prefix: str = "") -> FastAPI:
     async def infer_version(name: str, model_version: str, request: Request) -> Response:
         return await _infer(plane, name, model_version, request)
 
+    add_repository_routes(app, plane, prefix)
     return app
 
 

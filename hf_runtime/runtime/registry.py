@@ -1,127 +1,58 @@
-"""Models by name, with their loading state. Protocols see this through `ModelRegistry`."""
+"""Models by name, with their loading state. Protocols see this through `ModelRegistry`, and
+load and unload through `ModelRepository` (the V2 model repository extension)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from hf_runtime.config import ModelConfig, RuntimeConfig
-from hf_runtime.errors import ConfigError, ModelNotFound
-from hf_runtime.model import C, ServedModel, require_ready
+from hf_runtime.errors import ConfigError, InvalidInput, ModelNotFound
+from hf_runtime.model import ServedModel
 from hf_runtime.observability.context import note_model
-from hf_runtime.observability.metrics import count_load_failure
-from hf_runtime.types import ModelMetadata, ModelState, ModelStatus
+from hf_runtime.runtime import model_repository
+from hf_runtime.runtime.model_repository import RepositoryFolder
+from hf_runtime.runtime.model_slot import ModelSlot, load_failure_reason
+from hf_runtime.types import ModelState, RepositoryEntry
 
 logger = logging.getLogger("hf_runtime")
 
-
-class ModelSlot:
-    """A ServedModel that exists from startup and delegates once its model has loaded.
-
-    Its `status` is the slot's own until a model is attached: LOADING (configured models, from
-    startup), FAILED with the load's error, or UNAVAILABLE (nothing loaded); then the model's
-    (READY, or FAILED when its engine died). Metadata and capabilities of a slot that is not
-    READY raise `require_ready`'s error, so the protocols answer 503 while loading instead of
-    not listening at all (KServe's behaviour), and say why when the load failed.
-    """
-
-    def __init__(self, config: ModelConfig, state: ModelState = ModelState.LOADING) -> None:
-        self.config = config
-        self._model: ServedModel | None = None
-        self._status = ModelStatus(state)
-        self.load_seconds: float | None = None
-
-    @property
-    def name(self) -> str:
-        return self.config.model_name
-
-    @property
-    def task(self) -> str:
-        if self._model is not None:
-            return self._model.task
-        return self.config.task.value if self.config.task else ""
-
-    def status(self) -> ModelStatus:
-        return self._model.status() if self._model is not None else self._status
-
-    @property
-    def ready(self) -> bool:
-        return self.status().ready
-
-    @property
-    def backend(self) -> str:
-        """The backend running the model ("" until loaded)."""
-        return self._model.backend if self._model is not None else ""
-
-    @property
-    def loaded(self) -> ServedModel:
-        require_ready(self)
-        assert self._model is not None  # READY only with a model attached
-        return self._model
-
-    def metadata(self) -> ModelMetadata:
-        return self.loaded.metadata()
-
-    def capability(self, kind: type[C]) -> C | None:
-        return self.loaded.capability(kind)
-
-    def stats(self) -> Mapping[str, int]:
-        return self._model.stats() if self._model is not None else {}
-
-    def attach(self, model: ServedModel) -> None:
-        """Serve an already loaded model (a LoRA adapter of another slot's engine)."""
-        self._model = model
-
-    async def load(self) -> tuple[ServedModel, ...]:
-        """Load the model; returns the LoRA adapters to serve beside it under their own names.
-        A failure leaves the slot FAILED with the error as its reason, logged and counted."""
-        from hf_runtime.runtime.loading import load_model
-
-        self._status = ModelStatus(ModelState.LOADING)
-        started = time.perf_counter()
-        try:
-            loaded = await load_model(self.config)
-        except Exception as exc:  # keep serving the other models; this one is FAILED
-            self._status = ModelStatus(ModelState.FAILED, load_failure_reason(exc))
-            logger.error(
-                "model %s: %s", self.name, self._status.reason, exc_info=not _expected(exc)
-            )
-            count_load_failure(self.name, self._status.reason)
-            raise
-        self._model = loaded.model
-        self.load_seconds = time.perf_counter() - started
-        logger.info("model %s (%s) ready in %.1f s", self.name, self.task, self.load_seconds)
-        return loaded.adapters
-
-    async def aclose(self) -> None:
-        if self._model is not None:
-            await self._model.aclose()
-
-
-def load_failure_reason(exc: BaseException) -> str:
-    """The reason a FAILED slot reports: "Loading failed: <error type>: <message>"."""
-    message = " ".join(str(exc).split())  # one line: it goes in logs and error bodies
-    error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return f"Loading failed: {error}"
-
-
-def _expected(exc: BaseException) -> bool:
-    """Errors an operator fixes from the message alone (no traceback needed)."""
-    return isinstance(exc, (ConfigError, OSError, ValueError))
+__all__ = ["ModelSlot", "Registry", "load_failure_reason"]
 
 
 class Registry:
-    """Name -> ModelSlot. Implements hf_runtime.model.ModelRegistry."""
+    """Name -> ModelSlot. Implements hf_runtime.model.ModelRegistry and ModelRepository."""
 
-    def __init__(self, slots: Sequence[ModelSlot]) -> None:
+    def __init__(
+        self,
+        slots: Sequence[ModelSlot],
+        *,
+        repository: str | None = None,
+        load_at_startup: Sequence[str] = (),
+        unload_timeout: float = 30.0,
+    ) -> None:
         self._slots = {slot.name: slot for slot in slots}
+        self._configured = frozenset(self._slots)
+        self._repository = repository
+        self._load_at_startup = frozenset(load_at_startup)
+        self._unload_timeout = unload_timeout  # like the drain: requests get this long
+        self._folders: dict[str, RepositoryFolder] = {}
+        # One load at a time, whoever asks: transformers' lazy module imports are not
+        # thread-safe, and one model at a time keeps peak memory at the largest model's.
+        self._load_turn = asyncio.Lock()
         # The server's drain state (SIGTERM): not ready, so load balancers stop sending.
         self.is_draining: Callable[[], bool] = lambda: False
 
     @classmethod
     def from_config(cls, config: RuntimeConfig) -> Registry:
-        return cls([ModelSlot(m) for m in config.models])
+        server = config.server
+        return cls(
+            [ModelSlot(m) for m in config.models],
+            repository=server.model_repository,
+            load_at_startup=server.model_repository_load,
+            unload_timeout=server.drain_timeout,
+        )
 
     def get(self, name: str) -> ModelSlot:
         try:
@@ -129,45 +60,166 @@ class Registry:
         except KeyError:
             raise ModelNotFound(name) from None
         note_model(slot.name, slot.backend)  # labels this request's metrics and logs
+        slot.hold()  # an unload waits for this request
         return slot
 
     def names(self) -> list[str]:
-        return list(self._slots)
+        """The models served or meant to be: not the repository's unloaded folders."""
+        return [name for name, slot in self._slots.items() if slot.wanted or slot.ready]
 
     def slots(self) -> list[ModelSlot]:
         return list(self._slots.values())
 
     @property
     def ready(self) -> bool:
-        return not self.is_draining() and all(slot.ready for slot in self._slots.values())
+        """Not draining, and every model meant to be loaded has loaded."""
+        wanted = [slot for slot in self._slots.values() if slot.wanted]
+        return not self.is_draining() and all(slot.ready for slot in wanted)
 
     async def load_all(self) -> None:
-        """Load every model, one after another; a failure does not stop the others.
-
-        Sequential on purpose: transformers' lazy module imports are not thread-safe (two
-        first-time loads in parallel threads can see half-initialised modules), and loading
-        one model at a time keeps peak memory at the largest model, not the sum.
-        """
+        """Load every configured model (and the repository folders asked for at startup), one
+        after another; a failure does not stop the others."""
+        if self._repository:
+            await self._rescan()
+            for name, folder in self._folders.items():
+                if "*" in self._load_at_startup or name in self._load_at_startup:
+                    if folder.error:
+                        logger.error("model repository folder %s: %s", name, folder.error)
+                    elif name in self._slots and not folder.is_adapter:
+                        self._slots[name].wanted = True
+            missing = sorted(self._load_at_startup - set(self._folders) - {"*"})
+            if missing:
+                logger.error("model_repository_load names no folder: %s", ", ".join(missing))
         first_error: BaseException | None = None
-        for slot in list(self._slots.values()):
+        for slot in [s for s in self._slots.values() if s.wanted and not s.base]:
             try:
-                self._add_adapters(slot, await slot.load())
+                async with slot.lock:
+                    await self._load_slot(slot)
             except Exception as exc:  # logged by the slot; keep loading the rest
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
 
+    # ------------------------------------------------------------ ModelRepository
+
+    async def index(self, ready_only: bool = False) -> list[RepositoryEntry]:
+        await self._rescan()
+        entries = [slot.entry() for slot in self._slots.values()]
+        for folder in self._folders.values():
+            if folder.error and folder.name not in self._slots:
+                entries.append(RepositoryEntry(folder.name, ModelState.FAILED, folder.error))
+        if ready_only:
+            entries = [e for e in entries if e.state is ModelState.READY]
+        return sorted(entries, key=lambda e: e.name)
+
+    async def load(self, name: str) -> None:
+        slot = await self._slot_for_load(name)
+        async with slot.lock:
+            slot.wanted = True
+            if slot.ready:
+                return  # loading twice is idempotent
+            try:
+                await self._load_slot(slot)
+            except Exception as exc:
+                reason = slot.status().reason or load_failure_reason(exc)
+                raise InvalidInput(
+                    f"failed to load model {name}: {reason}", param="model"
+                ) from None
+
+    async def unload(self, name: str) -> None:
+        if name not in self._slots:
+            await self._rescan()
+        slot = self._slots.get(name)
+        if slot is None:
+            raise ModelNotFound(name)
+        if slot.base:
+            raise InvalidInput(
+                f"model {name} is a LoRA adapter of {slot.base}: unload it with "
+                "/v1/unload_lora_adapter, or unload its base model",
+                param="model",
+            )
+        async with slot.lock:
+            slot.wanted = False
+            if slot.model is None:
+                slot.forget_failure()  # no longer meant to be loaded: UNAVAILABLE
+                return  # unloading twice is idempotent too
+            self._remove_adapters(slot)
+            await slot.unload(self._unload_timeout)
+            await asyncio.to_thread(model_repository.release_memory)
+            logger.info("model %s unloaded", name)
+
+    # ------------------------------------------------------------ internals
+
+    async def _slot_for_load(self, name: str) -> ModelSlot:
+        if name not in self._configured:
+            await self._rescan()  # a folder added since the last look loads too
+        slot = self._slots.get(name)
+        if slot is None:
+            folder = self._folders.get(name)
+            if folder is not None and folder.error:
+                raise InvalidInput(f"model {name}: {folder.error}", param="model")
+            if folder is not None and folder.is_adapter:
+                raise InvalidInput(
+                    f"{name} is a LoRA adapter: load it with /v1/load_lora_adapter",
+                    param="model",
+                )
+            raise ModelNotFound(name)
+        if slot.base:
+            raise InvalidInput(f"model {name} is a LoRA adapter of {slot.base}", param="model")
+        return slot
+
+    async def _load_slot(self, slot: ModelSlot) -> None:
+        async with self._load_turn:
+            adapters = await slot.load()
+        try:
+            self._add_adapters(slot, adapters)
+        except ConfigError as exc:
+            await slot.unload(0)
+            slot.fail(str(exc))
+            raise
+
+    async def _rescan(self) -> None:
+        """Read the repository folder again: new folders get (unloaded) slots; a folder gone
+        loses its slot unless its model is loaded."""
+        if not self._repository:
+            return
+        folders = await asyncio.to_thread(model_repository.scan, self._repository)
+        self._folders = folders
+        for name, folder in folders.items():
+            if name in self._configured:
+                if name not in self._slots or self._slots[name].base:
+                    continue
+                logger.warning("model repository folder %s: a configured model has its name", name)
+                continue
+            if folder.config is not None and name not in self._slots:
+                self._slots[name] = ModelSlot(folder.config, wanted=False)
+        for name, slot in list(self._slots.items()):
+            gone = name not in folders or folders[name].config is None
+            idle = slot.model is None and not slot.lock.locked()
+            if name not in self._configured and not slot.base and gone and idle:
+                del self._slots[name]
+
     def _add_adapters(self, slot: ModelSlot, adapters: Sequence[ServedModel]) -> None:
         """Serve each LoRA adapter of a loaded model under its own name (KServe #4338)."""
         for adapter in adapters:
-            if adapter.name in self._slots:
-                raise ConfigError(
-                    f"model {slot.name}: adapter name {adapter.name} clashes with a served model"
-                )
-            adapter_slot = ModelSlot(slot.config.model_copy(update={"model_name": adapter.name}))
-            adapter_slot.attach(adapter)
-            self._slots[adapter.name] = adapter_slot
+            self.add_adapter(slot, adapter)
+
+    def add_adapter(self, slot: ModelSlot, adapter: ServedModel) -> None:
+        if adapter.name in self._slots:
+            raise ConfigError(
+                f"model {slot.name}: adapter name {adapter.name} clashes with a served model"
+            )
+        config: ModelConfig = slot.config.model_copy(update={"model_name": adapter.name})
+        adapter_slot = ModelSlot(config, base=slot.name)
+        adapter_slot.attach(adapter)
+        self._slots[adapter.name] = adapter_slot
+
+    def _remove_adapters(self, slot: ModelSlot) -> None:
+        for name, other in list(self._slots.items()):
+            if other.base == slot.name:
+                del self._slots[name]
 
     async def close(self) -> None:
         for slot in self._slots.values():
-            await slot.aclose()
+            if not slot.base:  # an adapter closes with its base model
+                await slot.aclose()

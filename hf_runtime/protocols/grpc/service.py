@@ -13,6 +13,7 @@ from collections.abc import Callable
 import grpc
 
 from hf_runtime.dataplane import DataPlane
+from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.grpc import codec
 from hf_runtime.protocols.grpc import open_inference_messages_pb2 as pb
 from hf_runtime.protocols.grpc.open_inference_pb2_grpc import GRPCInferenceServiceServicer
@@ -72,3 +73,45 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             decoded = codec.decode_infer_request(request)
         response = await self._plane.infer(name, version, decoded)
         return codec.encode_infer_response(response, codec.raw_outputs(request, decoded))
+
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryIndexResponse:
+        entries = await self._plane.repository_index(request.repository_name, request.ready)
+        return pb.RepositoryIndexResponse(
+            models=[
+                pb.RepositoryIndexResponse.ModelIndex(
+                    name=e.name, version=e.version, state=e.state.value, reason=e.reason
+                )
+                for e in entries
+            ]
+        )
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelLoadResponse:
+        if request.parameters:
+            raise InvalidInput(
+                "load parameters are not supported (got "
+                + ", ".join(sorted(request.parameters))
+                + "): a model's settings come from its model repository folder",
+                param="parameters",
+            )
+        await self._plane.load_model(request.model_name, request.repository_name)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelUnloadResponse:
+        unknown = sorted(set(request.parameters) - {"unload_dependents"})
+        if unknown:
+            raise InvalidInput(
+                f"unknown unload parameter(s) {', '.join(unknown)}; allowed: unload_dependents",
+                param="parameters",
+            )
+        if "unload_dependents" in request.parameters:
+            choice = request.parameters["unload_dependents"].WhichOneof("parameter_choice")
+            if choice != "bool_param":
+                raise InvalidInput("unload_dependents must be a bool_param", param="parameters")
+        await self._plane.unload_model(request.model_name, request.repository_name)
+        return pb.RepositoryModelUnloadResponse()
