@@ -102,7 +102,9 @@ def _repository_name(body: dict[str, Any]) -> str:
 
 
 def _parameters(body: dict[str, Any]) -> dict[str, Any]:
-    parameters = body.get("parameters") or {}
+    parameters = body.get("parameters")
+    if parameters is None:
+        return {}
     if not isinstance(parameters, dict):
         raise InvalidInput("parameters must be an object", param="parameters")
     return parameters

@@ -9,6 +9,7 @@ asked for or a name is loaded, so folders added while serving are found without 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -102,10 +103,8 @@ def release_memory() -> None:
     Blocking: run it in a thread."""
     gc.collect()
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl): no trim
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-            pass
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
