@@ -37,6 +37,7 @@ from hf_runtime.types import (
     ModelStatus,
     OutputTensor,
     Prediction,
+    RepositoryEntry,
     TensorSpec,
     TokenLogprob,
 )
@@ -268,6 +269,18 @@ class FakeRegistry:
     @property
     def ready(self) -> bool:
         return all(m.ready for m in self.models.values())
+
+    # The model repository extension, as a no-op over the fixed models (fuzzing may unload
+    # any model, and must still reach them afterwards).
+    async def index(self, ready_only: bool = False) -> list[RepositoryEntry]:
+        entries = [RepositoryEntry(name, m.status().state) for name, m in self.models.items()]
+        return [e for e in entries if e.state is ModelState.READY or not ready_only]
+
+    async def load(self, name: str) -> None:
+        self.get(name)
+
+    async def unload(self, name: str) -> None:
+        self.get(name)
 
 
 class FakeTextGenerator:

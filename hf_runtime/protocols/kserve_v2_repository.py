@@ -26,9 +26,73 @@ from hf_runtime.types import RepositoryEntry
 MAX_BODY_BYTES = 64 * 1024  # these bodies hold a few flags
 UNLOAD_PARAMETERS = frozenset({"unload_dependents"})  # adapters always go with their base
 
+# The OpenAPI description of the bodies these routes read themselves (each is optional).
+_REPOSITORY_NAME = {"type": "string", "description": "Empty or absent: the one repository."}
+INDEX_REQUEST = {
+    "type": "object",
+    "properties": {
+        "repository_name": _REPOSITORY_NAME,
+        "ready": {"type": "boolean", "description": "Only the models that are READY."},
+    },
+    "additionalProperties": False,
+}
+LOAD_REQUEST = {
+    "type": "object",
+    "properties": {
+        "repository_name": _REPOSITORY_NAME,
+        "parameters": {
+            "type": "object",
+            "maxProperties": 0,
+            "description": "Triton's config and file overrides are not supported.",
+        },
+    },
+    "additionalProperties": False,
+}
+UNLOAD_REQUEST = {
+    "type": "object",
+    "properties": {
+        "repository_name": _REPOSITORY_NAME,
+        "parameters": {
+            "type": "object",
+            "properties": {"unload_dependents": {"type": "boolean"}},
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+INDEX_RESPONSE = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "state", "reason"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "state": {"type": "string", "enum": ["READY", "LOADING", "UNAVAILABLE", "FAILED"]},
+            "reason": {"type": "string"},
+        },
+    },
+}
+
+
+def _documented(request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """Route options: the body read by hand (optional) and the 200 answer, for OpenAPI."""
+    json_of = "application/json"
+    return {
+        "openapi_extra": {
+            "requestBody": {"required": False, "content": {json_of: {"schema": request}}}
+        },
+        "responses": {200: {"description": "OK", "content": {json_of: {"schema": response}}}},
+    }
+
+
+def _done(word: str) -> dict[str, Any]:
+    properties = {"name": {"type": "string"}, word: {"type": "boolean", "const": True}}
+    return {"type": "object", "required": ["name", word], "properties": properties}
+
 
 def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
-    @app.post(prefix + "/repository/index")
+    @app.post(prefix + "/repository/index", **_documented(INDEX_REQUEST, INDEX_RESPONSE))
     async def repository_index(request: Request) -> JSONResponse:
         body = await _read_body(request, allowed={"repository_name", "ready"})
         ready = body.get("ready", False)
@@ -37,7 +101,9 @@ def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
         entries = await plane.repository_index(_repository_name(body), ready_only=ready)
         return JSONResponse([index_entry(entry) for entry in entries])
 
-    @app.post(prefix + "/repository/models/{name}/load")
+    @app.post(
+        prefix + "/repository/models/{name}/load", **_documented(LOAD_REQUEST, _done("load"))
+    )
     async def load(name: str, request: Request) -> dict[str, Any]:
         body = await _read_body(request, allowed={"repository_name", "parameters"})
         parameters = _parameters(body)
@@ -51,7 +117,10 @@ def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
         await plane.load_model(name, _repository_name(body))
         return {"name": name, "load": True}
 
-    @app.post(prefix + "/repository/models/{name}/unload")
+    @app.post(
+        prefix + "/repository/models/{name}/unload",
+        **_documented(UNLOAD_REQUEST, _done("unload")),
+    )
     async def unload(name: str, request: Request) -> dict[str, Any]:
         body = await _read_body(request, allowed={"repository_name", "parameters"})
         parameters = _parameters(body)

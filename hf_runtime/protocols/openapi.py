@@ -249,7 +249,8 @@ def _document_route(route: APIRoute, shape: ErrorShape, prefixes: Sequence[str])
         statuses |= {401, 503}  # the Gateway's API key check and drain
     if "{" in path or (shape is ErrorShape.OPENAI and is_post):
         statuses.add(404)  # names a model (path or body) that may not exist
-    if is_post and not path.endswith((":explain", "/tokenize", "/detokenize")):
+    no_queue = (":explain", "/tokenize", "/detokenize", "/repository/index", "/load", "/unload")
+    if is_post and not path.endswith(no_queue):
         statuses.add(429)  # runs a model: its queue may be full (a tokenizer has no queue)
     if path.endswith(":explain") or "/versions/" in path:
         statuses.add(501)
