@@ -101,9 +101,7 @@ def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
         entries = await plane.repository_index(_repository_name(body), ready_only=ready)
         return JSONResponse([index_entry(entry) for entry in entries])
 
-    @app.post(
-        prefix + "/repository/models/{name}/load", **_documented(LOAD_REQUEST, _done("load"))
-    )
+    @app.post(prefix + "/repository/models/{name}/load", **_documented(LOAD_REQUEST, _done("load")))
     async def load(name: str, request: Request) -> dict[str, Any]:
         body = await _read_body(request, allowed={"repository_name", "parameters"})
         parameters = _parameters(body)
