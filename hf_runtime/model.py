@@ -255,6 +255,7 @@ class ModelRepository(Protocol):
         it (an unloaded model stays as it is). Raises ModelNotFound."""
 
 
+@runtime_checkable
 class AdapterManager(Protocol):
     """LoRA adapters loaded and unloaded while serving (vLLM's runtime LoRA routes)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from hf_runtime.types import GenerationDelta, GenerationRequest
 
@@ -189,6 +189,23 @@ class EncoderParts:
 
     platform: str  # the backend's name, which metadata and metrics report
     encoder: EncoderBackend
+
+
+@runtime_checkable
+class LoRAEngine(Protocol):
+    """A GenerationEngine that loads LoRA adapters while serving (vLLM with LoRA enabled)."""
+
+    @property
+    def lora_enabled(self) -> bool:
+        """Whether the engine was started able to take adapters."""
+
+    async def add_adapter(self, name: str, path: str) -> GenerationEngine:
+        """Load the adapter at `path`; returns the view of this engine that runs it. Raises
+        InvalidInput for a path that holds no loadable adapter, Unsupported when the engine
+        was started without LoRA."""
+
+    async def remove_adapter(self, adapter: GenerationEngine) -> None:
+        """Drop an adapter `add_adapter` returned (or a configured one) from the engine."""
 
 
 class LoRAAdapter(NamedTuple):

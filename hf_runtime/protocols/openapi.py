@@ -250,6 +250,7 @@ def _document_route(route: APIRoute, shape: ErrorShape, prefixes: Sequence[str])
     if "{" in path or (shape is ErrorShape.OPENAI and is_post):
         statuses.add(404)  # names a model (path or body) that may not exist
     no_queue = (":explain", "/tokenize", "/detokenize", "/repository/index", "/load", "/unload")
+    no_queue += ("/load_lora_adapter", "/unload_lora_adapter")  # no model runs
     if is_post and not path.endswith(no_queue):
         statuses.add(429)  # runs a model: its queue may be full (a tokenizer has no queue)
     if path.endswith(":explain") or "/versions/" in path:

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hf_runtime.backends import GenerationEngine
+from hf_runtime.backends import GenerationEngine, LoRAEngine
 from hf_runtime.config import ModelConfig
-from hf_runtime.errors import InvalidInput
+from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
@@ -65,6 +65,38 @@ class GenerativeModel(ServedModelBase):
         return ModelMetadata(
             name=self.name, task=self.task, platform=self._platform, inputs=[], outputs=[]
         )
+
+    # ------------------------------------------------------------------ runtime LoRA
+
+    @property
+    def takes_adapters(self) -> bool:
+        """Whether LoRA adapters can be loaded onto this model while it serves."""
+        return isinstance(self.engine, LoRAEngine) and self.engine.lora_enabled
+
+    async def add_adapter(self, name: str, path: str) -> GenerativeModel:
+        """The adapter at `path`, served as its own model `name` on this model's engine."""
+        if not isinstance(self.engine, LoRAEngine):
+            raise Unsupported(
+                f"model {self.name} runs on the {self._platform} backend, which does not serve "
+                "LoRA adapters: serve it with backend: vllm and vllm: {enable_lora: true}",
+                param="lora_name",
+            )
+        engine = await self.engine.add_adapter(name, path)
+        return GenerativeModel(
+            self.config.model_copy(update={"model_name": name}),
+            Task(self.task),
+            self._tokenizer,
+            engine,
+            platform=self._platform,
+            chat_template=self._chat_template,
+            sampling_defaults=self._sampling_defaults,  # the base model's, as vLLM
+        )
+
+    async def remove_adapter(self, adapter: GenerativeModel) -> None:
+        """Close an adapter of this model and drop it from the engine."""
+        await adapter.aclose()
+        if isinstance(self.engine, LoRAEngine):
+            await self.engine.remove_adapter(adapter.engine)
 
     async def aclose(self) -> None:
         self._ready = False

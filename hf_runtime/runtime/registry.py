@@ -12,6 +12,7 @@ from hf_runtime.errors import ConfigError, InvalidInput, ModelNotFound
 from hf_runtime.model import ServedModel
 from hf_runtime.observability.context import note_model
 from hf_runtime.runtime import model_repository
+from hf_runtime.runtime.generative_model import GenerativeModel
 from hf_runtime.runtime.model_repository import RepositoryFolder
 from hf_runtime.runtime.model_slot import ModelSlot, load_failure_reason
 from hf_runtime.types import ModelState, RepositoryEntry
@@ -22,7 +23,8 @@ __all__ = ["ModelSlot", "Registry", "load_failure_reason"]
 
 
 class Registry:
-    """Name -> ModelSlot. Implements hf_runtime.model.ModelRegistry and ModelRepository."""
+    """Name -> ModelSlot. Implements hf_runtime.model.ModelRegistry, ModelRepository and
+    AdapterManager (runtime LoRA adapters, served as models on their base model's engine)."""
 
     def __init__(
         self,
@@ -147,6 +149,72 @@ class Registry:
             await slot.unload(self._unload_timeout)
             await asyncio.to_thread(model_repository.release_memory)
             logger.info("model %s unloaded", name)
+
+    # ------------------------------------------------------------ AdapterManager
+
+    async def load_adapter(self, name: str, path: str | None, base_model: str | None) -> None:
+        if path is None:  # a LoRA adapter folder of the model repository, by name
+            await self._rescan()
+            folder = self._folders.get(name)
+            if folder is None or not folder.is_adapter:
+                raise InvalidInput(
+                    f"no lora_path given, and the model repository has no LoRA adapter "
+                    f"folder {name}",
+                    param="lora_path",
+                )
+            path = str(folder.path)
+        if name in self._slots:
+            what = "has already been loaded" if self._slots[name].base else "is a served model"
+            raise InvalidInput(f"The lora adapter '{name}' {what}.", param="lora_name")
+        base = self._adapter_base(base_model)
+        async with base.lock:  # not while the base model loads or unloads
+            model = base.model
+            if not base.ready or not isinstance(model, GenerativeModel):
+                raise InvalidInput(f"model {base.name} is not loaded", param="base_model_name")
+            adapter = await model.add_adapter(name, path)
+            self.add_adapter(base, adapter)
+        logger.info("LoRA adapter %s loaded on %s from %s", name, base.name, path)
+
+    async def unload_adapter(self, name: str) -> None:
+        slot = self._slots.get(name)
+        if slot is None or not slot.base:
+            error = ModelNotFound(name)
+            error.message = f"The lora adapter '{name}' cannot be found."
+            error.args = (error.message,)
+            raise error
+        base = self._slots[slot.base]
+        async with base.lock:
+            adapter = slot.model
+            await slot.unload(self._unload_timeout)  # its requests in flight end first
+            self._slots.pop(name, None)
+            if isinstance(base.model, GenerativeModel) and isinstance(adapter, GenerativeModel):
+                await base.model.remove_adapter(adapter)
+        logger.info("LoRA adapter %s unloaded from %s", name, base.name)
+
+    def _adapter_base(self, base_model: str | None) -> ModelSlot:
+        """The loaded model an adapter goes on: the one named, else the one generative model
+        that takes adapters (else the one generative model, whose load refuses them)."""
+        if base_model is not None:
+            slot = self._slots.get(base_model)
+            if slot is None:
+                raise ModelNotFound(base_model)
+            return slot
+        generative = [
+            slot
+            for slot in self._slots.values()
+            if not slot.base and slot.ready and isinstance(slot.model, GenerativeModel)
+        ]
+        taking = [s for s in generative if s.model.takes_adapters]  # type: ignore[union-attr]
+        for candidates in (taking, generative):
+            if len(candidates) == 1:
+                return candidates[0]
+            if len(candidates) > 1:
+                names = ", ".join(s.name for s in candidates)
+                raise InvalidInput(
+                    f"several models could take the adapter ({names}): name one in base_model_name",
+                    param="base_model_name",
+                )
+        raise InvalidInput("no generative model is loaded to take a LoRA adapter")
 
     # ------------------------------------------------------------ internals
 

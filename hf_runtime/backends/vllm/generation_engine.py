@@ -33,6 +33,7 @@ import copy
 import itertools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from vllm import SamplingParams as VLLMSamplingParams
@@ -42,13 +43,20 @@ from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
+from hf_runtime.backends import GenerationEngine
 from hf_runtime.backends.vllm import BACKEND
 from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
 from hf_runtime.decoding.admission import AdmissionLimit, AdmissionTicket
 from hf_runtime.decoding.detokenize import REPLACEMENT_CHAR, TokenTextCache
 from hf_runtime.decoding.grammar import GrammarCompiler
 from hf_runtime.decoding.limits import check_request
-from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelNotReady, Overloaded
+from hf_runtime.errors import (
+    HFRuntimeError,
+    InvalidInput,
+    ModelNotReady,
+    Overloaded,
+    Unsupported,
+)
 from hf_runtime.observability.metrics import observe_queue_time
 from hf_runtime.types import (
     FinishReason,
@@ -60,6 +68,12 @@ from hf_runtime.types import (
 )
 
 logger = logging.getLogger("hf_runtime")
+RUNTIME_ADAPTER_IDS = 1 << 20  # above any configured adapter's id (1..len(lora_modules))
+
+
+def is_adapter_folder(path: str) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()
+
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort"}
 
@@ -148,6 +162,8 @@ class VLLMGenerationEngine:
             keep_grammars=False,
         )
         self._ids = itertools.count()
+        # Runtime adapters' vLLM ids, shared by every view; configured ones use 1..N.
+        self._adapter_ids = itertools.count(RUNTIME_ADAPTER_IDS)
 
     @property
     def ready(self) -> bool:
@@ -159,6 +175,40 @@ class VLLMGenerationEngine:
         view.lora_request = lora_request
         view._owns_engine = False
         return view
+
+    @property
+    def lora_enabled(self) -> bool:
+        return self.engine.vllm_config.lora_config is not None
+
+    async def add_adapter(self, name: str, path: str) -> VLLMGenerationEngine:
+        """Load the LoRA adapter at `path` into the engine (vLLM's /v1/load_lora_adapter);
+        returns the view of this engine whose requests run with it."""
+        from vllm.lora.request import LoRARequest
+
+        if not self.lora_enabled:
+            raise Unsupported(
+                f"model {self.name} was started without LoRA: set vllm: {{enable_lora: true}} "
+                "(and max_lora_rank, max_loras as the adapters need) to load adapters",
+                param="lora_name",
+            )
+        if not await asyncio.to_thread(is_adapter_folder, path):
+            raise InvalidInput(
+                f"LoRA adapter {name}: no adapter_config.json in {path}", param="lora_path"
+            )
+        request = LoRARequest(lora_name=name, lora_int_id=next(self._adapter_ids), lora_path=path)
+        try:
+            await self.engine.add_lora(request)
+        except Exception as exc:  # vLLM's own check of the adapter (rank, modules, weights)
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise InvalidInput(
+                f"LoRA adapter {name} from {path} cannot be loaded: {message}", param="lora_path"
+            ) from None
+        return self.for_adapter(request)
+
+    async def remove_adapter(self, adapter: GenerationEngine) -> None:
+        lora_request = getattr(adapter, "lora_request", None)
+        if lora_request is not None:
+            await self.engine.remove_lora(lora_request.lora_int_id)
 
     def stats(self) -> dict[str, int]:
         """running (sequences vLLM has produced output for) / waiting (admitted, no output

@@ -11,6 +11,7 @@ from hf_runtime.protocols.errors import install_error_handlers, openai_body
 from hf_runtime.protocols.openai.chat import chat_router
 from hf_runtime.protocols.openai.completions import completions_router
 from hf_runtime.protocols.openai.embeddings import embeddings_router
+from hf_runtime.protocols.openai.lora import lora_router
 from hf_runtime.protocols.openai.models import models_router
 from hf_runtime.protocols.openai.scoring import scoring_router
 from hf_runtime.protocols.openai.tokenize import tokenize_router
@@ -27,4 +28,5 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     app.include_router(scoring_router(registry))
     app.include_router(tokenize_router(registry))
     app.include_router(models_router(registry, created))
+    app.include_router(lora_router(registry))
     return app
