@@ -177,7 +177,7 @@ class RuntimeConfig(StrictSection):
     @model_validator(mode="after")
     def _unique_names(self) -> RuntimeConfig:
         if not self.models and not self.server.model_repository:
-            raise ValueError("at least one model is required (or a server.model_repository)")
+            raise ValueError("at least 1 model is required (or a server.model_repository)")
         names = [m.model_name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

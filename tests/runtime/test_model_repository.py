@@ -109,7 +109,7 @@ def test_a_repository_alone_is_a_valid_configuration(repo: Path) -> None:
     env = {"HF_RUNTIME_MODEL_REPOSITORY": str(repo), "HF_RUNTIME_MODEL_REPOSITORY_LOAD": "a,b"}
     config = load_config(args={"config": "/dev/null"}, env=env)
     assert config.models == [] and config.server.model_repository_load == ["a", "b"]
-    with pytest.raises(ValueError, match="at least one model"):
+    with pytest.raises(ValueError, match="at least 1 model"):
         load_config(args={"config": "/dev/null"}, env={})
 
 
