@@ -30,7 +30,8 @@ _BOOL_FLAGS = [
 _VALUE_FLAGS = [
     "model_name", "model_id", "model_dir", "gguf_file", "model_revision", "tokenizer_revision",
     "dtype", "task", "backend", "max_model_len", "tensor_input_names", "max_log_len",
-    "grpc_port", "generation_config", "tool_call_parser",
+    "grpc_port", "generation_config", "tool_call_parser", "model_repository",
+    "model_repository_load",
 ]  # fmt: skip
 # KServe ModelServer flags without an equivalent here: accepted so ServingRuntime args work.
 _IGNORED_KSERVE_FLAGS = [

@@ -6,7 +6,9 @@ Sources, lowest to highest precedence:
 
 A YAML file lists one or more models under `models:`. When `model_id` or `model_dir` comes
 from the environment or `--arg`, exactly that one model is served (the file's models are
-dropped); other flags from env/args apply to every model.
+dropped); other flags from env/args apply to every model. A `model_repository` from the
+environment or `--arg`, with no model flags and no config file named, serves that
+repository's folders alone.
 """
 
 from __future__ import annotations
@@ -114,8 +116,14 @@ def load_config(
     overrides = {k: _parse_scalar(k, v) for k, v in merged.items() if k not in SERVER_FLAGS}
 
     data: dict[str, Any] = {}
-    if any(k in overrides for k in _MODEL_DEFINING[:2]):
-        models: list[dict[str, Any]] = [dict(overrides)]
+    models: list[dict[str, Any]]
+    if "model_repository" in server_overrides and not path_value and not overrides:
+        # A model repository alone (KServe's --model_repository): its folders, not the
+        # default file's models.
+        models = []
+        where = "environment/arguments"
+    elif any(k in overrides for k in _MODEL_DEFINING[:2]):
+        models = [dict(overrides)]
         where = "environment/arguments"
         if path_value:  # an explicit file still supplies the server section
             data = _read_yaml(path)

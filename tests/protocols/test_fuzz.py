@@ -202,3 +202,22 @@ def test_fuzz_every_protocol_with_api_key() -> None:
     print("\n" + keyed.summary("API key sent") + "\n" + keyless.summary("without the key"))
     assert keyed.statuses[200] > 0 and keyed.statuses[401] == 0
     assert keyless.statuses[401] > 0
+
+
+def test_model_repository_and_lora_routes_are_documented(documents: dict[str, Any]) -> None:
+    """The V2 repository routes and vLLM's LoRA routes are in the documents (so every fuzz run
+    above sends them both valid and broken bodies), with the errors they can answer."""
+    v2, openai = documents[TITLES[1]], documents[TITLES[2]]
+    for path in (
+        "/v2/repository/index",
+        "/v2/repository/models/{name}/load",
+        "/v2/repository/models/{name}/unload",
+    ):
+        statuses = set(responses(v2, path, "post"))
+        assert {"200", "400", "401", "413", "500", "503"} <= statuses, path
+        assert "429" not in statuses  # no model runs
+        assert "requestBody" in v2["paths"][path]["post"], path
+    assert "404" in responses(v2, "/v2/repository/models/{name}/load", "post")
+    for path in ("/load_lora_adapter", "/unload_lora_adapter"):
+        statuses = set(responses(openai, path, "post"))
+        assert {"200", "400", "401", "404", "500", "503"} <= statuses and "429" not in statuses

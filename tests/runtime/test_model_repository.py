@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hf_runtime.cli import serve_command
 from hf_runtime.config import ModelConfig, RuntimeConfig, load_config
 from hf_runtime.errors import InvalidInput, ModelNotFound, ModelNotReady
 from hf_runtime.model import Predictor
@@ -111,6 +112,11 @@ def test_a_repository_alone_is_a_valid_configuration(repo: Path) -> None:
     assert config.models == [] and config.server.model_repository_load == ["a", "b"]
     with pytest.raises(ValueError, match="at least 1 model"):
         load_config(args={"config": "/dev/null"}, env={})
+    # Alone (KServe's --model_repository), the default file's models are not served.
+    alone = load_config(args={"model_repository": str(repo)}, env={})
+    assert alone.models == [] and alone.server.model_repository == str(repo)
+    command = serve_command(["--model_repository", str(repo), "--model-repository-load", "x"])
+    assert f"model_repository={repo}" in command and "model_repository_load=x" in command
 
 
 async def test_nothing_loads_until_asked_then_load_unload_cycle(
