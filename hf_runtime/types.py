@@ -114,19 +114,24 @@ class ScoreResult:
 # ---------------------------------------------------------------- generation
 
 
-StructuredKind = Literal["json_schema", "json_object"]
+# vLLM's `structured_outputs` kinds: a JSON Schema, any JSON object, a regular expression,
+# an EBNF grammar (xgrammar's dialect), one of a list of strings, an xgrammar structural tag.
+StructuredKind = Literal[
+    "json_schema", "json_object", "regex", "grammar", "choice", "structural_tag"
+]
 
 
 @dataclass(frozen=True)
 class StructuredOutput:
     """A grammar every generated token must follow (constrained decoding).
 
-    Built by the protocol layer from OpenAI's `response_format` or from a forced tool call
-    (`tool_choice` naming a function, or "required"); each backend compiles it with its own
-    grammar engine. `schema` is the JSON Schema as compact JSON text in the client's key
-    order (the output follows the declared property order), the compiled-grammar cache key;
-    None for "json_object" (any JSON object). `param` names the request field that errors
-    about it point at.
+    Built by the protocol layer from OpenAI's `response_format`, vLLM's `structured_outputs`
+    or a forced tool call (`tool_choice` naming a function, or "required"); each backend
+    compiles it with its own grammar engine. `schema` is the constraint's text, the
+    compiled-grammar cache key: the JSON Schema as compact JSON in the client's key order (the
+    output follows the declared property order), the regex, the EBNF grammar, the choices as a
+    JSON array, the structural tag as JSON; None for "json_object" (any JSON object). `param`
+    names the request field that errors about it point at.
     """
 
     kind: StructuredKind

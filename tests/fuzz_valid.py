@@ -102,19 +102,34 @@ WEATHER_TOOL = {
 TIME_TOOL = {"type": "function", "function": {"name": "get_time"}}
 
 
+# vLLM's structured_outputs (structured_outputs.py); it excludes a JSON response_format.
+STRUCTURED_OUTPUTS: dict[str, Any] = {
+    "enum": [
+        {"choice": ["yes", "no"]},
+        {"regex": "[a-z]{1,8}"},
+        {"grammar": 'root ::= "a" | "b"'},
+        {"json": PERSON_SCHEMA},
+        {"json_object": True},
+    ]
+}
+
+
 def completion_request(generator: str) -> dict[str, Any]:
+    """Completions with any response_format, or with structured_outputs instead."""
     prompts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 3}
-    return closed(
-        {
-            **sampling(generator),
-            "prompt": {"anyOf": [SHORT_TEXT, prompts, TOKEN_IDS]},
-            "max_tokens": integer(4, 16),
-            "echo": {"type": "boolean"},
-            "logprobs": integer(0, 5),
-            "response_format": RESPONSE_FORMATS,
-        },
-        required=["model", "prompt"],
-    )
+    common = {
+        **sampling(generator),
+        "prompt": {"anyOf": [SHORT_TEXT, prompts, TOKEN_IDS]},
+        "max_tokens": integer(4, 16),
+        "echo": {"type": "boolean"},
+        "logprobs": integer(0, 5),
+    }
+    return {
+        "anyOf": [
+            closed({**common, "response_format": RESPONSE_FORMATS}, ["model", "prompt"]),
+            closed({**common, "structured_outputs": STRUCTURED_OUTPUTS}, ["model", "prompt"]),
+        ]
+    }
 
 
 def chat_request(generator: str) -> dict[str, Any]:

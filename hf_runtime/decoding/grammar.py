@@ -34,6 +34,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hf_runtime.decoding.schema_limits import check_structured
+from hf_runtime.decoding.text_constraints import (
+    TEXT_KINDS,
+    check_text_constraint,
+    choice_grammar,
+    choices,
+)
 from hf_runtime.errors import HFRuntimeError, InvalidInput, Overloaded, Unsupported
 from hf_runtime.types import StructuredOutput
 
@@ -53,6 +59,13 @@ COMPILE_THREADS = 2  # xgrammar's own threads per compile (token mask cache)
 OBJECT_SCHEMA = '{"type":"object"}'
 
 CacheKey = tuple[str, str | None]
+# How a 400 names each kind of constraint xgrammar refused.
+_WHAT = {
+    "regex": "the regular expression (structured_outputs.regex)",
+    "grammar": "the EBNF grammar (structured_outputs.grammar)",
+    "choice": "the choice list (structured_outputs.choice)",
+    "structural_tag": "the structural tag (structured_outputs.structural_tag)",
+}
 # "[12:00:00] /project/cpp/json_schema_converter.cc:4944: " before each xgrammar message.
 _XGRAMMAR_LOCATION = re.compile(r"\[[\d:]+\]\s*\S+:\d+:\s*")
 
@@ -283,15 +296,18 @@ class GrammarCompiler:
 
     def _compile_now(self, structured: StructuredOutput) -> Grammar | None:
         """Blocking: checks, then xgrammar. InvalidInput for anything the schema causes."""
-        check_structured(structured)
+        if structured.kind in TEXT_KINDS:
+            check_text_constraint(structured)
+        else:
+            check_structured(structured)
         compiler = self._compiler()
-        text = OBJECT_SCHEMA if structured.kind == "json_object" else structured.schema
         try:
-            compiled = compiler.compile_json_schema(text, any_whitespace=True, strict_mode=True)
-        except (RuntimeError, ValueError, TypeError) as exc:  # how xgrammar rejects a schema
+            compiled = _xgrammar_compile(compiler, structured)
+        except (RuntimeError, ValueError, TypeError) as exc:  # how xgrammar rejects a constraint
             message = _XGRAMMAR_LOCATION.sub("", str(exc).strip()) or type(exc).__name__
+            what = _WHAT.get(structured.kind, "the JSON schema")
             raise InvalidInput(
-                f"the JSON schema is not supported: {message}", param=structured.param
+                f"{what} is not supported: {message}", param=structured.param
             ) from None
         if not self.keep_grammars:
             return None
@@ -308,6 +324,22 @@ class GrammarCompiler:
     def compile_blocking(self, structured: StructuredOutput) -> Grammar | None:
         """Compile in the calling thread, without the cache or bounds (benchmarks, tests)."""
         return self._compile_now(structured)
+
+
+def _xgrammar_compile(compiler: Any, structured: StructuredOutput) -> Any:
+    """xgrammar's compiled grammar for a checked constraint, as vLLM's xgrammar backend builds
+    it (so both backends accept and produce the same)."""
+    kind, text = structured.kind, structured.schema or ""
+    if kind == "regex":
+        return compiler.compile_regex(text)
+    if kind == "grammar":
+        return compiler.compile_grammar(text)
+    if kind == "choice":
+        return compiler.compile_grammar(choice_grammar(choices(structured)))
+    if kind == "structural_tag":
+        return compiler.compile_structural_tag(text)
+    schema = OBJECT_SCHEMA if kind == "json_object" else text
+    return compiler.compile_json_schema(schema, any_whitespace=True, strict_mode=True)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -50,6 +50,7 @@ from hf_runtime.decoding.admission import AdmissionLimit, AdmissionTicket
 from hf_runtime.decoding.detokenize import REPLACEMENT_CHAR, TokenTextCache
 from hf_runtime.decoding.grammar import GrammarCompiler
 from hf_runtime.decoding.limits import check_request
+from hf_runtime.decoding.text_constraints import choices
 from hf_runtime.errors import (
     HFRuntimeError,
     InvalidInput,
@@ -113,9 +114,18 @@ def to_vllm_sampling_params(params: SamplingParams, max_tokens: int) -> VLLMSamp
 def to_vllm_structured(structured: StructuredOutput | None) -> StructuredOutputsParams | None:
     if structured is None:
         return None
-    if structured.kind == "json_object":
+    kind, text = structured.kind, structured.schema
+    if kind == "json_object":
         return StructuredOutputsParams(json_object=True)
-    return StructuredOutputsParams(json=structured.schema)
+    if kind == "regex":
+        return StructuredOutputsParams(regex=text)
+    if kind == "grammar":
+        return StructuredOutputsParams(grammar=text)
+    if kind == "choice":
+        return StructuredOutputsParams(choice=choices(structured))
+    if kind == "structural_tag":
+        return StructuredOutputsParams(structural_tag=text)
+    return StructuredOutputsParams(json=text)
 
 
 def _param(structured: StructuredOutput | None) -> str | None:

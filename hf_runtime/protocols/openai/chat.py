@@ -34,6 +34,10 @@ from hf_runtime.protocols.openai.structured import (
     plan_tools,
     response_format_constraint,
 )
+from hf_runtime.protocols.openai.structured_outputs import (
+    format_constraint,
+    structured_outputs_constraint,
+)
 from hf_runtime.protocols.openai.tool_calls import ChoiceCalls, check_parser
 
 
@@ -116,7 +120,11 @@ async def create_chat_completion(
     body.check()
     messages = body.template_messages()
     plan = plan_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
-    constraint = one_constraint(response_format_constraint(body.response_format), plan)
+    output_format = format_constraint(
+        response_format_constraint(body.response_format),
+        structured_outputs_constraint(body.structured_outputs),
+    )
+    constraint = one_constraint(output_format, plan)
     model = resolve_model(registry, body.model)
     generator = require_generator(model, Endpoint.chat, mount_prefix(request, Endpoint.chat))
     parser = generator.tool_call_parser if plan.mode == "auto" else None

@@ -32,6 +32,10 @@ from hf_runtime.protocols.openai.responses import Envelope, StreamUsage, log_ign
 from hf_runtime.protocols.openai.schemas import CompletionRequest
 from hf_runtime.protocols.openai.sse import DONE, EventStreamResponse, error_event, event
 from hf_runtime.protocols.openai.structured import response_format_constraint
+from hf_runtime.protocols.openai.structured_outputs import (
+    format_constraint,
+    structured_outputs_constraint,
+)
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,10 @@ async def create_completion(
 ) -> Response:
     log_ignored_fields(body, "completions")
     body.check()
-    constraint = response_format_constraint(body.response_format)
+    constraint = format_constraint(
+        response_format_constraint(body.response_format),
+        structured_outputs_constraint(body.structured_outputs),
+    )
     model = resolve_model(registry, body.model)
     generator = require_generator(
         model, Endpoint.completions, mount_prefix(request, Endpoint.completions)

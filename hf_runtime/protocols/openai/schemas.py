@@ -74,6 +74,8 @@ class SamplingFields(OpenAIRequest):
     min_tokens: int | None = None
     # json_object / json_schema: checked and turned into a grammar by structured.py.
     response_format: dict[str, Any] | None = None
+    # vLLM's constraints (choice, regex, grammar, json, ...): structured_outputs.py.
+    structured_outputs: dict[str, Any] | None = None
 
     @property
     def choices_per_prompt(self) -> int:
@@ -117,6 +119,7 @@ class SamplingFields(OpenAIRequest):
                 "stream_options can only be given when stream is true", param="stream_options"
             )
         self._check_extensions(max_tokens)
+        check_unimplemented(self)
 
     def _check_stop(self) -> None:
         stops = self.stop_strings()
@@ -165,6 +168,51 @@ class SamplingFields(OpenAIRequest):
                     f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({max_tokens})",
                     param="min_tokens",
                 )
+
+
+# Fields OpenAI or vLLM define that would change the output and that this server does not
+# implement: a 400 naming the field, never silently dropped (other unknown fields are logged
+# and ignored, as vLLM does). name -> (values that change nothing, the hint).
+_USE_STRUCTURED = "use structured_outputs (vLLM's current field) instead"
+UNIMPLEMENTED_FIELDS: dict[str, tuple[tuple[Any, ...], str]] = {
+    "guided_json": ((), _USE_STRUCTURED),
+    "guided_regex": ((), _USE_STRUCTURED),
+    "guided_choice": ((), _USE_STRUCTURED),
+    "guided_grammar": ((), _USE_STRUCTURED),
+    "guided_json_object": ((False,), _USE_STRUCTURED),
+    "guided_decoding_backend": ((), _USE_STRUCTURED),
+    "guided_whitespace_pattern": ((), _USE_STRUCTURED),
+    "functions": ((), "use tools instead"),
+    "function_call": ((), "use tool_choice instead"),
+    "use_beam_search": ((False,), "beam search is not implemented"),
+    "length_penalty": ((1, 1.0), "beam search is not implemented"),
+    "include_stop_str_in_output": ((False,), "stop strings are always left out"),
+    "skip_special_tokens": ((True,), "special tokens are always skipped"),
+    "spaces_between_special_tokens": ((True,), "special tokens are always skipped"),
+    "truncate_prompt_tokens": ((), "prompts are never truncated"),
+    "prompt_logprobs": ((), "prompt logprobs are not implemented"),
+    "allowed_token_ids": ((), "use logit_bias instead"),
+    "bad_words": (([],), "use logit_bias instead"),
+    "logits_processors": ((), "custom logits processors are not implemented"),
+    "return_tokens_as_token_ids": ((False,), "tokens are returned as text"),
+    "vllm_xargs": ((), "engine extension arguments are not implemented"),
+    "audio": ((), "this server produces text only"),
+    "modalities": ((["text"],), "this server produces text only"),
+    "prediction": ((), "predicted outputs are not implemented"),
+    "reasoning_effort": ((), "this server has no reasoning effort setting"),
+    "verbosity": ((), "this server has no verbosity setting"),
+    "web_search_options": ((), "web search is not available"),
+    "echo": ((False,), "chat completions do not echo the prompt"),
+}
+
+
+def check_unimplemented(request: OpenAIRequest) -> None:
+    """Unsupported (400, naming the field) for an unimplemented field that changes the output."""
+    for name, value in (request.model_extra or {}).items():
+        entry = UNIMPLEMENTED_FIELDS.get(name)
+        if entry is None or value is None or value in entry[0]:
+            continue
+        raise Unsupported(f"{name} is not supported by this server: {entry[1]}", param=name)
 
 
 # ---------------------------------------------------------------- completions

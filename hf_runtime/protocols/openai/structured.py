@@ -272,9 +272,11 @@ def one_constraint(
     """The grammar of a chat request: a reply follows one, so a forced tool call and a
     response_format cannot both have one."""
     if response_format is not None and plan.constraint is not None:
+        field = response_format.param
+        shown = "response_format json_object / json_schema" if field == "response_format" else field
         raise InvalidInput(
-            "response_format json_object / json_schema cannot be combined with a forced "
-            "tool_choice ('required' or a named function): the reply is the tool call",
-            param="response_format",
+            f"{shown} cannot be combined with a forced tool_choice ('required' or a named "
+            "function): the reply is the tool call",
+            param=field,
         )
     return plan.constraint or response_format

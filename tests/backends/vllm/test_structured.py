@@ -123,3 +123,32 @@ def test_bad_schemas_are_invalid_input_naming_the_field(
     with pytest.raises(InvalidInput) as caught:
         run(collect(vllm_model, prompt, max_tokens=4, structured=bad))
     assert caught.value.param == "tool_choice"
+
+
+# vLLM's structured_outputs kinds beyond JSON (regex, EBNF grammar, choice, structural tag).
+TEXT_CONSTRAINTS = {
+    "choice": (StructuredOutput("choice", '["alpha","beta","gamma delta"]', "structured_outputs"),
+               r"alpha|beta|gamma delta"),
+    "regex": (StructuredOutput("regex", "[a-c]{2,6}-[0-9]{2}", "structured_outputs"),
+              r"[a-c]{2,6}-[0-9]{2}"),
+    "grammar": (StructuredOutput("grammar", 'root ::= "x" ("yz" | "w")+', "structured_outputs"),
+                r"x(yz|w)+"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(TEXT_CONSTRAINTS))
+def test_text_constraints_greedy_equals_huggingface(
+    models: tuple[Any, Any], run: LoopRunner, name: str
+) -> None:
+    import re
+
+    vllm_model, hf_model = models
+    prompt = run(vllm_model.tokenize(PROMPT))
+    constraint, pattern = TEXT_CONSTRAINTS[name]
+    ours = run(collect(vllm_model, prompt, temperature=0, max_tokens=12, structured=constraint))
+    theirs = run(collect(hf_model, prompt, temperature=0, max_tokens=12, structured=constraint))
+    assert ids_of(ours) == ids_of(theirs)
+    text = "".join(d.text for d in ours)
+    assert text == "".join(d.text for d in theirs)
+    assert ours[-1].finish_reason == "stop"
+    assert re.fullmatch(pattern, text), text

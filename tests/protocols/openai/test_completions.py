@@ -241,8 +241,8 @@ async def test_unknown_fields_are_accepted_and_logged(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="hf_runtime.openai"):
-        await complete(client, prompt="Hi", guided_json={"x": 1}, zzz=1)
-    assert "guided_json, zzz" in caplog.text
+        await complete(client, prompt="Hi", unknown_extra={"x": 1}, zzz=1)
+    assert "unknown_extra, zzz" in caplog.text
 
 
 async def test_served_under_both_prefixes(client: httpx.AsyncClient) -> None:
