@@ -9,17 +9,23 @@ model state live in it.
 from __future__ import annotations
 
 import logging
+import sys
 
 import bentoml
 
 from hf_runtime import fast_path
 from hf_runtime.baked import split_hub_weights, with_baked_models
+from hf_runtime.errors import ConfigError
+from hf_runtime.runtime import startup
 from hf_runtime.runtime.server import Runtime
 
+# A worker that exits ends the server: never restarted into the same failure (see startup).
+startup.never_respawn()
 # `--arg hub_weights=bake` at `bentoml build` bakes the Hub weights into the Bento (see
 # hf_runtime.baked); every other argument is configuration.
 _config_args, _hub_weights = split_hub_weights(vars(bentoml.use_arguments()))
-runtime = Runtime.from_sources(_config_args)
+runtime = startup.exit_on_startup_error(lambda: Runtime.from_sources(_config_args))
+startup.check_ports(runtime.config, sys.argv)  # in `bentoml serve` itself, before the worker
 # BentoML's per-request work kept off the protocol routes where that loses nothing configured.
 _fast_path = fast_path.decide(runtime.config.server)
 
@@ -54,7 +60,10 @@ def _guarded(service: bentoml.Service) -> bentoml.Service:
 class HFRuntime:
     @bentoml.on_startup
     async def start_loading(self) -> None:
-        await runtime.start_loading()
+        try:
+            await runtime.start_loading()
+        except ConfigError as exc:  # a port taken since the supervisor checked it
+            startup.fatal(str(exc))
         logging.getLogger("hf_runtime").info(_fast_path.describe())
 
     def __is_ready__(self) -> bool:

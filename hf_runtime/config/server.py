@@ -29,6 +29,13 @@ class ServerConfig(StrictSection):
     drain_timeout: float = Field(
         30.0, ge=0, description="On SIGTERM, seconds to let in-flight requests finish."
     )
+    exit_on_load_failure: bool = Field(
+        False,
+        description="Exit the process (code 3) when a model fails to load, as KServe's model "
+        "server does, so an orchestrator restarts it and shows the crash; off (the default for "
+        "`bentoml serve`), the model stays FAILED, with its reason on every route, and the "
+        "other models serve.",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Format of hf_runtime logs.")
     grpc_port: int = Field(
         8081,

@@ -49,11 +49,18 @@ def _format_validation_error(exc: ValidationError, where: str) -> str:
     return f"invalid configuration ({where}):\n" + "\n".join(lines)
 
 
+CONFIG_PATH_HINT = "(set HF_RUNTIME_CONFIG or --arg config=PATH)"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path} {CONFIG_PATH_HINT}") from None
+    except OSError as exc:  # a folder, no permission: say so in one line, no traceback
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror or exc}) {CONFIG_PATH_HINT}"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if data is None:

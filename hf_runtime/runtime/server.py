@@ -19,12 +19,15 @@ from fastapi import FastAPI
 
 from hf_runtime.backends.registry import validate_backend_sections, with_drain_timeout
 from hf_runtime.config import RuntimeConfig, load_config
+from hf_runtime.errors import ConfigError
 from hf_runtime.observability.logs import configure_logging
 from hf_runtime.observability.metrics import metrics_text
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
 from hf_runtime.protocols.grpc.server import GrpcServer, start_grpc_server
 from hf_runtime.runtime.drain import Drainer
 from hf_runtime.runtime.registry import Registry
+from hf_runtime.runtime.startup import EXIT_LOAD_FAILURE, exit_process, grpc_port_message
+from hf_runtime.types import ModelState
 
 logger = logging.getLogger("hf_runtime")
 
@@ -118,17 +121,32 @@ class Runtime:
             logger.info("gRPC server off (grpc_port is 0)")
             return
         host = server.grpc_host or same_interface(http_addresses)
-        self.grpc = await start_grpc_server(
-            self.registry, self.gateway_settings, self.in_flight, server.grpc_port, host
-        )
+        try:
+            self.grpc = await start_grpc_server(
+                self.registry, self.gateway_settings, self.in_flight, server.grpc_port, host
+            )
+        except RuntimeError:  # grpc says only "Failed to bind": say why, and what to change
+            raise ConfigError(grpc_port_message(host, server.grpc_port)) from None
         logger.info("Open Inference Protocol V2 over gRPC on %s:%d", host, self.grpc.port)
 
     async def _load(self) -> None:
         try:
             await asyncio.to_thread(configure_torch_threads)  # imports torch: not on the loop
             await self.registry.load_all()
-        except Exception:  # already logged per model; readiness stays false
-            logger.error("not every model loaded; /readyz stays 503")
+        except Exception:  # logged and counted per model, which is FAILED with its reason
+            slots = self.registry.slots()
+            failed = [s.name for s in slots if s.status().state is ModelState.FAILED]
+            if self.config.server.exit_on_load_failure:
+                await self.registry.close()  # frees the engines (vLLM's processes) first
+                exit_process(
+                    EXIT_LOAD_FAILURE,
+                    f"model(s) {', '.join(failed)} failed to load; exiting "
+                    "(server.exit_on_load_failure)",
+                )
+            logger.error(
+                "model(s) %s failed to load: /readyz stays 503 and their routes say why "
+                "(set server.exit_on_load_failure to exit instead)", ", ".join(failed),
+            )  # fmt: skip
 
     @property
     def ready(self) -> bool:

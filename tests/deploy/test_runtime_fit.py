@@ -290,3 +290,13 @@ def test_the_example_api_key_is_a_valid_key_file(tmp_path: Path) -> None:
     assert ServerConfig(api_key_file=str(tmp_path / "keys")).read_api_keys()
     assert load_config(args={"model_dir": "/m", "api_key": content.strip()}, env={})
     assert example_secrets()[("hf-token", "HF_TOKEN")].startswith("hf_")
+
+
+@pytest.mark.parametrize("workload", kubernetes_workloads() + kserve_workloads(), ids=ids)
+def test_kubernetes_pods_exit_when_a_model_fails_to_load(
+    workload: Workload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliberate choice in the manifest, not the default: a pod whose model cannot load
+    exits (CrashLoopBackOff, the reason in its log) rather than running unready forever."""
+    assert "HF_RUNTIME_EXIT_ON_LOAD_FAILURE" in workload.env, workload.name
+    assert resolve(workload, tmp_path, monkeypatch).server.exit_on_load_failure
