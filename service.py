@@ -69,6 +69,9 @@ class HFRuntime:
     def __is_ready__(self) -> bool:
         return runtime.ready
 
+    def __is_alive__(self) -> bool:
+        return runtime.live  # False once a model's engine died (the process then exits)
+
     @bentoml.on_shutdown
     async def shutdown(self) -> None:
         await runtime.close()

@@ -238,6 +238,10 @@ class ModelRegistry(Protocol):
     def ready(self) -> bool:
         """True once every model has loaded (and while the server is not draining)."""
 
+    @property
+    def live(self) -> bool:
+        """False once a loaded model's engine has died: the process should be restarted."""
+
 
 @runtime_checkable
 class ModelRepository(Protocol):

@@ -270,6 +270,10 @@ class FakeRegistry:
     def ready(self) -> bool:
         return all(m.ready for m in self.models.values())
 
+    @property
+    def live(self) -> bool:
+        return True
+
     # The model repository extension, as a no-op over the fixed models (fuzzing may unload
     # any model, and must still reach them afterwards).
     async def index(self, ready_only: bool = False) -> list[RepositoryEntry]:

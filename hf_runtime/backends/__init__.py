@@ -93,6 +93,10 @@ class EncoderBackend(Protocol):
         """False once the model cannot run (closed, or its engine died)."""
 
     @property
+    def failure(self) -> str | None:
+        """Why the engine died ("Its vLLM engine core died: ..."), None while it lives."""
+
+    @property
     def max_length(self) -> int:
         """Texts are truncated to this many tokens (special tokens included)."""
 
@@ -168,6 +172,10 @@ class GenerationEngine(Protocol):
     @property
     def ready(self) -> bool:
         """False once the engine cannot generate (closing, or it died)."""
+
+    @property
+    def failure(self) -> str | None:
+        """Why the engine died ("Its inference thread died: ..."), None while it lives."""
 
     def stats(self) -> Mapping[str, int]:
         """Counters and gauges for /metrics (running, waiting, rejected_requests, ...)."""

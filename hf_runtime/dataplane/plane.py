@@ -94,7 +94,8 @@ class DataPlane:
     # ------------------------------------------------------------ server
 
     def live(self) -> bool:
-        return True  # answering at all is being live
+        """Answering at all is being live, unless a model's engine has died."""
+        return self._registry.live
 
     def ready(self) -> bool:
         """Every model has loaded (the registry's own readiness)."""

@@ -4,7 +4,9 @@ Everything here is decided from the request line and headers alone, before any r
 the body, and answered in the error shape of the protocol the path belongs to:
   - a request id for every request (the client's `x-request-id` when sane), in logs and in the
     response's `x-request-id` header;
-  - 503 for new protocol requests while the server drains (SIGTERM), probes stay open;
+  - 503 for new protocol requests while the server drains (SIGTERM), probes stay open; when
+    the drain times out, `InFlight.cut_off` ends the requests still running: a response not
+    yet started is a 503, an event stream ends with an error event and `data: [DONE]`;
   - 401 without a valid API key on inference and metadata routes (probes stay open; /metrics
     only when `protect_metrics`), keys checked by `api_keys` (shared with gRPC);
   - 413 for a body over `max_request_bytes`, from Content-Length before reading anything, or
@@ -19,12 +21,14 @@ the body, and answered in the error shape of the protocol the path belongs to:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -44,6 +48,7 @@ from hf_runtime.protocols.api_keys import key_error
 from hf_runtime.protocols.api_keys import key_matches as key_matches  # re-exported
 from hf_runtime.protocols.direct_routes import DirectRoutes
 from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
+from hf_runtime.protocols.openai.sse import DONE, event
 
 logger = logging.getLogger("hf_runtime.gateway")
 
@@ -105,9 +110,31 @@ class GatewaySettings:
 
 @dataclass
 class InFlight:
-    """Protocol requests inside the app right now (what a drain waits for)."""
+    """Protocol requests inside the app right now (what a drain waits for), and the means to
+    end them all at once when the drain times out (`cut_off`)."""
 
     count: int = 0
+    cut_off_reason: str = ""  # set by cut_off: what the requests it ends are told
+    _scopes: set[anyio.CancelScope] = field(default_factory=set)
+
+    @contextlib.contextmanager
+    def cancellable(self) -> Iterator[anyio.CancelScope]:
+        """A scope around one HTTP request's app, which `cut_off` cancels."""
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes.discard(scope)
+
+    def cut_off(self, reason: str) -> int:
+        """Cancel every HTTP request still in the app (their gateway answers `reason`, the
+        protocol's way); returns how many."""
+        self.cut_off_reason = reason
+        scopes = list(self._scopes)
+        for scope in scopes:
+            scope.cancel()
+        return len(scopes)
 
 
 class RequestTooLarge(HTTPException):
@@ -173,7 +200,13 @@ class Gateway:
                     app, mount_scope = resolved
                     scope = {**scope, **mount_scope}
             try:
-                await app(scope, self._limited(receive), response.send)
+                if surface.is_protocol:
+                    with self.in_flight.cancellable() as cancellable:
+                        await app(scope, self._limited(receive), response.send)
+                    if cancellable.cancelled_caught:
+                        await self._end_cut_off(scope, response)
+                else:
+                    await app(scope, self._limited(receive), response.send)
             except Exception as exc:
                 await self._after_exception(exc, scope, response)
             finally:
@@ -227,6 +260,22 @@ class Gateway:
 
         return limited_receive
 
+    async def _end_cut_off(self, scope: Scope, response: _ResponseTracker) -> None:
+        """End a request the drain cut off, the protocol's way: 503 when nothing was sent yet;
+        an event stream's error event and `data: [DONE]`; else the end of the body."""
+        reason = self.in_flight.cut_off_reason
+        with contextlib.suppress(OSError):  # the client may be gone already
+            if response.status is None:
+                answer = _error(
+                    response.surface, ErrorKind.NOT_READY, reason, {"Connection": "close"}
+                )
+                await answer(scope, _no_body, response.send)
+            elif not response.complete:
+                tail = b""
+                if response.event_stream:
+                    tail = (event(openai_body(ErrorKind.NOT_READY, reason)) + DONE).encode()
+                await response.send({"type": "http.response.body", "body": tail})
+
     async def _after_exception(
         self, exc: Exception, scope: Scope, response: _ResponseTracker
     ) -> None:
@@ -270,6 +319,7 @@ class _ResponseTracker:
         self.surface = surface
         self.status: int | None = None
         self.complete = False
+        self.event_stream = False  # a text/event-stream response (OpenAI's streams)
         self._swallow_body = False
 
     async def send(self, message: Message) -> None:
@@ -282,6 +332,7 @@ class _ResponseTracker:
                 return
             raw.append((REQUEST_ID_HEADER.encode(), self._request_id))
             message = {**message, "headers": raw}
+            self.event_stream = _content_type(raw).startswith(b"text/event-stream")
         elif message["type"] == "http.response.body":
             if not message.get("more_body", False):
                 self.complete = True
@@ -303,8 +354,12 @@ class _ResponseTracker:
         await self._send({"type": "http.response.body", "body": response.body})
 
 
-def _is_plain_text(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+def _content_type(raw_headers: list[tuple[bytes, bytes]]) -> bytes:
     for name, value in raw_headers:
         if name.lower() == b"content-type":
-            return value.startswith(b"text/plain")
-    return False
+            return value
+    return b""
+
+
+def _is_plain_text(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    return _content_type(raw_headers).startswith(b"text/plain")

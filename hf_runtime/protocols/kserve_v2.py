@@ -59,8 +59,9 @@ def make_app(registry: ModelRegistry, prefix: str = "") -> FastAPI:
         app.add_api_route(path, server_metadata, methods=["GET"])
 
     @app.get(prefix + "/health/live")
-    async def server_live() -> dict[str, Any]:
-        return {"live": plane.live()}
+    async def server_live() -> JSONResponse:
+        live = plane.live()  # false once a model's engine died
+        return JSONResponse({"live": live}, status_code=200 if live else 503)
 
     @app.get(prefix + "/health/ready")
     async def server_ready() -> JSONResponse:

@@ -2,29 +2,44 @@
 
 On the first SIGTERM: readiness turns false and the gateway answers new protocol requests 503,
 while requests and streams already in flight run to their end, for up to `drain_timeout`
-seconds. Then the server's own SIGTERM handling (uvicorn's graceful shutdown) takes over. A
-second SIGTERM skips the wait.
+seconds. What is still running then is cut off (`cut_off`: each stream ends the protocol's
+way, each open request is answered 503), and the server's own SIGTERM handling (uvicorn's
+graceful shutdown) takes over; should that not end the process within EXIT_GRACE seconds (an
+engine that does not stop), it is ended anyway. A second SIGTERM skips the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
 logger = logging.getLogger("hf_runtime")
 
 POLL_SECONDS = 0.05
+CUT_OFF_GRACE = 2.0  # seconds for cut-off requests to send their last bytes
+EXIT_GRACE = 10.0  # seconds from the hand-over to the process's end, whatever still runs
 
 
 class Drainer:
-    def __init__(self, in_flight: Callable[[], int], timeout: float) -> None:
+    def __init__(
+        self,
+        in_flight: Callable[[], int],
+        timeout: float,
+        cut_off: Callable[[str], Awaitable[None]] | None = None,
+        exit_grace: float | None = None,
+    ) -> None:
+        """`cut_off(reason)` ends what still runs at the timeout; `exit_grace` (the server's:
+        EXIT_GRACE) ends the process that long after the hand-over, None: never."""
         self._in_flight = in_flight
+        self._cut_off = cut_off
+        self._exit_grace = exit_grace
         self.timeout = timeout
         self.draining = False
         self._previous: Any = None
@@ -66,10 +81,28 @@ class Drainer:
             await asyncio.sleep(POLL_SECONDS)
         left = self._in_flight()
         if left:
-            logger.warning("drain timeout: %d request(s) still in flight are cut off", left)
+            logger.warning(
+                "drain timeout (%.0f s): %d request(s) still in flight are cut off: streams end "
+                "with an error event, other requests get 503", self.timeout, left,
+            )  # fmt: skip
+            await self._cut_off_all()
         else:
             logger.info("drained: no request in flight; shutting down")
+        if self._exit_grace is not None:
+            exit_after(self._exit_grace)
         self._chain(signum, None)
+
+    async def _cut_off_all(self) -> None:
+        if self._cut_off is None:
+            return
+        reason = (
+            f"the server is shutting down: this request was still running when the drain "
+            f"timeout ({self.timeout:g} s, server.drain_timeout) passed; retry it"
+        )
+        await self._cut_off(reason)
+        deadline = time.monotonic() + CUT_OFF_GRACE
+        while self._in_flight() > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(POLL_SECONDS)
 
     def _chain(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous
@@ -78,3 +111,18 @@ class Drainer:
         elif previous != signal.SIG_IGN:  # the default action: terminate
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
+
+
+def exit_after(seconds: float) -> None:
+    """End the process `seconds` from now unless it ended by itself (a daemon timer: it dies
+    with the process). The shutdown after a drain closes the models; an engine stuck in its
+    own shutdown must not keep a terminating pod (or a laptop's `bentoml serve`) alive."""
+
+    def end() -> None:
+        logger.warning("still running %.0f s after the drain: exiting now", seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()

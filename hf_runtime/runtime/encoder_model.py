@@ -76,6 +76,10 @@ class EncoderModel(ServedModelBase):
     def ready(self) -> bool:
         return self._ready and self.encoder.ready
 
+    def engine_failure(self) -> str | None:
+        # getattr: an engine that cannot die (a test's) need not say so.
+        return getattr(self.encoder, "failure", None) if self._ready else None
+
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(
             name=self.name,

@@ -60,6 +60,10 @@ class GenerativeModel(ServedModelBase):
     def ready(self) -> bool:
         return self._ready and self.engine.ready
 
+    def engine_failure(self) -> str | None:
+        # getattr: an engine that cannot die (a test's) need not say so.
+        return getattr(self.engine, "failure", None) if self._ready else None
+
     def metadata(self) -> ModelMetadata:
         # Generative models take no V2 tensors: they are served on the OpenAI routes only.
         return ModelMetadata(

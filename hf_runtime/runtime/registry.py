@@ -78,6 +78,19 @@ class Registry:
         wanted = [slot for slot in self._slots.values() if slot.wanted]
         return not self.is_draining() and all(slot.ready for slot in wanted)
 
+    @property
+    def live(self) -> bool:
+        """False once a loaded model's engine has died (it will never serve again)."""
+        return not self.dead_engines()
+
+    def dead_engines(self) -> dict[str, str]:
+        """Model name -> reason, for each loaded model whose engine has died since."""
+        return {
+            slot.name: status.reason
+            for slot in self._slots.values()
+            if slot.backend and (status := slot.status()).state is ModelState.FAILED
+        }
+
     async def load_all(self) -> None:
         """Load every configured model (and the repository folders asked for at startup), one
         after another; a failure does not stop the others."""

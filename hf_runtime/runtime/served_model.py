@@ -49,8 +49,15 @@ class ServedModelBase:
     def ready(self) -> bool:
         raise NotImplementedError
 
+    def engine_failure(self) -> str | None:
+        """Why the model's engine died (its `failure`), None while it lives or once closed."""
+        return None
+
     def status(self) -> ModelStatus:
-        """READY, or UNAVAILABLE once closed."""
+        """READY; FAILED when its engine died (with how); UNAVAILABLE once closed."""
         if self.ready:
             return ModelStatus(ModelState.READY)
+        failure = self.engine_failure()
+        if failure:
+            return ModelStatus(ModelState.FAILED, failure)
         return ModelStatus(ModelState.UNAVAILABLE, "the model has been shut down")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -24,9 +25,15 @@ from hf_runtime.observability.logs import configure_logging
 from hf_runtime.observability.metrics import metrics_text
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
 from hf_runtime.protocols.grpc.server import GrpcServer, start_grpc_server
-from hf_runtime.runtime.drain import Drainer
+from hf_runtime.runtime.drain import EXIT_GRACE, Drainer
+from hf_runtime.runtime.liveness import EXIT_DELAY, EngineWatch
 from hf_runtime.runtime.registry import Registry
-from hf_runtime.runtime.startup import EXIT_LOAD_FAILURE, exit_process, grpc_port_message
+from hf_runtime.runtime.startup import (
+    EXIT_ENGINE_DIED,
+    EXIT_LOAD_FAILURE,
+    exit_process,
+    grpc_port_message,
+)
 from hf_runtime.types import ModelState
 
 logger = logging.getLogger("hf_runtime")
@@ -52,6 +59,7 @@ def configure_torch_threads() -> None:
 # Metric families of the default prometheus_client registry that /metrics must show.
 EXPORTED_PREFIXES = ("hf_runtime_", "vllm:")
 GRPC_STOP_GRACE = 1.0  # seconds for RPCs still running at shutdown
+CLOSE_TIMEOUT = 10.0  # seconds to close the models before exiting on a dead engine
 
 
 @dataclass
@@ -62,10 +70,16 @@ class Runtime:
     in_flight: InFlight = field(default_factory=InFlight)
     grpc: GrpcServer | None = None
     _loading: asyncio.Task[None] | None = None
+    _watching: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         server = self.config.server
-        self.drainer = Drainer(lambda: self.in_flight.count, server.drain_timeout)
+        self.drainer = Drainer(
+            lambda: self.in_flight.count,
+            server.drain_timeout,
+            cut_off=self._cut_off,
+            exit_grace=EXIT_GRACE,
+        )
         # Readiness (/readyz, V2 ready, gRPC ServerReady) turns false the moment a drain starts.
         self.registry.is_draining = lambda: self.drainer.draining
         self.gateway_settings = GatewaySettings(
@@ -131,6 +145,30 @@ class Runtime:
 
     async def _load(self) -> None:
         try:
+            await self._load_models()
+        finally:  # whatever loaded is watched: an engine that dies ends the process
+            watch = EngineWatch(self.registry, self._engine_died)
+            self._watching = asyncio.get_running_loop().create_task(watch.run())
+
+    async def _engine_died(self, names: str) -> None:
+        if self.drainer.draining:  # the drain ends the process anyway
+            return
+        logger.error(
+            "the engine of model(s) %s died: /livez answers 503, requests 503; the process "
+            "exits in %.0f s (code %d)", names, EXIT_DELAY, EXIT_ENGINE_DIED,
+        )  # fmt: skip
+        await asyncio.sleep(EXIT_DELAY)
+        with contextlib.suppress(Exception):  # what still runs; a dead engine may not answer
+            await asyncio.wait_for(self.registry.close(), CLOSE_TIMEOUT)
+        exit_process(EXIT_ENGINE_DIED, f"exiting: the engine of model(s) {names} died")
+
+    @property
+    def live(self) -> bool:
+        """False once a model's engine has died (BentoML's /livez, V2 live)."""
+        return self.registry.live
+
+    async def _load_models(self) -> None:
+        try:
             await asyncio.to_thread(configure_torch_threads)  # imports torch: not on the loop
             await self.registry.load_all()
         except Exception:  # logged and counted per model, which is FAILED with its reason
@@ -152,9 +190,18 @@ class Runtime:
     def ready(self) -> bool:
         return self.registry.ready
 
+    async def _cut_off(self, reason: str) -> None:
+        """End every request still in flight when the drain times out: HTTP ones the protocol's
+        way (the gateway), RPCs by stopping the gRPC server without grace (UNAVAILABLE)."""
+        self.in_flight.cut_off(reason)
+        if self.grpc is not None:
+            await self.grpc.stop(0)
+            self.grpc = None
+
     async def close(self) -> None:
-        if self._loading is not None and not self._loading.done():
-            self._loading.cancel()
+        for task in (self._loading, self._watching):
+            if task is not None and not task.done():
+                task.cancel()
         if self.grpc is not None:  # the drain already waited for RPCs in flight
             await self.grpc.stop(GRPC_STOP_GRACE)
             self.grpc = None

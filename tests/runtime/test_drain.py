@@ -61,3 +61,32 @@ async def test_a_second_sigterm_skips_the_wait(previous_handler: list[int]) -> N
     await _until(lambda: drainer.draining)
     os.kill(os.getpid(), signal.SIGTERM)
     await _until(lambda: previous_handler == [signal.SIGTERM])
+
+
+async def test_timeout_cuts_off_what_still_runs_then_chains(previous_handler: list[int]) -> None:
+    in_flight = [3]
+    reasons: list[str] = []
+
+    async def cut_off(reason: str) -> None:
+        reasons.append(reason)
+        in_flight[0] = 0  # the gateway ends them
+
+    drainer = Drainer(lambda: in_flight[0], timeout=0.1, cut_off=cut_off)
+    drainer.install(asyncio.get_running_loop())
+    drainer.start()
+    await _until(lambda: previous_handler == [signal.SIGTERM])
+    (reason,) = reasons
+    assert "drain timeout (0.1 s, server.drain_timeout)" in reason
+
+
+async def test_nothing_is_cut_off_when_drained(previous_handler: list[int]) -> None:
+    reasons: list[str] = []
+
+    async def cut_off(reason: str) -> None:
+        reasons.append(reason)
+
+    drainer = Drainer(lambda: 0, timeout=5, cut_off=cut_off)
+    drainer.install(asyncio.get_running_loop())
+    drainer.start()
+    await _until(lambda: previous_handler == [signal.SIGTERM])
+    assert reasons == []

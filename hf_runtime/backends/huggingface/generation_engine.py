@@ -43,7 +43,7 @@ from hf_runtime.decoding.grammar import Grammar, GrammarCompiler
 from hf_runtime.decoding.limits import check_request
 from hf_runtime.decoding.sampling import SampledToken
 from hf_runtime.decoding.sequence import SequenceState
-from hf_runtime.errors import HFRuntimeError, ModelNotReady
+from hf_runtime.errors import HFRuntimeError, ModelLoadFailed, ModelNotReady
 from hf_runtime.observability.metrics import observe_queue_time
 from hf_runtime.types import GenerationDelta, GenerationRequest
 
@@ -113,6 +113,8 @@ class HFGenerationEngine:
         self._running: list[_Sequence] = []  # engine thread only; row order of self._batch
         self._outbox = Outbox()  # engine thread only: deltas not yet handed to their loops
         self._stopping = False
+        self.failure: str | None = None  # set if the engine thread dies (see _run)
+        self._admitted: list[_Sequence] = []  # engine thread only: taken, not yet running
         # Observability (written by the engine thread only): shared decoding steps, and the
         # sequences they carried; sequences / steps > 1 means requests really shared passes.
         self._counters = {"decode_steps": 0, "decoded_sequences": 0, "largest_decode_batch": 0}
@@ -125,7 +127,7 @@ class HFGenerationEngine:
 
     @property
     def ready(self) -> bool:
-        return not self._stopping
+        return not self._stopping and self.failure is None
 
     def stats(self) -> dict[str, int]:
         return {
@@ -165,16 +167,14 @@ class HFGenerationEngine:
         structured = request.params.structured
         # Compiled (or found in the cache) before admission: a bad schema never takes a place.
         grammar = await self.grammars.compile(structured) if structured is not None else None
-        if self._stopping:
-            raise ModelNotReady(self.name)
+        self._check_alive()
         ticket = self.admission.reserve()  # before any later await: see admission.py
         seq = _Sequence(request, max_tokens, asyncio.get_running_loop(), asyncio.Queue())
         seq.grammar = grammar
         finished = False
         try:
             with self._wakeup:
-                if self._stopping:
-                    raise ModelNotReady(self.name)
+                self._check_alive()
                 seq.enqueued = time.perf_counter()
                 self._waiting.append(seq)
                 self._wakeup.notify()
@@ -217,7 +217,27 @@ class HFGenerationEngine:
 
     # ------------------------------------------------------------------ engine thread
 
+    def _check_alive(self) -> None:
+        if self.failure is not None:
+            raise ModelLoadFailed(self.name, self.failure)
+        if self._stopping:
+            raise ModelNotReady(self.name)
+
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # the thread is dying: nothing would answer again
+            with self._wakeup:
+                self.failure = f"Its inference thread died: {type(exc).__name__}: {exc}"
+            logger.exception("model %s: the inference thread died", self.name)
+            error = ModelLoadFailed(self.name, self.failure)
+            for seq in self._admitted:
+                self._outbox.put(seq, error)
+            with contextlib.suppress(Exception):  # best effort: the batch may be what broke
+                self._shutdown(error)
+            # Not re-raised: logged above, and the thread ends here either way.
+
+    def _serve(self) -> None:
         with torch.inference_mode():
             while True:
                 with self._wakeup:
@@ -226,6 +246,7 @@ class HFGenerationEngine:
                     if self._stopping:
                         break
                     admitted = self._take_waiting()
+                    self._admitted = admitted  # failed too, should the thread die with them
                 self._observe_queue_times(admitted)  # outside the lock: generate() waits on it
                 try:
                     self._iterate(admitted)
@@ -362,12 +383,14 @@ class HFGenerationEngine:
         self._running = []
         self._batch.reset()
 
-    def _shutdown(self) -> None:
-        self._fail_all(ModelNotReady(self.name))
+    def _shutdown(self, error: HFRuntimeError | None = None) -> None:
+        """Fail every sequence running or waiting (default: ModelNotReady, closing)."""
+        error = error or ModelNotReady(self.name)
+        self._fail_all(error)
         with self._wakeup:
             waiting, self._waiting = list(self._waiting), deque()
         for seq in waiting:
-            self._outbox.put(seq, ModelNotReady(self.name))
+            self._outbox.put(seq, error)
         self._outbox.flush()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -138,3 +139,33 @@ async def render_token_prompt(engine: AsyncLLM, token_ids: Sequence[int]) -> Any
     prompt = TokensPrompt(prompt_token_ids=list(token_ids))
     (rendered,) = await engine.renderer.render_cmpl_async([prompt])
     return rendered
+
+
+def engine_failure(engine: AsyncLLM) -> str | None:
+    """Why the engine died, naming the engine core process and how it ended (a signal such as
+    the OOM killer's SIGKILL, or an exit code); None while it runs."""
+    if not engine.errored:
+        return None
+    resources = getattr(engine.engine_core, "resources", None)
+    manager = getattr(resources, "engine_manager", None)
+    finished = getattr(manager, "finished_procs", dict)()
+    if finished:
+        ends = ", ".join(f"{name} {_how_it_ended(code)}" for name, code in finished.items())
+        return f"Its vLLM engine core process died: {ends}"
+    try:
+        cause = engine.dead_error
+    except Exception as exc:  # vLLM versions differ in what they keep; say what we can
+        cause = exc
+    return f"Its vLLM engine died: {cause}"
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "stopped"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"was killed by signal {-exitcode} ({name})"
+    return f"exited with code {exitcode}"

@@ -28,13 +28,18 @@ import numpy as np
 import torch
 from vllm.pooling_params import PoolingParams
 from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.pooling import pool_token_states
 from hf_runtime.backends.tokenizer_rules import encodings_from_batch, token_strings, tokenize_pairs
-from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
+from hf_runtime.backends.vllm.async_llm import (
+    engine_failure,
+    render_token_prompt,
+    shutdown_engine,
+)
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
-from hf_runtime.errors import ConfigError
+from hf_runtime.errors import ConfigError, ModelLoadFailed
 from hf_runtime.tasks.registry import Task
 
 
@@ -56,6 +61,7 @@ class VLLMEncoderBackend:
         task: Task,
         max_length: int,
         add_special_tokens: bool,
+        name: str = "",
     ) -> None:
         if task.spec.head not in POOLING_TASKS:
             reason = unsupported_reason(task) or "it is not a pooling task"
@@ -65,6 +71,7 @@ class VLLMEncoderBackend:
             )
         self.engine = engine
         self.task = task
+        self.name = name  # the served model's, for errors
         self._pooling_task = POOLING_TASKS[task.spec.head]
         self._tokenizer = tokenizer
         self._lock = threading.Lock()  # a fast tokenizer must not be used by two threads
@@ -84,6 +91,10 @@ class VLLMEncoderBackend:
     @property
     def ready(self) -> bool:
         return not self.engine.errored
+
+    @property
+    def failure(self) -> str | None:
+        return engine_failure(self.engine)
 
     @property
     def max_length(self) -> int:
@@ -176,8 +187,11 @@ class VLLMEncoderBackend:
         prompt = await render_token_prompt(self.engine, item.encoding.input_ids)
         request_id = f"pool-{next(self._ids)}"
         data: Any = None
-        async for output in self.engine.encode(prompt, params, request_id):
-            data = output.outputs.data
+        try:
+            async for output in self.engine.encode(prompt, params, request_id):
+                data = output.outputs.data
+        except EngineDeadError:  # 503 saying how it died (logged once by the runtime)
+            raise ModelLoadFailed(self.name, self.failure or "Its vLLM engine died") from None
         values = torch.as_tensor(data).float()  # [tokens, hidden] states, or the head's logits
         if spec.pooling:
             values = pool_token_states(values, spec.pooling)

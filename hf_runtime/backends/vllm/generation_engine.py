@@ -45,7 +45,11 @@ from vllm.v1.engine.exceptions import EngineDeadError
 
 from hf_runtime.backends import GenerationEngine
 from hf_runtime.backends.vllm import BACKEND
-from hf_runtime.backends.vllm.async_llm import render_token_prompt, shutdown_engine
+from hf_runtime.backends.vllm.async_llm import (
+    engine_failure,
+    render_token_prompt,
+    shutdown_engine,
+)
 from hf_runtime.decoding.admission import AdmissionLimit, AdmissionTicket
 from hf_runtime.decoding.detokenize import REPLACEMENT_CHAR, TokenTextCache
 from hf_runtime.decoding.grammar import GrammarCompiler
@@ -54,6 +58,7 @@ from hf_runtime.decoding.text_constraints import choices
 from hf_runtime.errors import (
     HFRuntimeError,
     InvalidInput,
+    ModelLoadFailed,
     ModelNotReady,
     Overloaded,
     Unsupported,
@@ -179,6 +184,10 @@ class VLLMGenerationEngine:
     def ready(self) -> bool:
         return not self.engine.errored
 
+    @property
+    def failure(self) -> str | None:
+        return engine_failure(self.engine)
+
     def for_adapter(self, lora_request: Any) -> VLLMGenerationEngine:
         """A view of this engine whose requests run with a LoRA adapter."""
         view = copy.copy(self)
@@ -240,7 +249,7 @@ class VLLMGenerationEngine:
             await self.grammars.compile(structured)
         params = to_vllm_sampling_params(request.params, max_tokens)
         if self.engine.errored:
-            raise ModelNotReady(self.name)
+            raise self._dead()
         ticket = self.admission.reserve()  # before the first await: see admission.py
         # Unique per call: the protocol layer may reuse one id for the n sequences it fans out.
         request_id = f"{request.request_id}-{next(self._ids)}"
@@ -288,14 +297,18 @@ class VLLMGenerationEngine:
         except StopAsyncIteration:
             return None
         except EngineDeadError as exc:
-            logger.error("model %s: the vLLM engine died: %s", self.name, exc)
-            raise ModelNotReady(self.name) from exc
+            raise self._dead() from exc
         except VLLMValidationError as exc:
             raise InvalidInput(str(exc), param=exc.parameter or param) from exc
         except VLLMClientError as exc:
             raise InvalidInput(str(exc)) from exc
         except GracefulHTTPError as exc:
             raise Overloaded(exc.message) from exc
+
+    def _dead(self) -> ModelNotReady:
+        """The 503 of a request the dead engine cannot serve, saying how it died (the server
+        logs it once: hf_runtime.runtime.liveness)."""
+        return ModelLoadFailed(self.name, self.failure or "Its vLLM engine died")
 
     def _first_output(self, ticket: AdmissionTicket, output: Any) -> None:
         """The sequence's first output: count it running, observe its queue time."""

@@ -173,5 +173,6 @@ def _encoder(
         task=task,
         max_length=max_length,
         add_special_tokens=not config.disable_special_tokens,
+        name=config.model_name,
     )
     return EncoderParts(PLATFORM, encoder)

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 
 from hf_runtime.backends.huggingface.generation_engine import HFGenerationEngine
 from hf_runtime.decoding.sequence import SequenceState
-from hf_runtime.errors import HFRuntimeError, InvalidInput, Overloaded
+from hf_runtime.errors import HFRuntimeError, InvalidInput, ModelLoadFailed, Overloaded
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 
 PROMPTS = [
@@ -444,3 +444,27 @@ def test_smollm2_greedy_equals_generate_alone_and_under_concurrency(smollm2_dir:
             assert out.token_ids == loaded.reference(prompt, 12)
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------------- engine death
+
+
+def test_a_dead_inference_thread_fails_requests_and_says_how(gpt2: Loaded) -> None:
+    """The thread dies (a bug outside the per-step guard): the waiting request and every later
+    one get ModelLoadFailed (503) naming the death, never a hang; `failure` says it too."""
+    engine = make_engine(gpt2)
+    try:
+        engine._observe_queue_times = _explode  # type: ignore[method-assign]
+        with pytest.raises(ModelLoadFailed, match="Its inference thread died: RuntimeError: boom"):
+            run(generate(engine, gpt2.ids("Hello"), max_tokens=4))
+        wait_for(lambda: not engine._thread.is_alive())
+        assert not engine.ready
+        assert engine.failure == "Its inference thread died: RuntimeError: boom"
+        with pytest.raises(ModelLoadFailed, match="inference thread died"):
+            run(generate(engine, gpt2.ids("Hello"), max_tokens=4))
+    finally:
+        engine.close(timeout=1)
+
+
+def _explode(admitted: Any) -> None:
+    raise RuntimeError("boom")
