@@ -144,11 +144,11 @@ class Runtime:
         logger.info("Open Inference Protocol V2 over gRPC on %s:%d", host, self.grpc.port)
 
     async def _load(self) -> None:
-        try:
-            await self._load_models()
-        finally:  # whatever loaded is watched: an engine that dies ends the process
-            watch = EngineWatch(self.registry, self._engine_died)
-            self._watching = asyncio.get_running_loop().create_task(watch.run())
+        await self._load_models()
+        # Whatever loaded (now or later, through the repository API) is watched: an engine
+        # that dies ends the process.
+        watch = EngineWatch(self.registry, self._engine_died)
+        self._watching = asyncio.get_running_loop().create_task(watch.run())
 
     async def _engine_died(self, names: str) -> None:
         if self.drainer.draining:  # the drain ends the process anyway

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from hf_runtime.tasks.names import Task
 
 from hf_runtime.config import load_config
 from hf_runtime.errors import ModelLoadFailed
@@ -17,6 +16,7 @@ from hf_runtime.runtime.liveness import EngineWatch
 from hf_runtime.runtime.loading import LoadedModel
 from hf_runtime.runtime.registry import Registry
 from hf_runtime.runtime.served_model import ServedModelBase
+from hf_runtime.tasks.registry import Task
 
 DEATH = "Its vLLM engine core process died: EngineCore_DP0 was killed by signal 9 (SIGKILL)"
 
@@ -27,7 +27,7 @@ class _Engine:
 
 class _Model(ServedModelBase):
     def __init__(self, config: Any) -> None:
-        super().__init__(config, Task.fill_mask, "vllm", {Predictor: self})
+        super().__init__(config, Task.fill_mask, "vllm")
         self.engine = _Engine()
         self._ready = True
 
