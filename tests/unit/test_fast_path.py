@@ -99,7 +99,8 @@ print(json.dumps({
     "metrics": metrics.status_code,
     "our_metric": 'hf_runtime_request_duration_seconds_count{model="",protocol="v1",'
                   'status_class="4xx"}' in metrics.text,
-    "bentoml_metric": 'endpoint="/v1/models/nope:predict"' in metrics.text,
+    "bentoml_metric": 'endpoint="/v1/models/{name}:predict"' in metrics.text,
+    "raw_path_label": 'endpoint="/v1/models/nope:predict"' in metrics.text,
 }))
 """
 
@@ -150,3 +151,5 @@ def test_service_applies_the_fast_path_to_bentomls_app(
     assert built["livez"] == 200 and built["metrics"] == 200
     # Our request metrics and BentoML's traffic metrics both still count protocol requests.
     assert built["our_metric"] and built["bentoml_metric"]
+    # ... labelled by route template, never by the client's raw path (metric-label cardinality).
+    assert not built["raw_path_label"]
