@@ -10,7 +10,8 @@ builds a span, attributes and wrapped send/receive for every request and message
 are in our hands:
 
   1. tracing: BentoML's documented `tracing.excluded_urls` (a service config key) names the
-     protocol routes, so its OpenTelemetry middleware passes them straight through. Only while
+     protocol routes and every path BentoML does not serve itself, so its OpenTelemetry
+     middleware passes them straight through. Only while
      BentoML tracing is not configured (no `tracing` key in BENTOML_CONFIG, BENTOML_CONFIG_OPTIONS
      or BENTOML_CONFIG_OVERRIDES): with an exporter, every request keeps its span.
   2. dispatch: the gateway hands protocol requests straight to the protocol app that serves
@@ -42,6 +43,12 @@ PROTOCOL_URL_PATTERNS = (
     r"^[a-z]+://[^/]*/(v1|v2|openai)(/|$)",
     r"^[a-z]+://[^/]*/(rerank|score|tokenize|detokenize)$",
 )
+# Every other path but BentoML's own routes: with no exporter, a span of an unknown path goes
+# nowhere, yet OpenTelemetry's middleware kept ~28 KB per distinct path (a flood of random URLs
+# grew the worker without bound).
+UNKNOWN_URL_PATTERN = (
+    r"^[a-z]+://[^/]*/(?!(livez|healthz|readyz|metrics|schema\.json|docs\.json)?$)"
+)
 CONFIG_FILE_VARIABLE = "BENTOML_CONFIG"
 CONFIG_OPTIONS_VARIABLE = "BENTOML_CONFIG_OPTIONS"
 CONFIG_OVERRIDES_VARIABLE = "BENTOML_CONFIG_OVERRIDES"
@@ -59,7 +66,7 @@ class FastPath:
         """Keys for `@bentoml.service(...)`: the tracing exclusion, when it applies."""
         if not self.untraced_routes:
             return {}
-        return {"tracing": {"excluded_urls": list(PROTOCOL_URL_PATTERNS)}}
+        return {"tracing": {"excluded_urls": [*PROTOCOL_URL_PATTERNS, UNKNOWN_URL_PATTERN]}}
 
     def describe(self) -> str:
         """The startup log line."""
