@@ -54,10 +54,14 @@ class Embedder(Protocol):
     """Embeddings (text_embedding)."""
 
     async def embed(
-        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        prompt_name: str | None = None,
     ) -> EmbeddingResult:
         """Token-id inputs allowed. `dimensions` truncates each vector to its first N values
-        and renormalises (Matryoshka)."""
+        and renormalises (Matryoshka). `prompt_name`: one of the model's prompts, prepended to
+        every text (None: its default prompt); an unknown name is InvalidInput."""
 
 
 class Scorer(Protocol):

@@ -196,7 +196,7 @@ class GenerationDelta:
     prompt_tokens: int = 0  # filled on the first delta
 
 
-OUTPUT_OPTION_KEYS = ("return_labels", "top_k", "aggregation_strategy")
+OUTPUT_OPTION_KEYS = ("return_labels", "top_k", "aggregation_strategy", "prompt_name")
 # transformers' TokenClassificationPipeline strategies (token classification entity grouping).
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 
@@ -210,6 +210,7 @@ class OutputOptions:
     return_labels: bool | None = None
     top_k: int | None = None
     aggregation_strategy: str | None = None
+    prompt_name: str | None = None  # text_embedding: one of the checkpoint's prompts
 
     @property
     def empty(self) -> bool:
@@ -238,6 +239,11 @@ def parse_output_options(values: dict[str, Any], where: str) -> OutputOptions:
                 f"{', '.join(AGGREGATION_STRATEGIES)}, got {value!r}"
             )
         found["aggregation_strategy"] = value
+    if "prompt_name" in values:
+        value = values["prompt_name"]
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{where}.prompt_name must be a prompt's name, got {value!r}")
+        found["prompt_name"] = value
     return OutputOptions(**found)
 
 

@@ -47,6 +47,8 @@ BOS_ID = 256
 EOS_ID = 257
 CLS_ID, SEP_ID = 256, 257  # the encoder tokenizer's specials
 EMBEDDING_DIM = 8
+# The fake embedding model's prompts (a sentence-transformers checkpoint's `prompts`).
+FAKE_PROMPTS = {"query": "query: ", "passage": "passage: "}
 GENERATIVE_TASKS = ("text_generation", "text2text_generation")
 SCORING_TASKS = ("text_embedding", "rerank")  # the tasks with a Scorer
 
@@ -233,11 +235,20 @@ class FakeServedModel:
         return Prediction(predictions, tensors)
 
     async def embed(
-        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        prompt_name: str | None = None,
     ) -> EmbeddingResult:
         self._check_ready()
         if self.fail_with is not None:
             raise self.fail_with
+        if prompt_name is not None:
+            if prompt_name not in FAKE_PROMPTS:
+                raise InvalidInput(f"unknown prompt_name {prompt_name!r}", param="prompt_name")
+            if not all(isinstance(x, str) for x in inputs):
+                raise InvalidInput("prompt_name applies to text inputs", param="prompt_name")
+            inputs = [FAKE_PROMPTS[prompt_name] + str(x) for x in inputs]
         if dimensions is not None and not 1 <= dimensions <= EMBEDDING_DIM:
             raise InvalidInput(
                 f"dimensions must be between 1 and {EMBEDDING_DIM}", param="dimensions"

@@ -33,6 +33,7 @@ class Served:
     embedder: str | None = None
     dimensions: int = 8
     scorer: str | None = None
+    prompt_names: tuple[str, ...] = ()  # the embedder's prompts (OpenAI `prompt_name`)
 
     @property
     def scorers(self) -> list[str]:
@@ -171,17 +172,24 @@ def chat_request(generator: str) -> dict[str, Any]:
     return {"anyOf": [plain, with_tools]}
 
 
-def embedding_request(embedder: str, dimensions: int) -> dict[str, Any]:
+def embedding_request(
+    embedder: str, dimensions: int, prompt_names: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Texts (with one of the model's prompts, when it has some) or token ids (no prompt:
+    one cannot apply to them)."""
     texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
-    return closed(
-        {
-            "model": {"const": embedder},
-            "input": {"anyOf": [SHORT_TEXT, texts, TOKEN_IDS]},
-            "encoding_format": {"enum": ["float", "base64"]},
-            "dimensions": integer(1, dimensions),
-        },
+    common = {
+        "model": {"const": embedder},
+        "encoding_format": {"enum": ["float", "base64"]},
+        "dimensions": integer(1, dimensions),
+    }
+    prompted = {"prompt_name": {"enum": list(prompt_names)}} if prompt_names else {}
+    by_text = closed(
+        {**common, "input": {"anyOf": [SHORT_TEXT, texts]}, **prompted},
         required=["model", "input"],
     )
+    by_ids = closed({**common, "input": TOKEN_IDS}, required=["model", "input"])
+    return {"anyOf": [by_text, by_ids]}
 
 
 def rerank_request(scorers: list[str]) -> dict[str, Any]:
@@ -290,7 +298,9 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
         bodies["/completions"] = completion_request(served.generator)
         bodies["/chat/completions"] = chat_request(served.generator)
     if served.embedder is not None:
-        bodies["/embeddings"] = embedding_request(served.embedder, served.dimensions)
+        bodies["/embeddings"] = embedding_request(
+            served.embedder, served.dimensions, served.prompt_names
+        )
     if served.scorers:
         bodies["/rerank"] = bodies["/v2/rerank"] = rerank_request(served.scorers)
         bodies["/score"] = score_request(served.scorers)

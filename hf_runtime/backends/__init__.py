@@ -21,6 +21,41 @@ from hf_runtime.types import GenerationDelta, GenerationRequest
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken")
 
 
+# The sentence-transformers modules a checkpoint may list after its Pooling, described by what
+# they compute (read by `hf_runtime.tasks`); `hf_runtime.backends.sentence_head` runs them in
+# torch, where the pooled vectors are.
+
+
+@dataclass(frozen=True)
+class DenseModule:
+    """`activation(x @ W.T + b)` (+ x, or + x @ R.T, with `residual`). `folder` holds the
+    weights (model.safetensors or pytorch_model.bin: linear.weight, linear.bias,
+    residual.weight); `activation` is the torch.nn class path sentence-transformers saves."""
+
+    folder: str
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str
+    residual: bool = False
+
+
+@dataclass(frozen=True)
+class LayerNormModule:
+    """torch.nn.LayerNorm over the vector; weights (norm.weight, norm.bias) in `folder`."""
+
+    folder: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class NormalizeModule:
+    """L2 normalisation (torch.nn.functional.normalize)."""
+
+
+SentenceModule = DenseModule | LayerNormModule | NormalizeModule
+
+
 @dataclass(frozen=True)
 class Encoding:
     """One tokenized text, unpadded. `offsets` are character spans (fast tokenizers only);
@@ -44,11 +79,14 @@ class ForwardItem:
     labels for the pad positions too; a pad position's output only depends on the real tokens
     it attends to, so extra padding from other requests in the same batch changes nothing.
     `positions`: return token-level outputs only at these (unpadded) positions (fill-mask).
+    `prompt_length`: pooling leaves out this many leading tokens (a prompt that a
+    sentence-transformers Pooling with `include_prompt: false` does not pool).
     """
 
     encoding: Encoding
     min_length: int = 0
     positions: tuple[int, ...] | None = None
+    prompt_length: int = 0
 
     @property
     def padded_length(self) -> int:
@@ -61,10 +99,12 @@ class ForwardSpec:
 
     `pooling` empty: the head's logits (sequence-level rows, or token-level rows for the
     positions a ForwardItem asks for). Non-empty: the last hidden states pooled per text with
-    these modes, concatenated in order (sentence-transformers' convention).
+    these modes, concatenated in order (sentence-transformers' convention), then passed
+    through `sentence_modules` in order.
     """
 
     pooling: tuple[str, ...] = ()
+    sentence_modules: tuple[SentenceModule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +181,10 @@ class EncoderBackend(Protocol):
     def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
         """The tokenizer's view of these tokens, for entity grouping (transformers'
         convert_ids_to_tokens, and what decides a subword)."""
+
+    def prepare(self, spec: ForwardSpec) -> None:
+        """Load what `spec` needs beyond the model (its sentence modules' weights), so that a
+        bad checkpoint fails the load; ConfigError for what this backend cannot run."""
 
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[Any]:
         """Run one padded batch; one float32 numpy array per item, in order."""

@@ -16,14 +16,25 @@ from hf_runtime.backends import POOLING_MODES
 
 
 def pool_hidden_states(
-    hidden: torch.Tensor, mask: torch.Tensor, modes: Sequence[str]
+    hidden: torch.Tensor,
+    mask: torch.Tensor,
+    modes: Sequence[str],
+    prompt_lengths: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """[B, L, H] hidden states -> [B, H * len(modes)], pooling over real tokens only.
 
-    Same formulas as sentence-transformers' Pooling module (and KServe's mean pooling), but
-    padding-side agnostic: first/last *real* token for cls/lasttoken.
+    sentence-transformers' Pooling formulas (mean is KServe's mean pooling), padding-side
+    agnostic: cls/lasttoken take the first/last *real* token, weightedmean's position weights
+    start at 1 on the first real token. `prompt_lengths` (per row): leading real tokens left
+    out of the pooling (Pooling's `include_prompt: false`); weightedmean keeps the remaining
+    tokens' weights, cls takes the first token after the prompt, as sentence-transformers does.
     """
     hidden = hidden.float()
+    positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+    first_real = mask.int().argmax(dim=1, keepdim=True)  # the left padding's width
+    if prompt_lengths is not None and any(prompt_lengths):
+        skip = torch.tensor(list(prompt_lengths), device=hidden.device).unsqueeze(1)
+        mask = mask * (positions >= first_real + skip).to(mask.dtype)
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     counts = weights.sum(dim=1).clamp(min=1e-9)
     rows = torch.arange(hidden.shape[0], device=hidden.device)
@@ -38,8 +49,8 @@ def pool_hidden_states(
         elif mode == "max":
             parts.append(hidden.masked_fill(weights == 0, -1e9).max(dim=1).values)
         elif mode == "weightedmean":
-            positions = torch.arange(1, hidden.shape[1] + 1, device=hidden.device)
-            position_weights = positions.to(hidden.dtype).view(1, -1, 1) * weights
+            order = (positions + 1 - first_real).to(hidden.dtype).unsqueeze(-1)
+            position_weights = order * weights
             total = position_weights.sum(dim=1).clamp(min=1e-9)
             parts.append((hidden * position_weights).sum(dim=1) / total)
         elif mode == "lasttoken":
@@ -50,8 +61,10 @@ def pool_hidden_states(
     return torch.cat(parts, dim=-1)
 
 
-def pool_token_states(hidden: torch.Tensor, modes: Sequence[str]) -> torch.Tensor:
+def pool_token_states(
+    hidden: torch.Tensor, modes: Sequence[str], prompt_length: int = 0
+) -> torch.Tensor:
     """[tokens, H] states of one unpadded text -> [H * len(modes)]."""
     batch = hidden.unsqueeze(0)
     mask = torch.ones(batch.shape[:2], dtype=torch.long, device=batch.device)
-    return pool_hidden_states(batch, mask, modes)[0]
+    return pool_hidden_states(batch, mask, modes, [prompt_length])[0]

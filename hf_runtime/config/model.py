@@ -101,6 +101,15 @@ class ModelConfig(StrictSection):
     # rerank: a one-label cross-encoder scores sigmoid(logit), as sentence-transformers'
     # CrossEncoder does; true returns the raw logit instead.
     rerank_raw_scores: bool = False
+    # text_embedding, sentence-transformers checkpoints: the prompt a request that names none
+    # gets. default_prompt_name: one of config_sentence_transformers.json's `prompts`, in place
+    # of its `default_prompt_name`; default_prompt: a prompt text (TEI's --default-prompt; ""
+    # applies none). Unset: the checkpoint's default, as SentenceTransformer.encode.
+    default_prompt_name: str | None = Field(None, min_length=1)
+    default_prompt: str | None = None
+    # text_embedding: true L2-normalises every vector (KServe, TEI, OpenAI); false returns
+    # sentence-transformers' own vectors (normalised only by the checkpoint's Normalize module).
+    normalize_embeddings: bool = True
     # TEI's auto_truncate: true cuts encoder inputs to max_model_len (KServe's behaviour);
     # false answers 413 for an input longer than that instead.
     auto_truncate: bool = True
@@ -156,6 +165,11 @@ class ModelConfig(StrictSection):
             raise ValueError(
                 "return_probabilities and return_raw_logits (disable_postprocess) are mutually "
                 "exclusive: choose one"
+            )
+        if self.default_prompt_name is not None and self.default_prompt is not None:
+            raise ValueError(
+                "default_prompt_name (a prompt of the checkpoint) and default_prompt (a prompt "
+                "text) are mutually exclusive: choose one"
             )
         if not self.model_id and not self.model_dir:
             raise ValueError("one of model_id or model_dir is required")

@@ -99,12 +99,13 @@ class EncoderModel(ServedModelBase):
         # The request's options go into a fresh ProcessorOptions for this call only: the
         # processor is shared by every request.
         processor_options = self.processor.options.with_request(options)
-        texts = self.processor.decode_instances(instances)
+        texts = self.processor.decode_instances(instances, processor_options)
+        skip = self.processor.prompt_length(processor_options)
 
         def finish(encodings: list[Encoding], outputs: list[Any]) -> Prediction:
             return self.processor.postprocess(encodings, outputs, processor_options)
 
-        return await self.batcher.run(self._text_job(texts, "instances", finish))
+        return await self.batcher.run(self._text_job(texts, "instances", finish, skip))
 
     # Tokenizing runs in the batcher's hop, for every job of a batch at once: a job names how
     # its inputs are tokenized (a key of `_tokenize_batch`) and checks its encodings itself.
@@ -118,12 +119,17 @@ class EncoderModel(ServedModelBase):
         return self.encoder.tokenize(inputs, truncate=truncate)
 
     def _text_job(
-        self, texts: Sequence[str], param: str, finish: Callable[[list[Encoding], list[Any]], Any]
+        self,
+        texts: Sequence[str],
+        param: str,
+        finish: Callable[[list[Encoding], list[Any]], Any],
+        prompt_length: int = 0,
     ) -> EncoderJob:
         """A job over `texts`. With auto_truncate (KServe's behaviour) texts are cut to the
         model's maximum length; without it (TEI's `auto_truncate: false`) a longer text is
         refused with TooLarge naming it, rather than silently embedded or classified on a
-        prefix. The request is logged from the inference thread, with its request id."""
+        prefix. `prompt_length`: the leading tokens (a prompt) pooling leaves out. The
+        request is logged from the inference thread, with its request id."""
         request_id = current_request_id()
 
         def prepare(encodings: list[Encoding]) -> list[Any]:
@@ -133,16 +139,21 @@ class EncoderModel(ServedModelBase):
                 for index, encoding in enumerate(encodings):
                     if len(encoding) > limit:
                         raise too_long(index, len(encoding), limit, param)
-            return self._forward_items(encodings)
+            return self._forward_items(encodings, prompt_length)
 
         key = ("texts", self.config.auto_truncate)
         return EncoderJob(list(texts), tokenize=key, prepare=prepare, finish=finish)
 
-    def _forward_items(self, encodings: list[Encoding]) -> list[Any]:
-        return self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)
+    def _forward_items(self, encodings: list[Encoding], prompt_length: int = 0) -> list[Any]:
+        return self.processor.forward_items(
+            encodings, pad_to_request_max=self._pad_to_request_max, prompt_length=prompt_length
+        )
 
     async def embed(
-        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        prompt_name: str | None = None,
     ) -> EmbeddingResult:
         from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
 
@@ -150,6 +161,7 @@ class EncoderModel(ServedModelBase):
         # Embedder is offered only for text_embedding (see __init__): never reached otherwise.
         assert isinstance(processor, TextEmbeddingProcessor), self.task
         processor.check_dimensions(dimensions)
+        options = processor.options.with_request(OutputOptions(prompt_name=prompt_name))
 
         def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
             return processor.embedding_result(encodings, outputs, dimensions)
@@ -157,8 +169,11 @@ class EncoderModel(ServedModelBase):
         if isinstance(inputs, str) or (
             isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs)
         ):
-            texts = processor.decode_embedding_inputs(inputs)
-            return await self.batcher.run(self._text_job([str(t) for t in texts], "input", finish))
+            texts = processor.with_prompt(processor.decode_embedding_inputs(inputs), options)
+            skip = processor.prompt_length(options)
+            job = self._text_job([str(t) for t in texts], "input", finish, skip)
+            return await self.batcher.run(job)
+        processor.check_token_input_prompt(options)
         # In a thread: checking and wrapping up to 2048 token lists is not loop work.
         encodings = await asyncio.to_thread(self._token_id_encodings, processor, inputs)
         job = EncoderJob(
@@ -238,9 +253,12 @@ class EncoderModel(ServedModelBase):
         assert isinstance(processor, TextEmbeddingProcessor), self.task  # see __init__
 
         def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
-            return processor.embedding_result(encodings, outputs, None)
+            # Unit vectors whatever normalize_embeddings says: their dot product is the cosine.
+            return processor.embedding_result(encodings, outputs, None, normalize=True)
 
-        return await self.batcher.run(self._text_job(list(texts), "documents", finish))
+        prompted = processor.with_prompt(texts)  # the model's default prompt, as encode()
+        job = self._text_job(prompted, "documents", finish, processor.prompt_length())
+        return await self.batcher.run(job)
 
     # ------------------------------------------------------------------ TextTokenizer
 

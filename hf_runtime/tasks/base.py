@@ -38,6 +38,12 @@ class ProcessorOptions:
     return_labels: bool = False
     top_k: int | None = None
     aggregation_strategy: str | None = None
+    # text_embedding: the request's prompt (None: the model's default prompt); the model's
+    # default prompt settings and whether vectors are L2-normalised (see ModelConfig).
+    prompt_name: str | None = None
+    default_prompt_name: str | None = None
+    default_prompt: str | None = None
+    normalize_embeddings: bool = True
 
     def with_request(self, request: OutputOptions | None) -> ProcessorOptions:
         """A copy with the request's options (those it sets) in place of the configured ones;
@@ -51,6 +57,8 @@ class ProcessorOptions:
             changes["top_k"] = request.top_k
         if request.aggregation_strategy is not None:
             changes["aggregation_strategy"] = request.aggregation_strategy
+        if request.prompt_name is not None:
+            changes["prompt_name"] = request.prompt_name
         return replace(self, **changes)
 
     @classmethod
@@ -63,6 +71,9 @@ class ProcessorOptions:
             return_labels=config.return_labels,
             top_k=config.top_k,
             aggregation_strategy=config.aggregation_strategy,
+            default_prompt_name=config.default_prompt_name,
+            default_prompt=config.default_prompt,
+            normalize_embeddings=config.normalize_embeddings,
         )
 
 
@@ -83,8 +94,11 @@ class EncoderTaskProcessor(ABC):
         """What the backend's forward returns for this task (logits unless overridden)."""
         return ForwardSpec()
 
-    def decode_instances(self, instances: Any) -> list[str]:
-        """The request's texts, or InvalidInput. A bare string is one text (as in KServe)."""
+    def decode_instances(
+        self, instances: Any, options: ProcessorOptions | None = None
+    ) -> list[str]:
+        """The request's texts, or InvalidInput. A bare string is one text (as in KServe).
+        `options` (the request's): a task may rewrite the texts with them (a prompt)."""
         if isinstance(instances, str):
             return [instances]
         if not isinstance(instances, (list, tuple)):
@@ -103,11 +117,21 @@ class EncoderTaskProcessor(ABC):
                 )
         return list(instances)
 
+    def prompt_length(self, options: ProcessorOptions | None = None) -> int:
+        """Leading tokens of every text that pooling leaves out (see ForwardItem); 0 unless
+        the task prepends a prompt it does not pool."""
+        return 0
+
     def forward_items(
-        self, encodings: Sequence[Encoding], *, pad_to_request_max: bool = False
+        self,
+        encodings: Sequence[Encoding],
+        *,
+        pad_to_request_max: bool = False,
+        prompt_length: int = 0,
     ) -> list[ForwardItem]:
         """One ForwardItem per encoding. `pad_to_request_max` is forced on by the model when
-        the tokenizer pads on the left (extra padding would then shift positions)."""
+        the tokenizer pads on the left (extra padding would then shift positions);
+        `prompt_length`: see `prompt_length`."""
         for index, encoding in enumerate(encodings):
             if len(encoding) == 0:
                 raise InvalidInput(
@@ -116,7 +140,10 @@ class EncoderTaskProcessor(ABC):
                 )
         longest = max((len(e) for e in encodings), default=0)
         pad = pad_to_request_max or self.pads_to_request_max
-        return [ForwardItem(e, min_length=longest if pad else 0) for e in encodings]
+        return [
+            ForwardItem(e, min_length=longest if pad else 0, prompt_length=prompt_length)
+            for e in encodings
+        ]
 
     @abstractmethod
     def postprocess(

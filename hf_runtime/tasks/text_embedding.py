@@ -1,16 +1,19 @@
-"""Text embeddings: pooled last hidden states, L2-normalised.
+"""Text embeddings: a sentence-transformers checkpoint's vectors, L2-normalised by default.
 
-Pooling follows the model's sentence-transformers config (`modules.json` ->
-`<Pooling path>/config.json`, or `1_Pooling/config.json`): cls / mean / max / mean_sqrt_len /
-weightedmean / lasttoken, concatenated when several are on. Without one it mean-pools, as
-KServe always does. V1 per text: the vector (list of float); V2: FP64 [n, dim] (KServe's
-datatype). `embed` serves OpenAI: token-id inputs and `dimensions` (truncate + renormalise);
-`cosine_scores` the rerank and score routes.
+The pipeline is the checkpoint's (`hf_runtime.tasks.st_checkpoint`): pooled last hidden states
+(its Pooling's modes: cls / mean / max / mean_sqrt_len / weightedmean / lasttoken,
+concatenated when several are on; mean, as KServe, without one), then its Dense / LayerNorm /
+Normalize modules, run by the backend. Its prompts are prepended as SentenceTransformer.encode
+does (the default one unless a request names another), their tokens left out of the pooling
+when the Pooling says `include_prompt: false`; `truncate_dim` keeps the first values. Every
+vector is then L2-normalised, as KServe does (`normalize_embeddings: false` keeps
+sentence-transformers' own vectors). V1 per text: the vector (list of float); V2: FP64
+[n, dim] (KServe's datatype). `embed` serves OpenAI: token-id inputs and `dimensions`
+(truncate, then normalise); `cosine_scores` the rerank and score routes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from hf_runtime.backends import POOLING_MODES, EncoderBackend, Encoding, ForwardSpec
-from hf_runtime.errors import InvalidInput
+from hf_runtime.backends import (
+    POOLING_MODES,
+    DenseModule,
+    EncoderBackend,
+    Encoding,
+    ForwardSpec,
+    LayerNormModule,
+    NormalizeModule,
+)
+from hf_runtime.errors import ConfigError, InvalidInput
 from hf_runtime.tasks.base import (
     OUTPUT_NAME,
     EncoderTaskProcessor,
@@ -28,58 +39,25 @@ from hf_runtime.tasks.base import (
     too_long,
 )
 from hf_runtime.tasks.registry import Task
+from hf_runtime.tasks.st_checkpoint import (
+    DEFAULT_POOLING,
+    SentenceTransformerSettings,
+    read_settings,
+)
 from hf_runtime.types import EmbeddingResult, Prediction, TensorSpec
 
 logger = logging.getLogger("hf_runtime")
 
-DEFAULT_POOLING = ("mean",)
-# sentence-transformers' Pooling flags, in the order it concatenates them. The modes' formulas
-# are the backends' (`hf_runtime.backends.pooling`): pooling runs where the hidden states are.
-_POOLING_FLAGS = (
-    ("pooling_mode_cls_token", "cls"),
-    ("pooling_mode_max_tokens", "max"),
-    ("pooling_mode_mean_tokens", "mean"),
-    ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"),
-    ("pooling_mode_weightedmean_tokens", "weightedmean"),
-    ("pooling_mode_lasttoken", "lasttoken"),
-)
 _POOLING_NAMES = frozenset(POOLING_MODES)
 
 
-def _pooling_config_path(model_path: Path) -> Path | None:
-    modules_file = model_path / "modules.json"
-    if modules_file.is_file():
-        try:
-            modules = json.loads(modules_file.read_text())
-        except json.JSONDecodeError:
-            logger.warning("%s is not valid JSON; ignoring it", modules_file)
-            modules = []
-        for module in modules if isinstance(modules, list) else []:
-            kind = str(module.get("type", "")) if isinstance(module, dict) else ""
-            if kind.endswith(".Dense"):
-                logger.warning("%s has a Dense module, which is not applied", modules_file)
-            if kind.endswith(".Pooling"):
-                return model_path / str(module.get("path", "")) / "config.json"
-    fallback = model_path / "1_Pooling" / "config.json"
-    return fallback if fallback.is_file() else None
-
-
 def read_pooling_modes(model_path: Path) -> tuple[str, ...]:
-    """The pooling modes a sentence-transformers checkpoint declares; mean when none."""
-    path = _pooling_config_path(Path(model_path))
-    if path is None or not path.is_file():
-        return DEFAULT_POOLING
+    """The pooling modes a sentence-transformers checkpoint declares; mean when none (or when
+    its files cannot be read: loading the model then names the problem)."""
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        logger.warning("%s is not valid JSON; mean pooling", path)
+        return read_settings(Path(model_path)).pooling
+    except ConfigError:
         return DEFAULT_POOLING
-    if isinstance(config.get("pooling_mode"), str):  # the constructor's shorthand form
-        name = config["pooling_mode"].replace("_tokens", "").replace("_token", "")
-        if name in _POOLING_NAMES:
-            return (name,)
-    modes = tuple(name for flag, name in _POOLING_FLAGS if config.get(flag))
-    return modes or DEFAULT_POOLING
 
 
 def l2_normalize(vector: np.ndarray) -> np.ndarray:
@@ -96,21 +74,130 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
         self,
         backend: EncoderBackend,
         options: ProcessorOptions,
-        pooling: Sequence[str] = DEFAULT_POOLING,
+        settings: SentenceTransformerSettings | None = None,
     ) -> None:
+        """Blocking (tokenizes the prompts, loads the modules' weights): call it off the loop.
+        ConfigError for a pipeline the model or the backend cannot run."""
         super().__init__(backend, options)
-        unknown = [mode for mode in pooling if mode not in _POOLING_NAMES]
-        if unknown or not pooling:
+        settings = settings or SentenceTransformerSettings()
+        unknown = [mode for mode in settings.pooling if mode not in _POOLING_NAMES]
+        if unknown or not settings.pooling:
             raise ValueError(f"unknown pooling mode(s) {unknown}; known: {sorted(_POOLING_NAMES)}")
-        self.pooling = tuple(pooling)
+        self.pooling = tuple(settings.pooling)
+        self.full_dimension = self._check_dimensions(settings)
+        truncate = settings.truncate_dim
+        self.dimension = min(truncate, self.full_dimension) if truncate else self.full_dimension
+        self.prompts = dict(settings.prompts)
+        self.default_prompt = self._default_prompt(settings)
+        # A prompt's tokens (special tokens before it included, a special token closing it
+        # not) that pooling leaves out, as SentenceTransformer measures them.
+        self._prompt_lengths: dict[str, int] = {}
+        if not settings.include_prompt:
+            for text in {*self.prompts.values(), self.default_prompt or ""} - {""}:
+                self._prompt_lengths[text] = self._measure_prompt(text)
+        modules = list(settings.modules)
+        while options.normalize_embeddings and modules and isinstance(modules[-1], NormalizeModule):
+            modules.pop()  # the final L2 normalisation gives the same direction
+        self._spec = ForwardSpec(pooling=self.pooling, sentence_modules=tuple(modules))
+        backend.prepare(self._spec)
+
+    def _check_dimensions(self, settings: SentenceTransformerSettings) -> int:
+        """The vector size out of the modules; ConfigError where one does not fit the last."""
+        hidden = self.backend.hidden_size
+        if settings.pooled_dimension is not None and settings.pooled_dimension != hidden:
+            raise ConfigError(
+                f"the Pooling module pools {settings.pooled_dimension} values per token; the "
+                f"model's hidden size is {hidden}"
+            )
+        size = hidden * len(settings.pooling)
+        for module in settings.modules:
+            wanted = (
+                module.in_features
+                if isinstance(module, DenseModule)
+                else module.dimension
+                if isinstance(module, LayerNormModule)
+                else size
+            )
+            if wanted != size:
+                kind = type(module).__name__.removesuffix("Module")
+                raise ConfigError(
+                    f"{kind} in {getattr(module, 'folder', '')} takes {wanted} values; the "
+                    f"modules before it give {size}"
+                )
+            if isinstance(module, DenseModule):
+                size = module.out_features
+        return size
+
+    def _default_prompt(self, settings: SentenceTransformerSettings) -> str | None:
+        options = self.options
+        if options.default_prompt is not None:
+            return options.default_prompt or None
+        name = options.default_prompt_name or settings.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise ConfigError(
+                f"default_prompt_name {name!r} is not one of the checkpoint's prompts "
+                f"({', '.join(self.prompts) or 'it has none'})"
+            )
+        return self.prompts[name] or None
+
+    def _measure_prompt(self, prompt: str) -> int:
+        ids = self.backend.tokenize([prompt])[0].input_ids
+        closes = bool(ids) and self.backend.token_strings(ids[-1:]).special[0]
+        return len(ids) - 1 if closes else len(ids)
 
     @property
     def forward_spec(self) -> ForwardSpec:
-        return ForwardSpec(pooling=self.pooling)
+        return self._spec
 
-    @property
-    def dimension(self) -> int:
-        return self.backend.hidden_size * len(self.pooling)
+    # ------------------------------------------------------------------ prompts
+
+    def prompt(self, options: ProcessorOptions | None = None) -> str | None:
+        """The prompt a request gets: the one it names, else the model's default. An unknown
+        name is InvalidInput (the protocols' 400)."""
+        name = (options or self.options).prompt_name
+        if name is None:
+            return self.default_prompt
+        if name not in self.prompts:
+            known = ", ".join(sorted(self.prompts)) or "none"
+            raise InvalidInput(
+                f"prompt_name {name!r} is not one of this model's prompts ({known})",
+                param="prompt_name",
+            )
+        return self.prompts[name] or None
+
+    def with_prompt(
+        self, texts: Sequence[str], options: ProcessorOptions | None = None
+    ) -> list[str]:
+        prompt = self.prompt(options)
+        return [prompt + text for text in texts] if prompt else list(texts)
+
+    def prompt_length(self, options: ProcessorOptions | None = None) -> int:
+        prompt = self.prompt(options)
+        return self._prompt_lengths.get(prompt, 0) if prompt else 0
+
+    def decode_instances(
+        self, instances: Any, options: ProcessorOptions | None = None
+    ) -> list[str]:
+        return self.with_prompt(super().decode_instances(instances), options)
+
+    # ------------------------------------------------------------------ vectors
+
+    def vectors(
+        self, outputs: Sequence[Any], dimensions: int | None, normalize: bool | None = None
+    ) -> list[np.ndarray]:
+        """The served vectors: the first `dimensions` (else truncate_dim) values, then
+        L2-normalised unless `normalize_embeddings` is off (`normalize` overrides it)."""
+        size = dimensions or self.dimension
+        unit = self.options.normalize_embeddings if normalize is None else normalize
+        vectors = []
+        for vector in outputs:
+            values = np.asarray(vector, dtype=np.float32)
+            if size < len(values):
+                values = values[:size]
+            vectors.append(l2_normalize(values) if unit else values)
+        return vectors
 
     def postprocess(
         self,
@@ -118,7 +205,7 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
         outputs: Sequence[Any],
         options: ProcessorOptions | None = None,
     ) -> Prediction:
-        predictions = [l2_normalize(vector).tolist() for vector in outputs]
+        predictions = [vector.tolist() for vector in self.vectors(outputs, None)]
         return Prediction(predictions, [kserve_output_tensor(predictions)])
 
     def output_specs(self) -> list[TensorSpec]:
@@ -184,17 +271,24 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
             )
 
     def embedding_result(
-        self, encodings: Sequence[Encoding], outputs: Sequence[Any], dimensions: int | None
+        self,
+        encodings: Sequence[Encoding],
+        outputs: Sequence[Any],
+        dimensions: int | None,
+        normalize: bool | None = None,
     ) -> EmbeddingResult:
-        """Normalised vectors (first `dimensions` values, renormalised) and the token count
-        (special tokens included, padding not)."""
-        vectors = []
-        for vector in outputs:
-            values = np.asarray(vector, dtype=np.float32)
-            if dimensions is not None:
-                values = values[:dimensions]
-            vectors.append(l2_normalize(values).tolist())
+        """The served vectors (see `vectors`) and the token count (special tokens and the
+        prompt included, padding not)."""
+        vectors = [vector.tolist() for vector in self.vectors(outputs, dimensions, normalize)]
         return EmbeddingResult(vectors, prompt_tokens=sum(len(e) for e in encodings))
+
+    def check_token_input_prompt(self, options: ProcessorOptions | None) -> None:
+        """Token-id inputs are embedded as given, without a prompt: naming one is an error."""
+        if options is not None and options.prompt_name is not None:
+            raise InvalidInput(
+                "prompt_name applies to text inputs; token-id inputs are embedded as given",
+                param="prompt_name",
+            )
 
 
 def cosine_scores(
@@ -216,4 +310,5 @@ def _is_token_id(value: Any) -> bool:
 def build_processor(
     backend: EncoderBackend, options: ProcessorOptions, model_path: Path
 ) -> TextEmbeddingProcessor:
-    return TextEmbeddingProcessor(backend, options, read_pooling_modes(model_path))
+    """Blocking: the processor for the checkpoint folder's sentence-transformers settings."""
+    return TextEmbeddingProcessor(backend, options, read_settings(Path(model_path)))

@@ -19,7 +19,7 @@ import schemathesis
 
 from hf_runtime.protocols.gateway import GatewaySettings
 from hf_runtime.protocols.mounts import OPENAPI_DOCUMENTS, protocol_apps
-from tests.fakes import FakeRegistry, FakeServedModel
+from tests.fakes import FAKE_PROMPTS, FakeRegistry, FakeServedModel
 from tests.fuzz_valid import Served
 from tests.fuzzing import FuzzRun, examples
 from tests.protocols.conftest import LiveServer, make_fake_registry
@@ -154,7 +154,12 @@ def test_documents_are_served_under_their_mounts() -> None:
 def test_fuzz_every_protocol() -> None:
     registry = make_fake_registry()
     served = Served(
-        registry.names(), generator="gpt", embedder="embed", dimensions=8, scorer="rerank"
+        registry.names(),
+        generator="gpt",
+        embedder="embed",
+        dimensions=8,
+        scorer="rerank",
+        prompt_names=tuple(FAKE_PROMPTS),
     )
     with served_app_server(registry, GatewaySettings()) as server:
         published = FuzzRun(server.base_url, {}, registry.names())

@@ -21,6 +21,7 @@ import transformers
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
 from hf_runtime.backends.pooling import pool_hidden_states
+from hf_runtime.backends.sentence_head import SentenceHead
 from hf_runtime.backends.tokenizer_rules import (
     encoder_max_length,
     encodings_from_batch,
@@ -66,6 +67,7 @@ class HFEncoderBackend:
         self._return_token_type_ids = config.return_token_type_ids
         self._return_offsets = return_offsets
         self._lock = threading.Lock()
+        self._heads: dict[ForwardSpec, SentenceHead] = {}
         derived = derive_max_model_len(source.hf_config, config.max_model_len)
 
         self._tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -271,9 +273,20 @@ class HFEncoderBackend:
             tensors["token_type_ids"] = torch.tensor(types, dtype=torch.long)
         return {k: v.to(self.device) for k, v in tensors.items()}, starts
 
+    def prepare(self, spec: ForwardSpec) -> None:
+        self._head(spec)
+
+    def _head(self, spec: ForwardSpec) -> SentenceHead:
+        """The spec's sentence modules, built once (at load, through `prepare`)."""
+        head = self._heads.get(spec)
+        if head is None:
+            head = self._heads[spec] = SentenceHead(spec.sentence_modules, self.device)
+        return head
+
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
         """One padded forward pass over `items`; per item a float32 array:
-        pooled [H*modes] / sequence logits [C] / token logits [positions, C]."""
+        pooled [H*modes] (through the spec's sentence modules) / sequence logits [C] / token
+        logits [positions, C]."""
         if not items:
             return []
         inputs, starts = self._pad(items)
@@ -282,8 +295,13 @@ class HFEncoderBackend:
             output = self._model(**feed, return_dict=True)
             if spec.pooling:
                 pooled = pool_hidden_states(
-                    output.last_hidden_state, inputs["attention_mask"], spec.pooling
+                    output.last_hidden_state,
+                    inputs["attention_mask"],
+                    spec.pooling,
+                    [item.prompt_length for item in items],
                 )
+                if spec.sentence_modules:
+                    pooled = self._head(spec)(pooled)
                 return list(pooled.float().cpu().numpy())
             logits = output.logits
             if logits.ndim == 2:

@@ -6,7 +6,9 @@ the model's raw outputs and apply KServe's semantics ourselves:
   - text_embedding: per-token hidden states (`token_embed`, no activation), pooled here with
     the modes the processor reads from the checkpoint and the huggingface backend's formulas
     (`hf_runtime.backends.pooling`; vLLM's own pooler would use its defaults, e.g. CLS for a
-    bare BertModel where KServe mean-pools);
+    bare BertModel where KServe mean-pools), prompt tokens left out as the checkpoint says,
+    then the checkpoint's sentence-transformers modules after Pooling (Dense, LayerNorm,
+    Normalize; `hf_runtime.backends.sentence_head`), in the inference thread;
   - sequence_classification: the head's logits (`classify`, no activation); the processor does
     argmax / softmax / raw logits;
   - rerank: the same `classify` logit for each (query, document) pair, tokenised here like on
@@ -32,6 +34,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.pooling import pool_token_states
+from hf_runtime.backends.sentence_head import SentenceHead
 from hf_runtime.backends.tokenizer_rules import encodings_from_batch, token_strings, tokenize_pairs
 from hf_runtime.backends.vllm.async_llm import (
     engine_failure,
@@ -79,6 +82,7 @@ class VLLMEncoderBackend:
         self._max_length = max_length
         self._add_special_tokens = add_special_tokens
         self._ids = itertools.count()
+        self._heads: dict[ForwardSpec, SentenceHead] = {}
         model_config = engine.model_config
         self._hidden_size = int(model_config.get_hidden_size())
         self._vocab_size = int(model_config.get_vocab_size())
@@ -171,14 +175,38 @@ class VLLMEncoderBackend:
         with self._lock:
             return token_strings(self._tokenizer, token_ids)
 
+    def prepare(self, spec: ForwardSpec) -> None:
+        self._head(spec)
+
+    def _head(self, spec: ForwardSpec) -> SentenceHead:
+        """The spec's sentence modules, built once (at load, through `prepare`); they run on
+        the CPU, where the engine's per-token states arrive."""
+        head = self._heads.get(spec)
+        if head is None:
+            head = self._heads[spec] = SentenceHead(spec.sentence_modules, torch.device("cpu"))
+        return head
+
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
-        future = asyncio.run_coroutine_threadsafe(self._forward(items, spec), self._loop)
-        return future.result()
+        future = asyncio.run_coroutine_threadsafe(self._forward(items), self._loop)
+        outputs = future.result()
+        if not spec.pooling:
+            return [np.asarray(values.numpy(), np.float32).reshape(-1) for values in outputs]
+        # Pooling and the sentence modules run here, in the calling (inference) thread.
+        with torch.inference_mode():
+            pooled = torch.stack(
+                [
+                    pool_token_states(values, spec.pooling, item.prompt_length)
+                    for values, item in zip(outputs, items, strict=True)
+                ]
+            )
+            if spec.sentence_modules:
+                pooled = self._head(spec)(pooled)
+        return list(pooled.float().numpy())
 
-    async def _forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
-        return list(await asyncio.gather(*(self._one(item, spec) for item in items)))
+    async def _forward(self, items: Sequence[ForwardItem]) -> list[torch.Tensor]:
+        return list(await asyncio.gather(*(self._one(item) for item in items)))
 
-    async def _one(self, item: ForwardItem, spec: ForwardSpec) -> np.ndarray:
+    async def _one(self, item: ForwardItem) -> torch.Tensor:
         params = PoolingParams(task=self._pooling_task, use_activation=False)
         types = item.encoding.token_type_ids
         if types and any(types):
@@ -192,10 +220,7 @@ class VLLMEncoderBackend:
                 data = output.outputs.data
         except EngineDeadError:  # 503 saying how it died (logged once by the runtime)
             raise ModelLoadFailed(self.name, self.failure or "Its vLLM engine died") from None
-        values = torch.as_tensor(data).float()  # [tokens, hidden] states, or the head's logits
-        if spec.pooling:
-            values = pool_token_states(values, spec.pooling)
-        return np.asarray(values.numpy(), np.float32).reshape(-1)
+        return torch.as_tensor(data).float()  # [tokens, hidden] states, or the head's logits
 
     async def aclose(self) -> None:
         await shutdown_engine(self.engine)

@@ -55,7 +55,10 @@ async def create_embeddings(
     inputs = body.input_batch()
     model = resolve_model(registry, body.model)
     embedder = require_embedder(model, mount_prefix(request, Endpoint.embeddings))
-    result = await embedder.embed(inputs, body.dimensions)
+    if body.prompt_name is None:
+        result = await embedder.embed(inputs, body.dimensions)
+    else:
+        result = await embedder.embed(inputs, body.dimensions, prompt_name=body.prompt_name)
     if body.dimensions is not None and any(len(v) < body.dimensions for v in result.embeddings):
         size = min(len(v) for v in result.embeddings)
         raise InvalidInput(

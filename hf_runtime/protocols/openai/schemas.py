@@ -402,6 +402,8 @@ class EmbeddingRequest(OpenAIRequest):
     input: EmbeddingInput
     encoding_format: str | None = "float"
     dimensions: int | None = None
+    # TEI's: one of the model's sentence-transformers prompts (None: its default prompt)
+    prompt_name: str | None = None
 
     def check(self) -> None:
         if self.encoding_format not in (None, "float", "base64"):
