@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import EncoderBackend, Encoding
@@ -145,9 +146,10 @@ class EncoderModel(ServedModelBase):
         return EncoderJob(list(texts), tokenize=key, prepare=prepare, finish=finish)
 
     def _forward_items(self, encodings: list[Encoding], prompt_length: int = 0) -> list[Any]:
-        return self.processor.forward_items(
-            encodings, pad_to_request_max=self._pad_to_request_max, prompt_length=prompt_length
-        )
+        items = self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)
+        if prompt_length:
+            items = [replace(item, prompt_length=prompt_length) for item in items]
+        return items
 
     async def embed(
         self,

@@ -118,20 +118,15 @@ class EncoderTaskProcessor(ABC):
         return list(instances)
 
     def prompt_length(self, options: ProcessorOptions | None = None) -> int:
-        """Leading tokens of every text that pooling leaves out (see ForwardItem); 0 unless
-        the task prepends a prompt it does not pool."""
+        """Leading tokens of every text of a request that pooling leaves out (the model sets
+        ForwardItem.prompt_length); 0 unless the task prepends a prompt it does not pool."""
         return 0
 
     def forward_items(
-        self,
-        encodings: Sequence[Encoding],
-        *,
-        pad_to_request_max: bool = False,
-        prompt_length: int = 0,
+        self, encodings: Sequence[Encoding], *, pad_to_request_max: bool = False
     ) -> list[ForwardItem]:
         """One ForwardItem per encoding. `pad_to_request_max` is forced on by the model when
-        the tokenizer pads on the left (extra padding would then shift positions);
-        `prompt_length`: see `prompt_length`."""
+        the tokenizer pads on the left (extra padding would then shift positions)."""
         for index, encoding in enumerate(encodings):
             if len(encoding) == 0:
                 raise InvalidInput(
@@ -140,10 +135,7 @@ class EncoderTaskProcessor(ABC):
                 )
         longest = max((len(e) for e in encodings), default=0)
         pad = pad_to_request_max or self.pads_to_request_max
-        return [
-            ForwardItem(e, min_length=longest if pad else 0, prompt_length=prompt_length)
-            for e in encodings
-        ]
+        return [ForwardItem(e, min_length=longest if pad else 0) for e in encodings]
 
     @abstractmethod
     def postprocess(
