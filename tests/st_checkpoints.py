@@ -54,6 +54,14 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         prompts=PROMPTS,
         default_prompt_name="query",
     ),
+    # The common modern kind (EmbeddingGemma-like): a Dense, Normalize, prompts with a default;
+    # its prompt's tokens are not pooled. vLLM's test and the e2e test serve this one.
+    "dense-exclude-prompt-normalize": Checkpoint(
+        include_prompt=False,
+        modules=(("dense", 24, TANH, True, False), ("normalize",)),
+        prompts=PROMPTS,
+        default_prompt_name="query",
+    ),
     "dense-identity-nobias-layernorm": Checkpoint(
         modules=(("dense", 32, "Identity", False, False), ("layernorm",)),
     ),

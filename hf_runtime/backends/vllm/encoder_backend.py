@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -65,7 +66,10 @@ class VLLMEncoderBackend:
         max_length: int,
         add_special_tokens: bool,
         name: str = "",
+        checkpoint_view: tempfile.TemporaryDirectory[str] | None = None,
     ) -> None:
+        """`checkpoint_view`: the folder the engine loaded the model from, when the loader
+        made one (see loader.checkpoint_without_st_dense); removed on close."""
         if task.spec.head not in POOLING_TASKS:
             reason = unsupported_reason(task) or "it is not a pooling task"
             raise ConfigError(
@@ -83,6 +87,7 @@ class VLLMEncoderBackend:
         self._add_special_tokens = add_special_tokens
         self._ids = itertools.count()
         self._heads: dict[ForwardSpec, SentenceHead] = {}
+        self._checkpoint_view = checkpoint_view
         model_config = engine.model_config
         self._hidden_size = int(model_config.get_hidden_size())
         self._vocab_size = int(model_config.get_vocab_size())
@@ -224,6 +229,8 @@ class VLLMEncoderBackend:
 
     async def aclose(self) -> None:
         await shutdown_engine(self.engine)
+        if self._checkpoint_view is not None:
+            await asyncio.to_thread(self._checkpoint_view.cleanup)
 
 
 def second_segment_start(token_type_ids: Sequence[int]) -> int:

@@ -10,7 +10,10 @@ module imports vLLM only inside the engine-starting thread.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +82,17 @@ def _build(
     from hf_runtime.backends.vllm.async_llm import build_engine_args, create_engine
 
     runner = "generate" if task.is_generative else "pooling"
-    engine_args = build_engine_args(config, source, engine_config, runner, cpu_build=cpu_build)
-    engine = create_engine(config, engine_args)
+    view = None if task.is_generative else checkpoint_without_st_dense(source.model_path)
+    engine_source = source if view is None else replace(source, model_path=Path(view.name))
+    engine_args = build_engine_args(
+        config, engine_source, engine_config, runner, cpu_build=cpu_build
+    )
+    try:
+        engine = create_engine(config, engine_args)
+    except BaseException:
+        if view is not None:
+            view.cleanup()
+        raise
     try:
         if task.is_generative:
             tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -95,9 +107,11 @@ def _build(
                 do_lower_case=not config.disable_lower_case,  # as KServe (and our HF backend)
                 trust_remote_code=config.trust_remote_code,
             )
-            parts = _encoder(config, task, engine, tokenizer, loop)
+            parts = _encoder(config, task, engine, tokenizer, loop, view)
     except BaseException:
         engine.shutdown()
+        if view is not None:
+            view.cleanup()
         raise
     logger.info(
         "model %s: %s on vLLM (%s runner), max_model_len %d, %s",
@@ -148,12 +162,35 @@ def _generation(
     )
 
 
+def checkpoint_without_st_dense(model_path: Path) -> tempfile.TemporaryDirectory[str] | None:
+    """For a checkpoint whose modules.json lists a sentence-transformers Dense: a folder of
+    links to its files but modules.json, for the pooling engine to load. vLLM applies such a
+    Dense to every token's hidden state, before our pooling (sentence-transformers applies it
+    to the pooled vector, which the huggingface backend and `sentence_head` do); without
+    modules.json the engine returns the raw states. None when there is no Dense."""
+    modules_file = model_path / "modules.json"
+    try:
+        modules = json.loads(modules_file.read_text()) if modules_file.is_file() else []
+    except (OSError, ValueError):
+        return None  # the task processor reports an unreadable modules.json
+    if not isinstance(modules, list) or not any(
+        isinstance(m, dict) and str(m.get("type", "")).endswith(".Dense") for m in modules
+    ):
+        return None
+    view = tempfile.TemporaryDirectory(prefix="hf-runtime-vllm-checkpoint-")
+    for entry in model_path.iterdir():
+        if entry.name != "modules.json":
+            (Path(view.name) / entry.name).symlink_to(entry.resolve())
+    return view
+
+
 def _encoder(
     config: ModelConfig,
     task: Task,
     engine: Any,
     tokenizer: Any,
     loop: asyncio.AbstractEventLoop,
+    checkpoint_view: tempfile.TemporaryDirectory[str] | None = None,
 ) -> EncoderParts:
     from hf_runtime.backends.vllm.encoder_backend import VLLMEncoderBackend
 
@@ -174,5 +211,6 @@ def _encoder(
         max_length=max_length,
         add_special_tokens=not config.disable_special_tokens,
         name=config.model_name,
+        checkpoint_view=checkpoint_view,
     )
     return EncoderParts(PLATFORM, encoder)
