@@ -26,7 +26,7 @@ import pytest
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.fakes import FakeRegistry
 from tests.loading import load_encoder_model
 from tests.protocols.openai.helpers import assert_error

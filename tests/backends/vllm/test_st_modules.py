@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hf_runtime.errors import InvalidInput
-from hf_runtime.tasks.names import Task
+from hf_runtime.tasks.registry import Task
 from tests.backends.vllm.conftest import LoopRunner, load_vllm, requires_vllm
 from tests.st_checkpoints import CHECKPOINTS, build_st_checkpoint
 
