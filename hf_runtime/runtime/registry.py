@@ -40,6 +40,7 @@ class Registry:
         self._load_at_startup = frozenset(load_at_startup)
         self._unload_timeout = unload_timeout  # like the drain: requests get this long
         self._folders: dict[str, RepositoryFolder] = {}
+        self._shadowed: set[str] = set()  # folders named like a configured model
         # One load at a time, whoever asks: transformers' lazy module imports are not
         # thread-safe, and one model at a time keeps peak memory at the largest model's.
         self._load_turn = asyncio.Lock()
@@ -158,7 +159,7 @@ class Registry:
             if slot.model is None:
                 slot.forget_failure()  # no longer meant to be loaded: UNAVAILABLE
                 return  # unloading twice is idempotent too
-            self._remove_adapters(slot)
+            await self._unload_adapters_of(slot)
             await slot.unload(self._unload_timeout)
             await asyncio.to_thread(model_repository.release_memory)
             logger.info("model %s unloaded", name)
@@ -268,9 +269,11 @@ class Registry:
         self._folders = folders
         for name, folder in folders.items():
             if name in self._configured:
-                if name not in self._slots or self._slots[name].base:
-                    continue
-                logger.warning("model repository folder %s: a configured model has its name", name)
+                if name not in self._shadowed:  # said once: the configured model wins
+                    self._shadowed.add(name)
+                    logger.warning(
+                        "model repository folder %s: a configured model has its name", name
+                    )
                 continue
             if folder.config is not None and name not in self._slots:
                 self._slots[name] = ModelSlot(folder.config, wanted=False)
@@ -295,10 +298,15 @@ class Registry:
         adapter_slot.attach(adapter)
         self._slots[adapter.name] = adapter_slot
 
-    def _remove_adapters(self, slot: ModelSlot) -> None:
-        for name, other in list(self._slots.items()):
-            if other.base == slot.name:
-                del self._slots[name]
+    async def _unload_adapters_of(self, slot: ModelSlot) -> None:
+        """Its adapters go first: refused at once, their requests in flight waited for (the
+        engine they run on closes with the base model)."""
+        adapters = [other for other in self._slots.values() if other.base == slot.name]
+        for adapter in adapters:
+            adapter.unloading = True
+        await asyncio.gather(*(a.wait_idle(self._unload_timeout) for a in adapters))
+        for adapter in adapters:
+            del self._slots[adapter.name]
 
     async def close(self) -> None:
         for slot in self._slots.values():

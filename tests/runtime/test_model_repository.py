@@ -252,3 +252,36 @@ async def test_load_and_unload_of_one_model_serialise(
     await asyncio.gather(*calls)
     slot = reg.get("alpha")
     assert slot.ready == (slot.model is not None)
+
+
+async def test_unloading_a_base_waits_for_its_adapters_requests(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def with_adapter(config: ModelConfig) -> LoadedModel:
+        adapter = _Model(f"{config.model_name}-lora")
+        return LoadedModel(_Model(config.model_name), (adapter,))
+
+    monkeypatch.setattr(loading, "load_model", with_adapter)
+    reg = registry(repo)
+    await reg.load("alpha")
+    assert reg.get("alpha-lora").ready
+    request_done = asyncio.Event()
+
+    async def request() -> None:
+        with request_scope(RequestContext("r1")):
+            reg.get("alpha-lora").capability(Predictor)
+            await request_done.wait()
+
+    in_flight = asyncio.create_task(request())
+    await asyncio.sleep(0.01)
+    unloading = asyncio.create_task(reg.unload("alpha"))
+    await asyncio.sleep(0.05)
+    assert not unloading.done()
+    with pytest.raises(ModelNotReady):
+        reg.get("alpha-lora").capability(Predictor)
+    request_done.set()
+    await asyncio.gather(in_flight, unloading)
+    with pytest.raises(ModelNotFound):
+        reg.get("alpha-lora")
+    await reg.load("alpha")  # its adapter comes back with it
+    assert reg.get("alpha-lora").ready
