@@ -297,6 +297,16 @@ class FakeRegistry:
     async def unload(self, name: str) -> None:
         self.get(name)
 
+    # Runtime LoRA, as a no-op: names are checked, nothing is added or removed.
+    async def load_adapter(self, name: str, path: str | None, base_model: str | None) -> None:
+        if name in self.models:
+            raise InvalidInput(f"The lora adapter '{name}' is a served model.")
+        if base_model is not None:
+            self.get(base_model)
+
+    async def unload_adapter(self, name: str) -> None:
+        raise ModelNotFound(name)
+
 
 class FakeTextGenerator:
     """A TextGenerator over a byte-level vocabulary (see the module docstring)."""

@@ -92,8 +92,17 @@ def test_the_api_key_applies(server: LiveServer) -> None:
         assert post(server, path, {"lora_name": "x"}, key=None).status_code == 401
 
 
+class _PlainRegistry:
+    """A ModelRegistry and nothing more (no runtime LoRA)."""
+
+    def __init__(self) -> None:
+        self._inner = make_fake_registry()
+        self.get, self.names = self._inner.get, self._inner.names
+        self.ready = True
+
+
 def test_a_server_without_adapters_says_so() -> None:
-    registry = make_fake_registry()
+    registry = _PlainRegistry()
     with LiveServer(registry, make_served_app(registry)) as live:  # type: ignore[arg-type]
         response = httpx.post(f"{live.base_url}/v1/load_lora_adapter", json={"lora_name": "x"})
     assert response.status_code == 501 and "LoRA" in response.text
