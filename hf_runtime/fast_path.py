@@ -35,20 +35,16 @@ from typing import Any
 import yaml
 
 from hf_runtime.config import ServerConfig
+from hf_runtime.routes import protocol_url_patterns, unknown_url_pattern
 
 # Full URLs (scheme://host/path, no query) as OpenTelemetry's ExcludeList searches them: every
-# route the gateway counts as a protocol route (protocols.gateway.surface_for), and the V2
-# health probes beside them.
-PROTOCOL_URL_PATTERNS = (
-    r"^[a-z]+://[^/]*/(v1|v2|openai)(/|$)",
-    r"^[a-z]+://[^/]*/(rerank|score|tokenize|detokenize)$",
-)
+# route the gateway counts as a protocol route (routes.surface_for), and the V2 health probes
+# beside them; derived from the route table.
+PROTOCOL_URL_PATTERNS = protocol_url_patterns()
 # Every other path but BentoML's own routes: with no exporter, a span of an unknown path goes
 # nowhere, yet OpenTelemetry's middleware kept ~28 KB per distinct path (a flood of random URLs
 # grew the worker without bound).
-UNKNOWN_URL_PATTERN = (
-    r"^[a-z]+://[^/]*/(?!(livez|healthz|readyz|metrics|schema\.json|docs\.json)?$)"
-)
+UNKNOWN_URL_PATTERN = unknown_url_pattern()
 CONFIG_FILE_VARIABLE = "BENTOML_CONFIG"
 CONFIG_OPTIONS_VARIABLE = "BENTOML_CONFIG_OPTIONS"
 CONFIG_OVERRIDES_VARIABLE = "BENTOML_CONFIG_OVERRIDES"

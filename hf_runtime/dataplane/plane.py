@@ -50,6 +50,7 @@ from hf_runtime.model import (
     require_capability,
     require_ready,
 )
+from hf_runtime.routes import OPENAI_CHAT, openai_routes_naming
 from hf_runtime.types import (
     OUTPUT_OPTION_KEYS,
     PAIR_INPUTS,
@@ -276,12 +277,9 @@ def _check_version(
 
 def _openai_routes(model: ServedModel) -> str:
     """The OpenAI routes that serve a model, for the 400's message."""
-    if model.capability(TextGenerator) is not None:
-        return "/v1/chat/completions or /v1/completions"
-    if model.capability(Embedder) is not None:
-        return "/v1/embeddings"
-    if model.capability(Scorer) is not None:
-        return "/v1/rerank or /v1/score"
+    for capability in (TextGenerator, Embedder, Scorer):
+        if model.capability(capability) is not None:
+            return openai_routes_naming(capability.__name__, first=OPENAI_CHAT)
     return ""
 
 

@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import anyio
 from starlette.datastructures import Headers
@@ -49,55 +48,16 @@ from hf_runtime.protocols.api_keys import key_matches as key_matches  # re-expor
 from hf_runtime.protocols.direct_routes import DirectRoutes
 from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
 from hf_runtime.protocols.openai.sse import DONE, event
+from hf_runtime.routes import PROBE_PATHS as PROBE_PATHS  # re-exported
+from hf_runtime.routes import Surface as Surface  # re-exported
+from hf_runtime.routes import surface_for as surface_for  # re-exported
 
 logger = logging.getLogger("hf_runtime.gateway")
 
-PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
-# The document of the app serving rerank and score outside "/v1" (see protocols.mounts).
-SCORING_DOCUMENT = "/scoring/openapi.json"
-# Those routes (vLLM's aliases; Cohere's v2 path; vLLM's /tokenize and /detokenize) answer in
-# OpenAI's error shape like their "/v1" twins. Checked before the "/v2" prefix: "/v2/rerank"
-# is not a V2 route.
-OPENAI_ROOT_PATHS = frozenset(
-    {"/rerank", "/score", "/v2/rerank", "/tokenize", "/detokenize", SCORING_DOCUMENT}
-)
 
-
-class Surface(str, Enum):
-    """What a path belongs to; decides protection and the error shape."""
-
-    KSERVE_V1 = "v1"
-    KSERVE_V2 = "v2"
-    OPENAI = "openai"
-    PROBE = "probe"
-    METRICS = "metrics"
-    OTHER = "other"  # BentoML's docs page and OpenAPI document
-
-    @property
-    def is_protocol(self) -> bool:
-        return self in (Surface.KSERVE_V1, Surface.KSERVE_V2, Surface.OPENAI)
-
-    @property
-    def error_body(self) -> BodyBuilder:
-        return openai_body if self is Surface.OPENAI else kserve_body
-
-
-def surface_for(path: str) -> Surface:
-    if path in PROBE_PATHS:
-        return Surface.PROBE
-    if path == "/metrics":
-        return Surface.METRICS
-    if path in OPENAI_ROOT_PATHS:
-        return Surface.OPENAI
-    if path == "/v2" or path.startswith("/v2/"):
-        return Surface.KSERVE_V2
-    if path == "/openai" or path.startswith("/openai/"):
-        return Surface.OPENAI
-    if path == "/v1/models" or path.startswith("/v1/models/"):
-        return Surface.KSERVE_V1  # the KServe app serves these (OpenAI's model list included)
-    if path == "/v1" or path.startswith("/v1/"):
-        return Surface.OPENAI
-    return Surface.OTHER
+def error_body(surface: Surface) -> BodyBuilder:
+    """The error body of the protocol a path belongs to (KServe's unless OpenAI's)."""
+    return openai_body if surface is Surface.OPENAI else kserve_body
 
 
 @dataclass
@@ -306,7 +266,7 @@ def _error(
     surface: Surface, kind: ErrorKind, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     status = ERROR_TABLE[kind][0]
-    body = surface.error_body(kind, message, None)
+    body = error_body(surface)(kind, message, None)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -345,7 +305,7 @@ class _ResponseTracker:
     async def _send_not_found(self) -> None:
         status = ERROR_TABLE[ErrorKind.NOT_FOUND][0]
         response = JSONResponse(
-            self.surface.error_body(ErrorKind.NOT_FOUND, "Not Found: no such route", None),
+            error_body(self.surface)(ErrorKind.NOT_FOUND, "Not Found: no such route", None),
             status_code=status,
             headers={REQUEST_ID_HEADER: self._request_id.decode()},
         )

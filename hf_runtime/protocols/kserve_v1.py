@@ -31,6 +31,7 @@ from hf_runtime.protocols.codecs import v1_json
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError
+from hf_runtime.routes import V1_EXPLAIN, V1_MODEL, V1_MODELS, V1_PREDICT
 from hf_runtime.types import TextPair
 
 OWNED_BY = "hf-runtime"
@@ -46,19 +47,19 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     def model_card(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": created, "owned_by": OWNED_BY}
 
-    @app.get("/models")
+    @app.get(V1_MODELS.path)
     async def list_models() -> dict[str, Any]:
         names = plane.model_names()
         return {"models": names, "object": "list", "data": [model_card(n) for n in names]}
 
-    @app.get("/models/{name}")
+    @app.get(V1_MODEL.path)
     async def model_status(name: str) -> dict[str, Any]:
         plane.require_ready(name)  # KServe: 503 while not ready; a FAILED model says why
         return {"name": name, "ready": True, **model_card(name)}
 
     hot = APIRouter(route_class=LeanRoute)
 
-    @hot.post("/models/{name}:predict")
+    @hot.post(V1_PREDICT.path)
     async def predict(name: str, request: Request) -> Response:
         plane.check_inference(name)  # before reading: a loading model answers 503, whatever came
         instances, parameters = await read_request(await request.body())
@@ -69,7 +70,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
 
     app.include_router(hot)
 
-    @app.post("/models/{name}:explain")
+    @app.post(V1_EXPLAIN.path)
     async def explain(name: str) -> None:
         plane.model_ready(name)  # an unknown model is still a 404
         raise NotImplementedFeature(

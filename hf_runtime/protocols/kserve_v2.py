@@ -32,6 +32,19 @@ from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
 from hf_runtime.protocols.kserve_v2_repository import add_repository_routes
+from hf_runtime.routes import (
+    V2_INFER,
+    V2_LIVE,
+    V2_MODEL,
+    V2_MODEL_READY,
+    V2_MODELS,
+    V2_READY,
+    V2_SERVER,
+    V2_SERVER_SLASH,
+    V2_VERSION,
+    V2_VERSION_INFER,
+    V2_VERSION_READY,
+)
 from hf_runtime.types import ModelMetadata, TensorSpec
 
 
@@ -55,44 +68,45 @@ def make_app(registry: ModelRegistry, prefix: str = "") -> FastAPI:
             "extensions": metadata.extensions,
         }
 
-    for path in [prefix, prefix + "/"] if prefix else ["/"]:
-        app.add_api_route(path, server_metadata, methods=["GET"])
+    for route in (V2_SERVER, V2_SERVER_SLASH):
+        if prefix + route.path:  # under a "/v2" mount only "/" (the mount answers "/v2")
+            app.add_api_route(prefix + route.path, server_metadata, methods=[route.method])
 
-    @app.get(prefix + "/health/live")
+    @app.get(prefix + V2_LIVE.path)
     async def server_live() -> JSONResponse:
         live = plane.live()  # false once a model's engine died
         return JSONResponse({"live": live}, status_code=200 if live else 503)
 
-    @app.get(prefix + "/health/ready")
+    @app.get(prefix + V2_READY.path)
     async def server_ready() -> JSONResponse:
         ready = plane.ready()
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
-    @app.get(prefix + "/models")
+    @app.get(prefix + V2_MODELS.path)
     async def list_models() -> dict[str, Any]:
         return {"models": plane.model_names()}
 
-    @app.get(prefix + "/models/{name}")
+    @app.get(prefix + V2_MODEL.path)
     async def model_metadata(name: str) -> dict[str, Any]:
         return _metadata_body(plane.model_metadata(name))
 
-    @app.get(prefix + "/models/{name}/versions/{model_version}")
+    @app.get(prefix + V2_VERSION.path)
     async def model_version_metadata(name: str, model_version: str) -> dict[str, Any]:
         return _metadata_body(plane.model_metadata(name, model_version))
 
-    @app.get(prefix + "/models/{name}/ready")
+    @app.get(prefix + V2_MODEL_READY.path)
     async def model_ready(name: str) -> dict[str, Any]:
         return _ready_body(plane, name, None)
 
-    @app.get(prefix + "/models/{name}/versions/{model_version}/ready")
+    @app.get(prefix + V2_VERSION_READY.path)
     async def model_version_ready(name: str, model_version: str) -> dict[str, Any]:
         return _ready_body(plane, name, model_version)
 
-    @app.post(prefix + "/models/{name}/infer")
+    @app.post(prefix + V2_INFER.path)
     async def infer(name: str, request: Request) -> Response:
         return await _infer(plane, name, None, request)
 
-    @app.post(prefix + "/models/{name}/versions/{model_version}/infer")
+    @app.post(prefix + V2_VERSION_INFER.path)
     async def infer_version(name: str, model_version: str, request: Request) -> Response:
         return await _infer(plane, name, model_version, request)
 

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from hf_runtime.dataplane import DataPlane
 from hf_runtime.errors import InvalidInput
 from hf_runtime.protocols.json_body import JSONBodyError, decode_json
+from hf_runtime.routes import V2_REPOSITORY_INDEX, V2_REPOSITORY_LOAD, V2_REPOSITORY_UNLOAD
 from hf_runtime.types import RepositoryEntry
 
 MAX_BODY_BYTES = 64 * 1024  # these bodies hold a few flags
@@ -92,7 +93,7 @@ def _done(word: str) -> dict[str, Any]:
 
 
 def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
-    @app.post(prefix + "/repository/index", **_documented(INDEX_REQUEST, INDEX_RESPONSE))
+    @app.post(prefix + V2_REPOSITORY_INDEX.path, **_documented(INDEX_REQUEST, INDEX_RESPONSE))
     async def repository_index(request: Request) -> JSONResponse:
         body = await _read_body(request, allowed={"repository_name", "ready"})
         ready = body.get("ready", False)
@@ -101,7 +102,7 @@ def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
         entries = await plane.repository_index(_repository_name(body), ready_only=ready)
         return JSONResponse([index_entry(entry) for entry in entries])
 
-    @app.post(prefix + "/repository/models/{name}/load", **_documented(LOAD_REQUEST, _done("load")))
+    @app.post(prefix + V2_REPOSITORY_LOAD.path, **_documented(LOAD_REQUEST, _done("load")))
     async def load(name: str, request: Request) -> dict[str, Any]:
         body = await _read_body(request, allowed={"repository_name", "parameters"})
         parameters = _parameters(body)
@@ -116,7 +117,7 @@ def add_repository_routes(app: FastAPI, plane: DataPlane, prefix: str) -> None:
         return {"name": name, "load": True}
 
     @app.post(
-        prefix + "/repository/models/{name}/unload",
+        prefix + V2_REPOSITORY_UNLOAD.path,
         **_documented(UNLOAD_REQUEST, _done("unload")),
     )
     async def unload(name: str, request: Request) -> dict[str, Any]:

@@ -1,26 +1,29 @@
-"""Which protocol app serves which path prefix: the one list the service mounts."""
+"""Which protocol app serves which path prefix: the one list the service mounts.
+
+The prefixes and document paths come from the route table (hf_runtime.routes).
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from hf_runtime.model import ModelRegistry
-from hf_runtime.protocols.gateway import SCORING_DOCUMENT
 from hf_runtime.protocols.openapi import DEFAULT_MAX_REQUEST_BYTES, ErrorShape, document_app
+from hf_runtime.routes import (
+    MOUNTS,
+    OPENAI_DOCUMENT,
+    ROOT_DOCUMENT,
+    V1_DOCUMENT,
+    V2_DOCUMENT,
+    Surface,
+)
 
-# The root rerank / score / tokenize app's document, off "/openapi.json" (it would pass for
-# the whole service's document there).
-ROOT_DOCUMENT = SCORING_DOCUMENT
+ROOT = "/"
 ROOT_APP_TITLE = "hf-runtime rerank, score and tokenize (root and /v2 paths)"
 # Where the apps' OpenAPI documents are served: KServe V1, V2, OpenAI, and rerank / score at
 # the root. The OpenAI app's own "/v1/openapi.json" is shadowed by V1's (mounted first); its
 # document names both prefixes.
-OPENAPI_DOCUMENTS = (
-    "/v1/openapi.json",
-    "/v2/openapi.json",
-    "/openai/v1/openapi.json",
-    ROOT_DOCUMENT,
-)
+OPENAPI_DOCUMENTS = (V1_DOCUMENT, V2_DOCUMENT, OPENAI_DOCUMENT, ROOT_DOCUMENT)
 
 
 def protocol_apps(
@@ -32,37 +35,35 @@ def protocol_apps(
     """
     from hf_runtime.protocols import kserve_v1, kserve_v2
     from hf_runtime.protocols.openai.app import make_app as make_openai_app
-    from hf_runtime.protocols.openai.scoring import make_root_app
-    from hf_runtime.protocols.openai.tokenize import tokenize_router
+    from hf_runtime.protocols.openai.app import make_root_app
 
+    (v1_mount,) = MOUNTS[Surface.KSERVE_V1]
+    (v2_prefix,) = MOUNTS[Surface.KSERVE_V2]
+    openai_mounts = MOUNTS[Surface.OPENAI]
     v1_app = kserve_v1.make_app(registry)
     # V2 mounts at "/" with its own prefix: a "/v2" mount answers the bare `GET /v2`
     # with a redirect that tritonclient does not follow.
-    v2_app = kserve_v2.make_app(registry, prefix="/v2")
+    v2_app = kserve_v2.make_app(registry, prefix=v2_prefix)
     openai_app = make_openai_app(registry)
-    # "/rerank", "/score" and "/v2/rerank" (vLLM's aliases): every mount matches only the
-    # paths its app routes, and no V2 route matches "/v2/rerank", so it reaches this app.
-    scoring_app = make_root_app(registry)
-    # vLLM serves /tokenize and /detokenize at the root only: the same OpenAI-shaped root app
-    # (and document) serves them there.
-    scoring_app.include_router(tokenize_router(registry))
-    scoring_app.title = ROOT_APP_TITLE
+    # The OpenAI routes' root aliases (hf_runtime.routes): every mount matches only the paths
+    # its app routes, and no V2 route matches an alias under "/v2", so it reaches this app.
+    root_app = make_root_app(registry, ROOT_APP_TITLE)
     # Under /v1 the KServe app comes first so GET /v1/models gets the merged body KServe and
     # OpenAI clients both understand; chat/completions fall through to OpenAI.
     mounts = [
-        ("/v1", v1_app),
-        ("/", v2_app),
-        ("/v1", openai_app),
-        ("/openai/v1", openai_app),
-        ("/", scoring_app),
+        (v1_mount, v1_app),
+        (ROOT, v2_app),
+        *((mount, openai_app) for mount in openai_mounts),
+        (ROOT, root_app),
     ]
 
     # Each app's mounts, the one its document is reached at first (they become its servers).
     documented = [
-        (v1_app, ErrorShape.KSERVE, ["/v1"]),
-        (v2_app, ErrorShape.KSERVE, ["/"]),
-        (openai_app, ErrorShape.OPENAI, ["/openai/v1", "/v1"]),
-        (scoring_app, ErrorShape.OPENAI, ["/"]),
+        (v1_app, ErrorShape.KSERVE, [v1_mount]),
+        (v2_app, ErrorShape.KSERVE, [ROOT]),
+        # OpenAI's document is reached at "/openai/v1" ("/v1/openapi.json" is V1's).
+        (openai_app, ErrorShape.OPENAI, list(reversed(openai_mounts))),
+        (root_app, ErrorShape.OPENAI, [ROOT]),
     ]
     for app, shape, paths in documented:
         document_app(
@@ -72,6 +73,6 @@ def protocol_apps(
             max_request_bytes=max_request_bytes,
             # Root apps' documents move off "/openapi.json", which would pass for the whole
             # service's: V2 routes carry their own "/v2" prefix, its document goes beside them.
-            openapi_url={v2_app: "/v2/openapi.json", scoring_app: ROOT_DOCUMENT}.get(app),
+            openapi_url={v2_app: V2_DOCUMENT, root_app: ROOT_DOCUMENT}.get(app),
         )
     return mounts

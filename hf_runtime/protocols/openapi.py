@@ -24,11 +24,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.routing import Route
+from starlette.routing import Route as StarletteRoute
 
 from hf_runtime.protocols.codecs.v2_json import InferenceRequestBody
-from hf_runtime.protocols.gateway import PROBE_PATHS, GatewaySettings
+from hf_runtime.protocols.gateway import GatewaySettings
 from hf_runtime.protocols.openai import schemas as openai_schemas
+from hf_runtime.routes import V1_PREDICT, V2_INFER, V2_READY, V2_VERSION_INFER, Route, route_at
 
 DEFAULT_MAX_REQUEST_BYTES = GatewaySettings.max_request_bytes
 JSON = "application/json"
@@ -156,8 +157,9 @@ def document_app(
     never_succeed: list[str] = []
     for route in app.routes:
         if isinstance(route, APIRoute):
-            _document_route(route, shape, prefixes)
-            if route.path.endswith(":explain"):  # FastAPI documents a 200 it never answers
+            declared = _declared(route, prefixes)
+            _document_route(route, declared, shape)
+            if declared.never_succeeds:  # FastAPI documents a 200 it never answers
                 never_succeed.append(route.path)
     app.description = limits_description(max_request_bytes)
     # Fixed servers: FastAPI would otherwise add the root_path of whichever mount served the
@@ -236,38 +238,32 @@ def drop_validation_errors(document: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- per route
 
 
-def _document_route(route: APIRoute, shape: ErrorShape, prefixes: Sequence[str]) -> None:
-    path = route.path
-    is_probe = all(p + path in PROBE_PATHS for p in prefixes)
-    is_post = "POST" in route.methods
+def _declared(route: APIRoute, prefixes: Sequence[str]) -> Route:
+    """The route table's entry for an app's route (every route an app serves is declared)."""
+    (method,) = route.methods - {"HEAD"}
+    declared = route_at(method, (prefixes[0] if prefixes else "") + route.path)
+    if declared is None:
+        raise LookupError(f"{method} {route.path} is not in the route table (hf_runtime.routes)")
+    return declared
+
+
+def _document_route(route: APIRoute, declared: Route, shape: ErrorShape) -> None:
     error = KSERVE_ERROR if shape is ErrorShape.KSERVE else OPENAI_ERROR
-    if shape is ErrorShape.OPENAI and path.startswith("/models") and "/v1" in prefixes:
+    if declared.shadowed_by_kserve():
         error = EITHER_ERROR
 
-    statuses = {400, 413, 500}
-    if not is_probe:
-        statuses |= {401, 503}  # the Gateway's API key check and drain
-    if "{" in path or (shape is ErrorShape.OPENAI and is_post):
-        statuses.add(404)  # names a model (path or body) that may not exist
-    no_queue = (":explain", "/tokenize", "/detokenize", "/repository/index", "/load", "/unload")
-    no_queue += ("/load_lora_adapter", "/unload_lora_adapter")  # no model runs
-    if is_post and not path.endswith(no_queue):
-        statuses.add(429)  # runs a model: its queue may be full (a tokenizer has no queue)
-    if path.endswith(":explain") or "/versions/" in path:
-        statuses.add(501)
-
     responses: dict[int | str, Any] = route.responses
-    for status in sorted(statuses):
+    for status in sorted(declared.error_statuses()):
         responses.setdefault(status, _error_response(status, error))
-    if is_probe and path.endswith("/ready"):
+    if declared is V2_READY:
         responses.setdefault(503, _response("Not every model has loaded.", READY_STATE))
 
-    if shape is ErrorShape.OPENAI and path.endswith("completions"):
+    if declared.streams:
         sse = {"schema": copy.deepcopy(STREAM_EVENT)}
         ok = responses.setdefault(200, {})
         ok.setdefault("content", {})["text/event-stream"] = sse
         ok.setdefault("description", "A completion; server-sent events when `stream` is true.")
-    if path.endswith("/infer"):
+    if declared in (V2_INFER, V2_VERSION_INFER):
         ok = responses.setdefault(200, {})
         binary = {"schema": {"type": "string", "format": "binary"}}
         ok.setdefault("content", {})["application/octet-stream"] = binary
@@ -277,7 +273,7 @@ def _document_route(route: APIRoute, shape: ErrorShape, prefixes: Sequence[str])
             "Inference-Header-Content-Length bytes first) when an output is asked for binary.",
         )
         _set_request_body(route, _v2_request_body())
-    if path.endswith(":predict"):
+    if declared is V1_PREDICT:
         _set_request_body(
             route, {"required": True, "content": {JSON: {"schema": V1_PREDICT_REQUEST}}}
         )
@@ -335,7 +331,7 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
 def _move_document(app: FastAPI, url: str) -> None:
     """Serve the document at `url` instead of `app.openapi_url`."""
     for route in list(app.router.routes):
-        if isinstance(route, Route) and route.path == app.openapi_url:
+        if isinstance(route, StarletteRoute) and route.path == app.openapi_url:
             app.router.routes.remove(route)
             app.add_route(url, route.endpoint, include_in_schema=False)
             app.openapi_url = url

@@ -11,6 +11,7 @@ from hf_runtime.config import ModelConfig, RuntimeConfig
 from hf_runtime.errors import ConfigError, InvalidInput, ModelNotFound
 from hf_runtime.model import ServedModel
 from hf_runtime.observability.context import note_model
+from hf_runtime.routes import OPENAI_LOAD_LORA, OPENAI_UNLOAD_LORA
 from hf_runtime.runtime import model_repository
 from hf_runtime.runtime.generative_model import GenerativeModel
 from hf_runtime.runtime.model_repository import RepositoryFolder
@@ -151,7 +152,7 @@ class Registry:
         if slot.base:
             raise InvalidInput(
                 f"model {name} is a LoRA adapter of {slot.base}: unload it with "
-                "/v1/unload_lora_adapter, or unload its base model",
+                f"{OPENAI_UNLOAD_LORA.paths[0]}, or unload its base model",
                 param="model",
             )
         async with slot.lock:
@@ -242,7 +243,7 @@ class Registry:
                 raise InvalidInput(f"model {name}: {folder.error}", param="model")
             if folder is not None and folder.is_adapter:
                 raise InvalidInput(
-                    f"{name} is a LoRA adapter: load it with /v1/load_lora_adapter",
+                    f"{name} is a LoRA adapter: load it with {OPENAI_LOAD_LORA.paths[0]}",
                     param="model",
                 )
             raise ModelNotFound(name)

@@ -1,5 +1,5 @@
 """Which task a checkpoint is, from its `architectures` (as KServe infers it) and, for tasks
-that refine another (rerank over sequence_classification), the checkpoint's own files."""
+that refine another (TaskSpec.refines), the checkpoint's own files."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ PROTOCOL_ALLOWED_INTERNAL = (
     "hf_runtime.protocols",
     "hf_runtime.observability",  # a leaf: context, logs, metrics
     "hf_runtime.dataplane",  # protocol-neutral inference semantics
+    "hf_runtime.routes",  # the route table (a leaf)
 )
 DATAPLANE_ALLOWED_INTERNAL = (
     "hf_runtime.model",
@@ -29,6 +30,7 @@ DATAPLANE_ALLOWED_INTERNAL = (
     "hf_runtime.errors",
     "hf_runtime.observability",
     "hf_runtime.dataplane",
+    "hf_runtime.routes",  # route paths for messages naming the routes that serve a model
 )
 
 
@@ -240,6 +242,14 @@ def test_relative_imports_are_resolved() -> None:
     node = ast.parse("from . import registry").body[0]
     assert isinstance(node, ast.ImportFrom)
     assert absolute_module(PACKAGE / "tasks" / "__init__.py", node) == "hf_runtime.tasks"
+
+
+def test_the_route_table_is_a_leaf() -> None:
+    """Protocols, the data plane, the gateway and the fast path read the route table: it
+    imports nothing of hf_runtime and no web framework."""
+    for name in imported_modules(PACKAGE / "routes.py"):
+        assert not name.startswith("hf_runtime"), f"routes.py imports {name}"
+        assert name.split(".")[0] not in HEAVY + ("fastapi", "starlette", "grpc"), name
 
 
 def test_service_import_loads_no_heavy_library() -> None:

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API as one FastAPI app (mounted at /openai/v1 and at /v1)."""
+"""The OpenAI-compatible API as one FastAPI app (mounted at /openai/v1 and at /v1), and the
+root app serving some of its routes outside those prefixes."""
 
 from __future__ import annotations
 
@@ -29,4 +30,14 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     app.include_router(tokenize_router(registry))
     app.include_router(models_router(registry, created))
     app.include_router(lora_router(registry))
+    return app
+
+
+def make_root_app(registry: ModelRegistry, title: str) -> FastAPI:
+    """The OpenAI routes that clients of vLLM, Jina and Cohere call outside "/v1", at their
+    root aliases (hf_runtime.routes)."""
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
+    install_error_handlers(app, openai_body)
+    app.include_router(scoring_router(registry, root=True))
+    app.include_router(tokenize_router(registry, root=True))
     return app

@@ -39,6 +39,7 @@ from hf_runtime.protocols.openai.structured_outputs import (
     structured_outputs_constraint,
 )
 from hf_runtime.protocols.openai.tool_calls import ChoiceCalls, check_parser
+from hf_runtime.routes import OPENAI_CHAT
 
 
 def _chat_body(
@@ -168,7 +169,7 @@ def _readers(
 def chat_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(route_class=JSONBodyRoute)
 
-    @router.post("/chat/completions", response_model=None)
+    @router.post(OPENAI_CHAT.path, response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         return await cancel_on_disconnect(request, create_chat_completion(registry, body, request))
 

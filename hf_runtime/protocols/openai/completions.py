@@ -36,6 +36,7 @@ from hf_runtime.protocols.openai.structured_outputs import (
     format_constraint,
     structured_outputs_constraint,
 )
+from hf_runtime.routes import OPENAI_COMPLETIONS
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ async def create_completion(
 def completions_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(route_class=JSONBodyRoute)
 
-    @router.post("/completions", response_model=None)
+    @router.post(OPENAI_COMPLETIONS.path, response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
         result = await cancel_on_disconnect(request, create_completion(registry, body, request))
         return result

@@ -23,6 +23,7 @@ from hf_runtime.protocols.openai.lookup import (
 from hf_runtime.protocols.openai.responses import log_ignored_fields
 from hf_runtime.protocols.openai.schemas import EmbeddingRequest
 from hf_runtime.protocols.openai.sse import dumps
+from hf_runtime.routes import OPENAI_EMBEDDINGS
 from hf_runtime.types import EmbeddingResult
 
 
@@ -74,7 +75,7 @@ async def create_embeddings(
 def embeddings_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(route_class=JSONBodyRoute)
 
-    @router.post("/embeddings", response_model=None)
+    @router.post(OPENAI_EMBEDDINGS.path, response_model=None)
     async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
         return await cancel_on_disconnect(request, create_embeddings(registry, body, request))
 

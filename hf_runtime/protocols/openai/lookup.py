@@ -16,16 +16,28 @@ from hf_runtime.model import (
     require_capability,
     require_ready,
 )
+from hf_runtime.routes import (
+    MOUNTS,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    OPENAI_EMBEDDINGS,
+    OPENAI_RERANK,
+    OPENAI_SCORE,
+    V1_PREDICT,
+    V2_INFER,
+    Surface,
+    openai_routes_naming,
+)
 
 
 class Endpoint(str, Enum):
     """OpenAI endpoints, valued by their route below the mount prefix."""
 
-    completions = "/completions"
-    chat = "/chat/completions"
-    embeddings = "/embeddings"
-    rerank = "/rerank"
-    score = "/score"
+    completions = OPENAI_COMPLETIONS.path
+    chat = OPENAI_CHAT.path
+    embeddings = OPENAI_EMBEDDINGS.path
+    rerank = OPENAI_RERANK.path
+    score = OPENAI_SCORE.path
 
     @property
     def label(self) -> str:
@@ -35,9 +47,10 @@ class Endpoint(str, Enum):
 def mount_prefix(request: Request, endpoint: Endpoint) -> str:
     """The prefix this app is mounted at ("/v1" or "/openai/v1"), for messages that name routes.
     The root aliases ("/rerank", "/v2/rerank") name the "/v1" routes."""
+    mounts = MOUNTS[Surface.OPENAI]
     path = request.url.path
-    prefix = path[: -len(endpoint.value)] if path.endswith(endpoint.value) else "/v1"
-    return prefix if prefix in ("/v1", "/openai/v1") else "/v1"
+    prefix = path[: -len(endpoint.value)] if path.endswith(endpoint.value) else mounts[0]
+    return prefix if prefix in mounts else mounts[0]
 
 
 def resolve_model(registry: ModelRegistry, requested: str | None) -> ServedModel:
@@ -61,13 +74,11 @@ def resolve_model(registry: ModelRegistry, requested: str | None) -> ServedModel
 
 def _alternatives(model: ServedModel, prefix: str) -> str:
     """The routes that would serve this model, for messages."""
-    if model.capability(Embedder) is not None:
-        return f"{prefix}/embeddings"
-    if model.capability(TextGenerator) is not None:
-        return f"{prefix}/completions or {prefix}/chat/completions"
-    if model.capability(Scorer) is not None:
-        return f"{prefix}/rerank or {prefix}/score"
-    return f"/v1/models/{model.name}:predict (KServe V1) or /v2/models/{model.name}/infer (V2)"
+    for capability in (Embedder, TextGenerator, Scorer):
+        if model.capability(capability) is not None:
+            return openai_routes_naming(capability.__name__, prefix)
+    v1, v2 = (route.paths[0].replace("{name}", model.name) for route in (V1_PREDICT, V2_INFER))
+    return f"{v1} (KServe V1) or {v2} (V2)"
 
 
 def require_generator(model: ServedModel, endpoint: Endpoint, prefix: str) -> TextGenerator:

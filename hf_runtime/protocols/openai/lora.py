@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from hf_runtime.errors import InvalidInput, NotImplementedFeature
 from hf_runtime.model import AdapterManager, ModelRegistry
 from hf_runtime.protocols.json_body import JSONBodyRoute
+from hf_runtime.routes import OPENAI_LOAD_LORA, OPENAI_UNLOAD_LORA
 
 
 class LoadLoRAAdapterRequest(BaseModel):
@@ -49,7 +50,7 @@ def lora_router(registry: ModelRegistry) -> APIRouter:
             raise NotImplementedFeature("this server does not load LoRA adapters")
         return registry
 
-    @router.post("/load_lora_adapter", response_class=PlainTextResponse)
+    @router.post(OPENAI_LOAD_LORA.path, response_class=PlainTextResponse)
     async def load_lora_adapter(body: LoadLoRAAdapterRequest) -> PlainTextResponse:
         if body.is_3d_lora_weight:
             raise InvalidInput("is_3d_lora_weight is not supported", param="is_3d_lora_weight")
@@ -59,7 +60,7 @@ def lora_router(registry: ModelRegistry) -> APIRouter:
         await manager.load_adapter(body.lora_name, body.lora_path, body.base_model_name)
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' added successfully.")
 
-    @router.post("/unload_lora_adapter", response_class=PlainTextResponse)
+    @router.post(OPENAI_UNLOAD_LORA.path, response_class=PlainTextResponse)
     async def unload_lora_adapter(body: UnloadLoRAAdapterRequest) -> PlainTextResponse:
         await adapters().unload_adapter(body.lora_name)
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' removed successfully.")

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from hf_runtime.model import ModelRegistry, ServedModel
+from hf_runtime.routes import OPENAI_MODEL, OPENAI_MODELS
 
 OWNED_BY = "hf-runtime"
 
@@ -45,11 +46,11 @@ def model_body(model: ServedModel, created: int) -> dict[str, Any]:
 def models_router(registry: ModelRegistry, created: int) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/models")
+    @router.get(OPENAI_MODELS.path)
     async def list_models() -> dict[str, Any]:
         return models_list_body(registry, created)
 
-    @router.get("/models/{name}")
+    @router.get(OPENAI_MODEL.path)
     async def retrieve_model(name: str) -> dict[str, Any]:
         return model_body(registry.get(name), created)  # unknown: ModelNotFound -> 404
 

@@ -1,24 +1,23 @@
 """POST /rerank and POST /score: text pairs scored by a model with the Scorer capability.
 
 Served by the OpenAI app (so at /v1/... and /openai/v1/...) and, for clients of vLLM, Jina
-and Cohere that call them without the "/v1" prefix or under "/v2", by `make_root_app`,
-mounted at "/" after the V2 app. Errors have OpenAI's shape on every path.
+and Cohere that call them without the "/v1" prefix or under "/v2", at their root aliases
+(hf_runtime.routes) by the root app (openai.app.make_root_app). Errors have OpenAI's shape on
+every path.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
-from hf_runtime.protocols.errors import install_error_handlers, openai_body
 from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
@@ -35,11 +34,8 @@ from hf_runtime.protocols.openai.scoring_schemas import (
     check_count,
 )
 from hf_runtime.protocols.openai.sse import dumps
+from hf_runtime.routes import OPENAI_RERANK, OPENAI_SCORE
 from hf_runtime.types import ScoreResult
-
-ROOT_APP_TITLE = "hf-runtime rerank and score (root and /v2 paths)"
-ROOT_RERANK_PATHS = ("/rerank", "/v2/rerank")  # vLLM serves all three; Cohere's v2 is /v2
-ROOT_SCORE_PATHS = ("/score",)
 
 
 def _usage(result: ScoreResult) -> dict[str, int]:
@@ -104,11 +100,8 @@ async def score(registry: ModelRegistry, body: ScoreRequest, request: Request) -
     return Response(content=content, media_type="application/json")
 
 
-def scoring_router(
-    registry: ModelRegistry,
-    rerank_paths: Sequence[str] = ("/rerank",),
-    score_paths: Sequence[str] = ("/score",),
-) -> APIRouter:
+def scoring_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
+    """The routes under the OpenAI app's mounts, or (`root`) at their root aliases."""
     router = APIRouter(route_class=JSONBodyRoute)
 
     async def rerank_route(body: RerankRequest, request: Request) -> Response:
@@ -117,7 +110,7 @@ def scoring_router(
     async def score_route(body: ScoreRequest, request: Request) -> Response:
         return await cancel_on_disconnect(request, score(registry, body, request))
 
-    for path in rerank_paths:
+    for path in OPENAI_RERANK.root_aliases if root else (OPENAI_RERANK.path,):
         router.add_api_route(
             path,
             rerank_route,
@@ -126,7 +119,7 @@ def scoring_router(
             name="rerank",
             summary="Rerank documents by relevance to a query",
         )
-    for path in score_paths:
+    for path in OPENAI_SCORE.root_aliases if root else (OPENAI_SCORE.path,):
         router.add_api_route(
             path,
             score_route,
@@ -136,11 +129,3 @@ def scoring_router(
             summary="Score text pairs (1:1, 1:N or N:N)",
         )
     return router
-
-
-def make_root_app(registry: ModelRegistry) -> FastAPI:
-    """The rerank and score routes at the root ("/rerank", "/score") and "/v2/rerank"."""
-    app = FastAPI(title=ROOT_APP_TITLE, docs_url=None, redoc_url=None)
-    install_error_handlers(app, openai_body)
-    app.include_router(scoring_router(registry, ROOT_RERANK_PATHS, ROOT_SCORE_PATHS))
-    return app

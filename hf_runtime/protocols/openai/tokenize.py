@@ -1,8 +1,8 @@
 """POST /tokenize and POST /detokenize: a model's own tokenizer, in vLLM's shapes.
 
 Served by the OpenAI app (at /v1/... and /openai/v1/...) and at the root, where vLLM serves
-them (mounted with the root rerank and score routes, see `hf_runtime.protocols.mounts`); errors
-have OpenAI's shape on every path. Every model with the TextTokenizer capability answers:
+them (their root aliases in hf_runtime.routes, served by the root app); errors have OpenAI's
+shape on every path. Every model with the TextTokenizer capability answers:
 generative models and encoder models alike (vLLM and TEI tokenize for embedding models too).
 Chat `messages` are rendered by the model's chat template exactly as /chat/completions renders
 them, so the ids are the prompt that route would generate from.
@@ -34,6 +34,7 @@ from hf_runtime.protocols.openai.tokenize_schemas import (
     TokenizeRequest,
     TokenizeResponse,
 )
+from hf_runtime.routes import OPENAI_DETOKENIZE, OPENAI_TOKENIZE
 
 # Responses with more ids than this are written in a thread: formatting a megabyte of
 # numbers is not event-loop work.
@@ -127,7 +128,8 @@ async def detokenize(registry: ModelRegistry, body: DetokenizeRequest) -> Respon
     return await _json_response({"prompt": text}, len(body.tokens))
 
 
-def tokenize_router(registry: ModelRegistry) -> APIRouter:
+def tokenize_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
+    """The routes under the OpenAI app's mounts, or (`root`) at their root aliases."""
     router = APIRouter(route_class=JSONBodyRoute)
 
     async def tokenize_route(body: TokenizeRequest) -> Response:
@@ -136,20 +138,22 @@ def tokenize_router(registry: ModelRegistry) -> APIRouter:
     async def detokenize_route(body: DetokenizeRequest) -> Response:
         return await detokenize(registry, body)
 
-    router.add_api_route(
-        "/tokenize",
-        tokenize_route,
-        methods=["POST"],
-        response_model=TokenizeResponse,
-        name="tokenize",
-        summary="Tokenize a text (prompt) or a chat (messages) with the model's tokenizer",
-    )
-    router.add_api_route(
-        "/detokenize",
-        detokenize_route,
-        methods=["POST"],
-        response_model=DetokenizeResponse,
-        name="detokenize",
-        summary="Turn token ids back into text with the model's tokenizer",
-    )
+    for path in OPENAI_TOKENIZE.root_aliases if root else (OPENAI_TOKENIZE.path,):
+        router.add_api_route(
+            path,
+            tokenize_route,
+            methods=["POST"],
+            response_model=TokenizeResponse,
+            name="tokenize",
+            summary="Tokenize a text (prompt) or a chat (messages) with the model's tokenizer",
+        )
+    for path in OPENAI_DETOKENIZE.root_aliases if root else (OPENAI_DETOKENIZE.path,):
+        router.add_api_route(
+            path,
+            detokenize_route,
+            methods=["POST"],
+            response_model=DetokenizeResponse,
+            name="detokenize",
+            summary="Turn token ids back into text with the model's tokenizer",
+        )
     return router
