@@ -71,6 +71,7 @@ class Route:
     root_aliases: tuple[str, ...] = ()
     runs_model: bool = False  # queued behind a model: 429 when its queue is full
     never_succeeds: bool = False  # always an error (a feature not offered): no 200
+    optional: bool = False  # a feature a model or this server may lack: 501 then
     streams: bool = False  # server-sent events when asked
     probe: bool = False  # a health probe: open without an API key, answered while draining
     served_by_bentoml: bool = False  # BentoML's own route, not a protocol app's
@@ -89,8 +90,8 @@ class Route:
             statuses.add(404)  # names a model (in the path or the body) that may not exist
         if self.runs_model:
             statuses.add(429)
-        if self.never_succeeds or "/versions/" in self.path:
-            statuses.add(501)  # unversioned models answer 501 on version routes, like KServe
+        if self.never_succeeds or self.optional:
+            statuses.add(501)
         return frozenset(statuses)
 
     def shadowed_by_kserve(self) -> bool:
@@ -117,9 +118,14 @@ V2_LIVE = Route(Surface.KSERVE_V2, "GET", "/health/live", probe=True)
 V2_READY = Route(Surface.KSERVE_V2, "GET", "/health/ready", probe=True)
 V2_MODELS = Route(Surface.KSERVE_V2, "GET", "/models")
 V2_MODEL = Route(Surface.KSERVE_V2, "GET", "/models/{name}")
-V2_VERSION = Route(Surface.KSERVE_V2, "GET", "/models/{name}/versions/{model_version}")
+# Unversioned models answer 501 on version routes, like KServe.
+V2_VERSION = Route(
+    Surface.KSERVE_V2, "GET", "/models/{name}/versions/{model_version}", optional=True
+)
 V2_MODEL_READY = Route(Surface.KSERVE_V2, "GET", "/models/{name}/ready")
-V2_VERSION_READY = Route(Surface.KSERVE_V2, "GET", "/models/{name}/versions/{model_version}/ready")
+V2_VERSION_READY = Route(
+    Surface.KSERVE_V2, "GET", "/models/{name}/versions/{model_version}/ready", optional=True
+)
 V2_INFER = Route(Surface.KSERVE_V2, "POST", "/models/{name}/infer", "Predictor", runs_model=True)
 V2_VERSION_INFER = Route(
     Surface.KSERVE_V2,
@@ -127,6 +133,7 @@ V2_VERSION_INFER = Route(
     "/models/{name}/versions/{model_version}/infer",
     "Predictor",
     runs_model=True,
+    optional=True,
 )
 # The model repository extension (no model runs: no 429).
 V2_REPOSITORY_INDEX = Route(Surface.KSERVE_V2, "POST", "/repository/index")
@@ -160,9 +167,9 @@ OPENAI_DETOKENIZE = Route(
     Surface.OPENAI, "POST", "/detokenize", "TextTokenizer", root_aliases=("/detokenize",)
 )
 OPENAI_MODELS = Route(Surface.OPENAI, "GET", "/models")
-# vLLM's runtime LoRA routes.
-OPENAI_LOAD_LORA = Route(Surface.OPENAI, "POST", "/load_lora_adapter")
-OPENAI_UNLOAD_LORA = Route(Surface.OPENAI, "POST", "/unload_lora_adapter")
+# vLLM's runtime LoRA routes (501 where the registry loads no adapters).
+OPENAI_LOAD_LORA = Route(Surface.OPENAI, "POST", "/load_lora_adapter", optional=True)
+OPENAI_UNLOAD_LORA = Route(Surface.OPENAI, "POST", "/unload_lora_adapter", optional=True)
 OPENAI_MODEL = Route(Surface.OPENAI, "GET", "/models/{name}")
 
 # BentoML's own: its health probes, /metrics and its API documents (our gateway sees them too).
