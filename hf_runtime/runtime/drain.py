@@ -20,11 +20,13 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
+from hf_runtime.runtime.startup import kill_children
+
 logger = logging.getLogger("hf_runtime")
 
 POLL_SECONDS = 0.05
 CUT_OFF_GRACE = 2.0  # seconds for cut-off requests to send their last bytes
-EXIT_GRACE = 10.0  # seconds from the hand-over to the process's end, whatever still runs
+EXIT_GRACE = 5.0  # seconds from the hand-over to the process's end, whatever still runs
 
 
 class Drainer:
@@ -120,6 +122,7 @@ def exit_after(seconds: float) -> None:
 
     def end() -> None:
         logger.warning("still running %.0f s after the drain: exiting now", seconds)
+        kill_children()
         logging.shutdown()
         os._exit(0)
 

@@ -58,6 +58,7 @@ def exit_process(code: int, message: str) -> NoReturn:
     else:  # the supervisor, before anything configured logging
         print(f"hf-runtime: {line}", file=sys.stderr, flush=True)
     sys.stderr.flush()
+    kill_children()
     # os._exit, not sys.exit: in a worker, uvicorn's lifespan (or the event loop) would catch
     # SystemExit and print a traceback; callers have closed what needs closing.
     os._exit(code)
@@ -132,3 +133,15 @@ def grpc_port_message(host: str, port: int) -> str:
     if port_in_use(host, port):
         return f"the gRPC port {port} ({host}) is already in use: {GRPC_PORT_HINT}"
     return f"the gRPC port {port} cannot be bound on {host}: {GRPC_PORT_HINT} (or server.grpc_host)"
+
+
+def kill_children() -> None:
+    """SIGKILL this process's children (an engine core still shutting down), best effort:
+    os._exit skips the atexit hooks that would stop them."""
+    try:
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+    except Exception:  # psutil missing, or a child already gone: nothing more to do
+        logger.debug("could not end every child process", exc_info=True)

@@ -86,17 +86,17 @@ def bentoml_serve(
         yield served.url
 
 
-@contextmanager
-def bentoml_serve_process(
+def start_bentoml_serve(
     config_path: Path,
     *,
     args: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     log_path: Path,
-    ready_timeout: float = 180.0,
-) -> Iterator[ServedProcess]:
-    """Like `bentoml_serve`, yielding the process too (for signals and memory readings)."""
-    port = free_port("E2E_HTTP_PORTS")
+    port: int | None = None,
+) -> tuple[subprocess.Popen[bytes], str, int]:
+    """Start `bentoml serve service:HFRuntime` (on a free port unless `port`); returns the
+    process, its base URL and its gRPC port, without waiting for anything."""
+    port = port or free_port("E2E_HTTP_PORTS")
     grpc_port = free_port("E2E_GRPC_PORTS", exclude=port)
     command = [
         str(Path(sys.executable).parent / "bentoml"), "serve", "service:HFRuntime",
@@ -118,16 +118,35 @@ def bentoml_serve_process(
             command, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}", grpc_port
+
+
+@contextmanager
+def bentoml_serve_process(
+    config_path: Path,
+    *,
+    args: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path,
+    ready_timeout: float = 180.0,
+    ready_path: str = "/readyz",
+) -> Iterator[ServedProcess]:
+    """Like `bentoml_serve`, yielding the process too (for signals and memory readings).
+    `ready_path="/livez"`: yield once it listens, whatever its models do (a failed load is
+    then no error)."""
+    process, url, grpc_port = start_bentoml_serve(
+        config_path, args=args, env=env, log_path=log_path
+    )
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"bentoml serve exited:\n{log_path.read_text()[-4000:]}")
-            if "failed to load" in log_path.read_text(errors="replace"):
+            log_text = log_path.read_text(errors="replace")
+            if ready_path == "/readyz" and "failed to load" in log_text:
                 raise RuntimeError(f"a model failed to load:\n{log_path.read_text()[-6000:]}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

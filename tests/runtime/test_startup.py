@@ -34,6 +34,7 @@ def exits(monkeypatch: pytest.MonkeyPatch) -> None:
         raise Exited(code)
 
     monkeypatch.setattr(startup.os, "_exit", fake_exit)
+    monkeypatch.setattr(startup, "kill_children", lambda: None)  # pytest's are not ours
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import anyio
 
-from hf_runtime.errors import HFRuntimeError
+from hf_runtime.errors import ErrorKind, HFRuntimeError
 from hf_runtime.model import TextGenerator
 from hf_runtime.observability.context import current_request
 from hf_runtime.observability.metrics import TokenTimer
@@ -34,7 +34,11 @@ _Item = tuple[int, GenerationDelta | None, BaseException | None]
 
 
 class EngineAborted(HFRuntimeError):
-    """The engine ended a sequence with finish_reason "abort" (e.g. it is shutting down)."""
+    """The engine ended a sequence with finish_reason "abort": vLLM's engine core does so for
+    the requests it cannot finish when it shuts down (SIGTERM). Not the client's fault, and
+    another replica can serve it: 503."""
+
+    kind = ErrorKind.NOT_READY
 
 
 class ChoiceStreams:
@@ -113,7 +117,10 @@ class ChoiceStreams:
         if delta is None:  # ended without a finish reason: treat as a natural stop
             delta = GenerationDelta(text="", token_ids=[], finish_reason="stop")
         if delta.finish_reason == "abort":
-            raise EngineAborted("the engine aborted the generation")
+            raise EngineAborted(
+                "the engine stopped this generation before it finished (it is shutting "
+                "down); retry it"
+            )
         if delta.finish_reason is not None:
             self._finished.add(index)
         return index, delta
