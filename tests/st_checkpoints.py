@@ -2,10 +2,10 @@
 
 Each one is the tiny random BERT of tests/tiny_models.py (hidden 64, 2 heads) as a
 `SentenceTransformer` with one combination of modules (Pooling modes, include_prompt, Dense with
-an activation, a residual, LayerNorm, Normalize, Dropout), prompts and truncate_dim, written
-with `SentenceTransformer.save`: the files a user's checkpoint has. Module weights are seeded,
-so every build is the same. Tests compare what hf-runtime serves for them with
-`SentenceTransformer.encode`.
+an activation, a residual, LayerNorm, Normalize, Dropout, WeightedLayerPooling), prompts and
+truncate_dim, written with `SentenceTransformer.save`: the files a user's checkpoint has.
+Module weights are seeded, so every build is the same. Tests compare what hf-runtime serves for
+them with `SentenceTransformer.encode`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Checkpoint:
     default_prompt_name: str | None = None
     truncate_dim: int | None = None
     safetensors: bool = True
+    layer_start: int | None = None  # a WeightedLayerPooling from this layer (0: embeddings)
 
 
 TANH = "Tanh"
@@ -75,6 +76,13 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         prompts=PROMPTS,
     ),
+    "weighted-layers-cls+mean-prompts": Checkpoint(
+        pooling=("cls", "mean"),
+        layer_start=1,
+        modules=(("normalize",),),
+        prompts=PROMPTS,
+        default_prompt_name="query",
+    ),
     "truncate-dim-normalize": Checkpoint(modules=(("normalize",),), truncate_dim=24),
     "dense-truncate-dim-bin-weights": Checkpoint(
         modules=(("dense", 48, TANH, True, False),),
@@ -97,6 +105,7 @@ def build_st_checkpoint(out: Path, spec: Checkpoint, bert_dir: Path | None = Non
         Normalize,
         Pooling,
         Transformer,
+        WeightedLayerPooling,
     )
 
     if bert_dir is None:
@@ -105,10 +114,17 @@ def build_st_checkpoint(out: Path, spec: Checkpoint, bert_dir: Path | None = Non
         build_bert_embed(bert_dir)
     torch.manual_seed(7)
     modes = spec.pooling[0] if len(spec.pooling) == 1 else spec.pooling
-    modules: list[Any] = [
-        Transformer(str(bert_dir)),
-        Pooling(HIDDEN_SIZE, pooling_mode=modes, include_prompt=spec.include_prompt),
-    ]
+    transformer = Transformer(str(bert_dir))
+    modules: list[Any] = [transformer]
+    if spec.layer_start is not None:
+        # sentence-transformers only weighs layers a model outputs (saved in its config.json)
+        transformer.model.config.output_hidden_states = True
+        layers = transformer.model.config.num_hidden_layers
+        weighting = WeightedLayerPooling(HIDDEN_SIZE, layers, layer_start=spec.layer_start)
+        with torch.no_grad():
+            weighting.layer_weights.uniform_(0.2, 2.0)
+        modules.append(weighting)
+    modules.append(Pooling(HIDDEN_SIZE, pooling_mode=modes, include_prompt=spec.include_prompt))
     size = HIDDEN_SIZE * len(spec.pooling)
     for module in spec.modules:
         if module[0] == "dense":

@@ -57,6 +57,17 @@ SentenceModule = DenseModule | LayerNormModule | NormalizeModule
 
 
 @dataclass(frozen=True)
+class LayerWeighting:
+    """sentence-transformers' WeightedLayerPooling, before pooling: each token's state is the
+    average of its states from layer `layer_start` on (0: the embeddings), weighted by the
+    `layer_weights` in `folder`; the model has `num_hidden_layers` layers."""
+
+    folder: str
+    layer_start: int
+    num_hidden_layers: int
+
+
+@dataclass(frozen=True)
 class Encoding:
     """One tokenized text, unpadded. `offsets` are character spans (fast tokenizers only);
     `text`, the text they index, is kept with them (token classification groups entities)."""
@@ -100,11 +111,13 @@ class ForwardSpec:
     `pooling` empty: the head's logits (sequence-level rows, or token-level rows for the
     positions a ForwardItem asks for). Non-empty: the last hidden states pooled per text with
     these modes, concatenated in order (sentence-transformers' convention), then passed
-    through `sentence_modules` in order.
+    through `sentence_modules` in order. `layer_weighting`: pool a weighted average of every
+    layer's states instead of the last layer's.
     """
 
     pooling: tuple[str, ...] = ()
     sentence_modules: tuple[SentenceModule, ...] = ()
+    layer_weighting: LayerWeighting | None = None
 
 
 @dataclass(frozen=True)

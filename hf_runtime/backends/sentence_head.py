@@ -1,5 +1,6 @@
 """A sentence-transformers checkpoint's modules after Pooling, in torch: Dense, LayerNorm,
-Normalize, computed as sentence-transformers computes them.
+Normalize, computed as sentence-transformers computes them (and WeightedLayerPooling, before
+it).
 
 The task processor describes them (`hf_runtime.backends.SentenceModule`, read from the
 checkpoint's `modules.json`); a backend builds them once when the model loads (`prepare`, so
@@ -16,7 +17,13 @@ from pathlib import Path
 
 import torch
 
-from hf_runtime.backends import DenseModule, LayerNormModule, NormalizeModule, SentenceModule
+from hf_runtime.backends import (
+    DenseModule,
+    LayerNormModule,
+    LayerWeighting,
+    NormalizeModule,
+    SentenceModule,
+)
 from hf_runtime.errors import ConfigError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -69,6 +76,24 @@ class _LayerNorm(torch.nn.Module):
 class _Normalize(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.normalize(x, p=2, dim=-1)
+
+
+class LayerWeights(torch.nn.Module):
+    """sentence-transformers' WeightedLayerPooling: the layers' states, weighted."""
+
+    def __init__(self, spec: LayerWeighting, device: torch.device) -> None:
+        super().__init__()
+        count = spec.num_hidden_layers + 1 - spec.layer_start
+        self.layer_start = spec.layer_start
+        self.layer_weights = torch.nn.Parameter(torch.ones(count))
+        _load_weights(self, spec.folder)
+        self.to(device).eval()
+
+    def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(embeddings, layer 1, ...) [B, L, H] each -> [B, L, H]."""
+        layers = torch.stack([state.float() for state in hidden_states])[self.layer_start :]
+        weights = self.layer_weights.view(-1, 1, 1, 1).expand(layers.size())
+        return (weights * layers).sum(dim=0) / self.layer_weights.sum()
 
 
 def _build(module: SentenceModule) -> torch.nn.Module:

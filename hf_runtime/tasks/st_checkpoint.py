@@ -1,12 +1,13 @@
 """What a sentence-transformers checkpoint says about its embeddings, read once at load.
 
 `modules.json` lists the modules `SentenceTransformer` chains: a Transformer (the model in the
-checkpoint's root), a Pooling, then any of Dense, LayerNorm, Normalize and Dropout (a no-op at
-inference). Each is described here by what it computes (`hf_runtime.backends.SentenceModule`);
-the backend runs them. Any other module type (Router/Asym, StaticEmbedding, CNN, LSTM,
-WeightedLayerPooling, a custom class, ...) is a ConfigError naming it: serving the model
-without it would give silently wrong vectors. `config_sentence_transformers.json` gives the
-prompts, the default prompt's name and `truncate_dim`.
+checkpoint's root), optionally a WeightedLayerPooling, a Pooling, then any of Dense, LayerNorm,
+Normalize and Dropout (a no-op at inference). Each is described here by what it computes
+(`hf_runtime.backends.SentenceModule`, `LayerWeighting`); the backend runs them. Any other
+module type (Router/Asym, StaticEmbedding, CNN, LSTM, a custom class, ...) is a ConfigError
+naming it: serving the model without it would give silently wrong vectors.
+`config_sentence_transformers.json` gives the prompts, the default prompt's name and
+`truncate_dim`.
 
 Without `modules.json` the model is mean-pooled, as KServe does (a `1_Pooling/config.json`
 alone still picks the pooling modes). Reads JSON only: no torch.
@@ -23,6 +24,7 @@ from hf_runtime.backends import (
     POOLING_MODES,
     DenseModule,
     LayerNormModule,
+    LayerWeighting,
     NormalizeModule,
     SentenceModule,
 )
@@ -33,7 +35,15 @@ SETTINGS_FILE = "config_sentence_transformers.json"
 DEFAULT_POOLING = ("mean",)
 # The module types served, by class name (sentence_transformers.models.Dense in v2-v5,
 # sentence_transformers.base.modules.dense.Dense in v6, ...).
-SUPPORTED_MODULES = ("Transformer", "Pooling", "Dense", "LayerNorm", "Normalize", "Dropout")
+SUPPORTED_MODULES = (
+    "Transformer",
+    "WeightedLayerPooling",
+    "Pooling",
+    "Dense",
+    "LayerNorm",
+    "Normalize",
+    "Dropout",
+)
 # sentence-transformers' legacy Pooling flags, in the order it concatenates the modes.
 _POOLING_FLAGS = (
     ("pooling_mode_cls_token", "cls"),
@@ -57,6 +67,7 @@ class SentenceTransformerSettings:
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     truncate_dim: int | None = None
+    layer_weighting: LayerWeighting | None = None
 
 
 def read_settings(model_path: Path) -> SentenceTransformerSettings:
@@ -77,10 +88,15 @@ def read_settings(model_path: Path) -> SentenceTransformerSettings:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(f"{model_path / MODULES_FILE}: expected a list of module entries")
     kinds = [_module_kind(entry) for entry in entries]
-    if kinds[:2] != ["Transformer", "Pooling"]:
+    weighting = None
+    if kinds[1:2] == ["WeightedLayerPooling"]:
+        weighting = _layer_weighting(model_path, _folder(model_path, entries[1]))
+        entries, kinds = entries[:1] + entries[2:], kinds[:1] + kinds[2:]
+    if kinds[:2] != ["Transformer", "Pooling"] or "WeightedLayerPooling" in kinds:
         raise ConfigError(
-            f"{model_path / MODULES_FILE}: modules {kinds}: only a Transformer then a Pooling, "
-            "then Dense / LayerNorm / Normalize / Dropout modules are supported"
+            f"{model_path / MODULES_FILE}: modules {kinds}: only a Transformer, a "
+            "WeightedLayerPooling or not, a Pooling, then Dense / LayerNorm / Normalize / "
+            "Dropout modules are supported"
         )
     if str(entries[0].get("path", "")) not in ("", "."):
         raise ConfigError(
@@ -96,8 +112,30 @@ def read_settings(model_path: Path) -> SentenceTransformerSettings:
         if module is not None:
             modules.append(module)
     return SentenceTransformerSettings(
-        pooling, include_prompt, pooled, tuple(modules), prompts, default_name, truncate_dim
+        pooling,
+        include_prompt,
+        pooled,
+        tuple(modules),
+        prompts,
+        default_name,
+        truncate_dim,
+        weighting,
     )
+
+
+def _layer_weighting(model_path: Path, folder: Path) -> LayerWeighting | None:
+    """A WeightedLayerPooling; None when the model does not output every layer's states
+    (`output_hidden_states` in its config.json), where sentence-transformers skips it too."""
+    model_config = _read_json(model_path / "config.json")
+    if not isinstance(model_config, dict) or not model_config.get("output_hidden_states"):
+        return None
+    config = _read_json(folder / "config.json")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{folder / 'config.json'} is not a JSON object")
+    start = config.get("layer_start", 4)
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ConfigError(f"{folder / 'config.json'}: layer_start must be an integer >= 0")
+    return LayerWeighting(str(folder), start, _dimension(config, "num_hidden_layers", folder))
 
 
 def _module_kind(entry: dict[str, Any]) -> str:

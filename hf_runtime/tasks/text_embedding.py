@@ -98,7 +98,11 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
         modules = list(settings.modules)
         while options.normalize_embeddings and modules and isinstance(modules[-1], NormalizeModule):
             modules.pop()  # the final L2 normalisation gives the same direction
-        self._spec = ForwardSpec(pooling=self.pooling, sentence_modules=tuple(modules))
+        self._spec = ForwardSpec(
+            pooling=self.pooling,
+            sentence_modules=tuple(modules),
+            layer_weighting=settings.layer_weighting,
+        )
         backend.prepare(self._spec)
 
     def _check_dimensions(self, settings: SentenceTransformerSettings) -> int:

@@ -3,11 +3,12 @@
 
 Every checkpoint is built and saved by sentence-transformers itself (tests/st_checkpoints.py):
 each Pooling mode, several at once, include_prompt false, Dense with Tanh / Identity / GELU /
-ReLU, with and without bias, with a residual, LayerNorm, Normalize, Dropout, prompts with a
-default, truncate_dim, pytorch_model.bin weights. By default every vector is L2-normalised
-(KServe's behaviour): they equal encode(normalize_embeddings=True); with normalize_embeddings
-off they equal encode() itself. Unknown prompt names are 400s in each protocol's shape;
-unsupported modules fail the load, naming the module.
+ReLU, with and without bias, with a residual, LayerNorm, Normalize, Dropout,
+WeightedLayerPooling, prompts with a default, truncate_dim, pytorch_model.bin weights. By
+default every vector is L2-normalised (KServe's behaviour): they equal
+encode(normalize_embeddings=True); with normalize_embeddings off they equal encode() itself.
+Unknown prompt names are 400s in each protocol's shape; unsupported modules fail the load,
+naming the module.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def edited(folder: Path, tmp_path: Path, name: str) -> Path:
 @pytest.mark.parametrize(
     "kind",
     [
-        "sentence_transformers.models.WeightedLayerPooling",
+        "sentence_transformers.models.CNN",
         "sentence_transformers.sentence_transformer.modules.Router",
         "sentence_transformers.models.StaticEmbedding",
         "custom_st.Dense",
@@ -285,3 +286,11 @@ def test_configured_prompts_override_the_checkpoints(
         asyncio.run(embed(default_prompt_name="nope"))
     with pytest.raises(ValueError, match="mutually exclusive"):
         ModelConfig(model_dir="x", default_prompt_name="doc", default_prompt="q: ")
+
+
+def test_weighted_layer_pooling_is_read(folders: dict[str, Path]) -> None:
+    """(Not skipped as sentence-transformers skips it for a model without all its layers.)"""
+    from hf_runtime.tasks.st_checkpoint import read_settings
+
+    weighting = read_settings(folders["weighted-layers-cls+mean-prompts"]).layer_weighting
+    assert weighting is not None and (weighting.layer_start, weighting.num_hidden_layers) == (1, 2)

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import transformers
 
-from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
+from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, LayerWeighting, TokenStrings
 from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
 from hf_runtime.backends.pooling import pool_hidden_states
-from hf_runtime.backends.sentence_head import SentenceHead
+from hf_runtime.backends.sentence_head import LayerWeights, SentenceHead
 from hf_runtime.backends.tokenizer_rules import (
     encoder_max_length,
     encodings_from_batch,
@@ -68,6 +68,7 @@ class HFEncoderBackend:
         self._return_offsets = return_offsets
         self._lock = threading.Lock()
         self._heads: dict[ForwardSpec, SentenceHead] = {}
+        self._layer_weights: dict[LayerWeighting, LayerWeights] = {}
         derived = derive_max_model_len(source.hf_config, config.max_model_len)
 
         self._tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -275,6 +276,15 @@ class HFEncoderBackend:
 
     def prepare(self, spec: ForwardSpec) -> None:
         self._head(spec)
+        weighting = spec.layer_weighting
+        if weighting is not None and weighting not in self._layer_weights:
+            layers = getattr(self._model.config, "num_hidden_layers", None)
+            if layers != weighting.num_hidden_layers:
+                raise ConfigError(
+                    f"WeightedLayerPooling in {weighting.folder} weighs "
+                    f"{weighting.num_hidden_layers} layers; the model has {layers}"
+                )
+            self._layer_weights[weighting] = LayerWeights(weighting, self.device)
 
     def _head(self, spec: ForwardSpec) -> SentenceHead:
         """The spec's sentence modules, built once (at load, through `prepare`)."""
@@ -291,11 +301,19 @@ class HFEncoderBackend:
             return []
         inputs, starts = self._pad(items)
         feed = {name: inputs[name] for name in self._feed_names if name in inputs}
+        weighting = spec.layer_weighting
         with torch.inference_mode():
-            output = self._model(**feed, return_dict=True)
+            if weighting is not None:
+                output = self._model(**feed, return_dict=True, output_hidden_states=True)
+                if weighting not in self._layer_weights:
+                    self.prepare(spec)
+                states = self._layer_weights[weighting](output.hidden_states)
+            else:
+                output = self._model(**feed, return_dict=True)
+                states = output.last_hidden_state if spec.pooling else None
             if spec.pooling:
                 pooled = pool_hidden_states(
-                    output.last_hidden_state,
+                    states,
                     inputs["attention_mask"],
                     spec.pooling,
                     [item.prompt_length for item in items],

@@ -181,6 +181,11 @@ class VLLMEncoderBackend:
             return token_strings(self._tokenizer, token_ids)
 
     def prepare(self, spec: ForwardSpec) -> None:
+        if spec.layer_weighting is not None:
+            raise ConfigError(
+                "the checkpoint's WeightedLayerPooling needs every layer's hidden states, "
+                "which vLLM's pooling runner does not return; use backend: huggingface"
+            )
         self._head(spec)
 
     def _head(self, spec: ForwardSpec) -> SentenceHead:
