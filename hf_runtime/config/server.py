@@ -67,6 +67,12 @@ class ServerConfig(StrictSection):
         description="Folders of model_repository to load at startup (comma-separated; `*`: "
         "all); the others load when asked.",
     )
+    allow_runtime_lora_paths: bool = Field(
+        False,
+        description="Let POST /v1/load_lora_adapter load an adapter from any `lora_path` on the "
+        "server's disk (what vLLM allows only with VLLM_ALLOW_RUNTIME_LORA_UPDATING). Off: "
+        "only the model repository's adapter folders load, by name.",
+    )
     gil_switch_interval_ms: float = Field(
         1.0,
         gt=0,

@@ -34,12 +34,15 @@ class Registry:
         repository: str | None = None,
         load_at_startup: Sequence[str] = (),
         unload_timeout: float = 30.0,
+        allow_adapter_paths: bool = False,
     ) -> None:
         self._slots = {slot.name: slot for slot in slots}
         self._configured = frozenset(self._slots)
         self._repository = repository
         self._load_at_startup = frozenset(load_at_startup)
         self._unload_timeout = unload_timeout  # like the drain: requests get this long
+        # A client-given adapter path reads any folder the server can: an operator's choice.
+        self._allow_adapter_paths = allow_adapter_paths
         self._folders: dict[str, RepositoryFolder] = {}
         self._shadowed: set[str] = set()  # folders named like a configured model
         # One load at a time, whoever asks: transformers' lazy module imports are not
@@ -56,6 +59,7 @@ class Registry:
             repository=server.model_repository,
             load_at_startup=server.model_repository_load,
             unload_timeout=server.drain_timeout,
+            allow_adapter_paths=server.allow_runtime_lora_paths,
         )
 
     def get(self, name: str) -> ModelSlot:
@@ -178,6 +182,13 @@ class Registry:
                     param="lora_path",
                 )
             path = str(folder.path)
+        elif not self._allow_adapter_paths:
+            raise InvalidInput(
+                "loading a LoRA adapter from a lora_path is off on this server "
+                "(server.allow_runtime_lora_paths); leave lora_path out to load the model "
+                "repository's adapter folder named lora_name",
+                param="lora_path",
+            )
         if name in self._slots:
             what = "has already been loaded" if self._slots[name].base else "is a served model"
             raise InvalidInput(f"The lora adapter '{name}' {what}.", param="lora_name")

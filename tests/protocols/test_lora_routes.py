@@ -27,7 +27,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     adapter = tmp_path_factory.mktemp("adapter")
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     model = {"model_name": "gpt", "model_dir": str(folder), "backend": "huggingface"}
-    config = RuntimeConfig.model_validate({"models": [model]})
+    config = RuntimeConfig.model_validate(
+        {"models": [model], "server": {"allow_runtime_lora_paths": True}}
+    )
     registry = Registry.from_config(config)
     app = make_served_app(registry, GatewaySettings(api_keys=(KEY,)))
     with LiveServer(registry, app) as live:  # type: ignore[arg-type]

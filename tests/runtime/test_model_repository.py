@@ -285,3 +285,19 @@ async def test_unloading_a_base_waits_for_its_adapters_requests(
         reg.get("alpha-lora")
     await reg.load("alpha")  # its adapter comes back with it
     assert reg.get("alpha-lora").ready
+
+
+async def test_adapter_paths_need_the_operators_consent(repo: Path, loads: list[str]) -> None:
+    # A client-given lora_path reads any folder the server can: off unless configured, while
+    # the repository's own adapter folders still load by name (reaching the base-model check).
+    reg = registry(repo)
+    with pytest.raises(InvalidInput, match="allow_runtime_lora_paths") as refused:
+        await reg.load_adapter("x", "/etc", None)
+    assert refused.value.param == "lora_path"
+    with pytest.raises(InvalidInput) as by_name:
+        await reg.load_adapter("lora", None, None)
+    assert "allow_runtime_lora_paths" not in str(by_name.value)
+    allowed = registry(repo, allow_runtime_lora_paths=True)
+    with pytest.raises(InvalidInput) as past_the_gate:
+        await allowed.load_adapter("x", "/etc", None)
+    assert "allow_runtime_lora_paths" not in str(past_the_gate.value)

@@ -2,8 +2,10 @@
 and answers (a plain-text "Success: ..." line; errors in OpenAI's shape).
 
 vLLM serves them only with VLLM_ALLOW_RUNTIME_LORA_UPDATING set; here they are always served,
-behind the API key like every route. Differences, both additions: `lora_path` may be left out
-to load the model repository's adapter folder named `lora_name`, and `base_model_name` names
+behind the API key like every route, and the runtime decides which adapters may load (a client's
+`lora_path` only with server.allow_runtime_lora_paths). Differences, both additions: `lora_path`
+may be left out to load the model repository's adapter folder named `lora_name`, and
+`base_model_name` names
 the model the adapter goes on when several could take it. A loaded adapter is a model of its
 own: listed in /v1/models, and generating under its name.
 """

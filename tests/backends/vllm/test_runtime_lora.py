@@ -42,7 +42,10 @@ def served(
         "vllm": {**ENGINE_SECTION, "enable_lora": True, "max_lora_rank": 8},
     }
     config = RuntimeConfig.model_validate(
-        {"models": [model], "server": {"model_repository": str(repository)}}
+        {
+            "models": [model],
+            "server": {"model_repository": str(repository), "allow_runtime_lora_paths": True},
+        }
     )
     registry = Registry.from_config(config)
     run(registry.load_all())
