@@ -53,6 +53,12 @@ class InvalidInput(HFRuntimeError):
     kind = ErrorKind.INVALID_INPUT
 
 
+class NotFound(HFRuntimeError):
+    """An object a route names (a stored response, ...) does not exist."""
+
+    kind = ErrorKind.NOT_FOUND
+
+
 class ModelNotFound(HFRuntimeError):
     kind = ErrorKind.NOT_FOUND
 

@@ -24,13 +24,14 @@ class Surface(str, Enum):
     KSERVE_V1 = "v1"
     KSERVE_V2 = "v2"
     OPENAI = "openai"
+    ANTHROPIC = "anthropic"  # the Anthropic Messages API (its own error shape)
     PROBE = "probe"
     METRICS = "metrics"
     OTHER = "other"  # BentoML's docs page and OpenAPI document
 
     @property
     def is_protocol(self) -> bool:
-        return self in (Surface.KSERVE_V1, Surface.KSERVE_V2, Surface.OPENAI)
+        return self in (Surface.KSERVE_V1, Surface.KSERVE_V2, Surface.OPENAI, Surface.ANTHROPIC)
 
 
 # Where each protocol's app answers: a route's `path` is relative to each of these. The KServe
@@ -39,6 +40,7 @@ MOUNTS: dict[Surface, tuple[str, ...]] = {
     Surface.KSERVE_V1: ("/v1",),
     Surface.KSERVE_V2: ("/v2",),
     Surface.OPENAI: ("/v1", "/openai/v1"),
+    Surface.ANTHROPIC: ("/v1",),
     Surface.PROBE: ("",),
     Surface.METRICS: ("",),
     Surface.OTHER: ("",),
@@ -49,6 +51,7 @@ SURFACE_PREFIXES: tuple[tuple[str, Surface], ...] = (
     ("/v2", Surface.KSERVE_V2),
     ("/openai", Surface.OPENAI),
     ("/v1/models", Surface.KSERVE_V1),
+    ("/v1/messages", Surface.ANTHROPIC),
     ("/v1", Surface.OPENAI),
 )
 # Where the protocol apps' OpenAPI documents are served. The root app's (OpenAI's shape: rerank,
@@ -57,6 +60,8 @@ V1_DOCUMENT = "/v1/openapi.json"
 V2_DOCUMENT = "/v2/openapi.json"
 OPENAI_DOCUMENT = "/openai/v1/openapi.json"
 ROOT_DOCUMENT = "/scoring/openapi.json"
+# The Anthropic app's, beside its routes ("/v1/openapi.json" is V1's).
+ANTHROPIC_DOCUMENT = "/v1/messages/openapi.json"
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ class Route:
         statuses = {400, 413, 500}
         if not self.probe:
             statuses |= {401, 503}  # the Gateway's API key check and drain
-        openai_post = self.surface is Surface.OPENAI and self.method == "POST"
+        # A POST names its model in the body.
+        openai_post = self.surface in (Surface.OPENAI, Surface.ANTHROPIC) and self.method == "POST"
         if "{" in self.path or openai_post:
             statuses.add(404)  # names a model (in the path or the body) that may not exist
         if self.runs_model:
@@ -171,6 +177,16 @@ OPENAI_MODELS = Route(Surface.OPENAI, "GET", "/models")
 OPENAI_LOAD_LORA = Route(Surface.OPENAI, "POST", "/load_lora_adapter", optional=True)
 OPENAI_UNLOAD_LORA = Route(Surface.OPENAI, "POST", "/unload_lora_adapter", optional=True)
 OPENAI_MODEL = Route(Surface.OPENAI, "GET", "/models/{name}")
+# OpenAI's Responses API (protocols.openai.responses_api): the chat route's generation; stored
+# responses are read and deleted by id. No capability: messages naming the routes that serve a
+# generator keep naming completions and chat.
+OPENAI_RESPONSES = Route(Surface.OPENAI, "POST", "/responses", runs_model=True, streams=True)
+OPENAI_RESPONSE = Route(Surface.OPENAI, "GET", "/responses/{response_id}")
+OPENAI_RESPONSE_DELETE = Route(Surface.OPENAI, "DELETE", "/responses/{response_id}")
+
+# The Anthropic Messages API (protocols.anthropic), over the same generation.
+ANTHROPIC_MESSAGES = Route(Surface.ANTHROPIC, "POST", "/messages", runs_model=True, streams=True)
+ANTHROPIC_COUNT_TOKENS = Route(Surface.ANTHROPIC, "POST", "/messages/count_tokens")
 
 # BentoML's own: its health probes, /metrics and its API documents (our gateway sees them too).
 LIVEZ = Route(Surface.PROBE, "GET", "/livez", probe=True, served_by_bentoml=True)
@@ -188,6 +204,8 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_COMPLETIONS, OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_RERANK, OPENAI_SCORE,
     OPENAI_TOKENIZE, OPENAI_DETOKENIZE, OPENAI_MODELS, OPENAI_MODEL,
     OPENAI_LOAD_LORA, OPENAI_UNLOAD_LORA,
+    OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE,
+    ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
     LIVEZ, HEALTHZ, READYZ, METRICS, SCHEMA_JSON, DOCS_JSON,
 )  # fmt: skip
 

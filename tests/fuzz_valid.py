@@ -172,6 +172,79 @@ def chat_request(generator: str) -> dict[str, Any]:
     return {"anyOf": [plain, with_tools]}
 
 
+def anthropic_messages_request(generator: str, count_only: bool = False) -> dict[str, Any]:
+    """Anthropic Messages bodies: text turns, an optional system, tools with every tool_choice
+    (count_tokens: the same without the sampling fields)."""
+    message = closed(
+        {"role": {"enum": ["user", "assistant"]}, "content": SHORT_TEXT}, ["role", "content"]
+    )
+    tool = {
+        "name": "get_weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    fields: dict[str, Any] = {
+        "model": {"const": generator},
+        "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": 3},
+        "system": SHORT_TEXT,
+        "tools": {"const": [tool]},
+        "tool_choice": {
+            "enum": [
+                {"type": "auto"},
+                {"type": "any"},
+                {"type": "none"},
+                {"type": "tool", "name": "get_weather"},
+            ]
+        },
+    }
+    required = ["model", "messages", "tools"]  # tool_choice needs tools
+    if not count_only:
+        fields |= {
+            "max_tokens": integer(1, 16),
+            "temperature": number(0, 1),
+            "top_p": number(0.1, 1),
+            "top_k": integer(0, 50),
+            "stop_sequences": {"type": "array", "items": SHORT_TEXT, "maxItems": 2},
+            "stream": {"type": "boolean"},
+        }
+        required.append("max_tokens")
+    return closed(fields, required)
+
+
+def responses_request(generator: str) -> dict[str, Any]:
+    """Responses API bodies: a string or message items, instructions, text formats, store; or
+    function tools with every tool_choice (previous_response_id needs a stored id: left out)."""
+    item = closed(
+        {"role": {"enum": ["user", "assistant", "system", "developer"]}, "content": SHORT_TEXT},
+        ["role", "content"],
+    )
+    parameters = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tool = {"type": "function", "name": "get_weather", "parameters": parameters}
+    items = {"type": "array", "items": item, "minItems": 1, "maxItems": 3}
+    common = {
+        "model": {"const": generator},
+        "input": {"anyOf": [SHORT_TEXT, items]},
+        "instructions": SHORT_TEXT,
+        "max_output_tokens": integer(1, 16),
+        "temperature": number(0, 2),
+        "top_p": number(0.1, 1),
+        "metadata": {"const": {"k": "v"}},
+        "store": {"type": "boolean"},
+        "stream": {"type": "boolean"},
+    }
+    formats = [{"format": {"type": "text"}}, {"format": {"type": "json_object"}}]
+    named = {"type": "function", "name": "get_weather"}
+    plain = closed({**common, "text": {"enum": formats}}, ["model", "input"])
+    with_tools = closed(
+        {
+            **common,
+            "tools": {"const": [tool]},
+            "tool_choice": {"enum": ["none", "required", named]},
+        },
+        ["model", "input", "tools"],
+    )
+    return {"anyOf": [plain, with_tools]}
+
+
 def embedding_request(
     embedder: str, dimensions: int, prompt_names: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -297,6 +370,9 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
     if served.generator is not None:
         bodies["/completions"] = completion_request(served.generator)
         bodies["/chat/completions"] = chat_request(served.generator)
+        bodies["/responses"] = responses_request(served.generator)
+        bodies["/messages"] = anthropic_messages_request(served.generator)
+        bodies["/messages/count_tokens"] = anthropic_messages_request(served.generator, True)
     if served.embedder is not None:
         bodies["/embeddings"] = embedding_request(
             served.embedder, served.dimensions, served.prompt_names

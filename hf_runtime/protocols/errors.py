@@ -85,6 +85,30 @@ def openai_body(kind: ErrorKind, message: str, param: str | None = None) -> dict
     }
 
 
+# Anthropic's error types (its API's documented names) for each kind: a full queue and a model
+# that is loading or a server draining both mean "try again later", Anthropic's overloaded.
+ANTHROPIC_ERROR_TYPES: dict[ErrorKind, str] = {
+    ErrorKind.INVALID_INPUT: "invalid_request_error",
+    ErrorKind.UNSUPPORTED: "invalid_request_error",
+    ErrorKind.UNAUTHENTICATED: "authentication_error",
+    ErrorKind.NOT_FOUND: "not_found_error",
+    ErrorKind.TOO_LARGE: "request_too_large",
+    ErrorKind.OVERLOADED: "overloaded_error",
+    ErrorKind.NOT_IMPLEMENTED: "api_error",
+    ErrorKind.NOT_READY: "overloaded_error",
+    ErrorKind.INTERNAL: "api_error",
+}
+
+
+def anthropic_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
+    """Anthropic's shape: {"type": "error", "error": {"type", "message"}} (no param field:
+    the message names the field)."""
+    return {
+        "type": "error",
+        "error": {"type": ANTHROPIC_ERROR_TYPES[kind], "message": wire_message(message)},
+    }
+
+
 BodyBuilder = Callable[[ErrorKind, str, "str | None"], dict[str, Any]]
 
 
@@ -142,7 +166,8 @@ def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
         assert isinstance(exc, StarletteHTTPException)
         kind = _STATUS_TO_KIND.get(exc.status_code, ErrorKind.INTERNAL)
         content = body(kind, str(exc.detail), None)
-        if isinstance(content.get("error"), dict):  # OpenAI's body repeats the real status
+        if isinstance(content.get("error"), dict) and "code" in content["error"]:
+            # OpenAI's body repeats the real status
             content["error"]["code"] = exc.status_code
         # Keep the exception's headers: 405's `Allow`, 413's `Connection: close`.
         return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)

@@ -46,7 +46,13 @@ from hf_runtime.observability.metrics import observe_request
 from hf_runtime.protocols.api_keys import key_error
 from hf_runtime.protocols.api_keys import key_matches as key_matches  # re-exported
 from hf_runtime.protocols.direct_routes import DirectRoutes
-from hf_runtime.protocols.errors import ERROR_TABLE, BodyBuilder, kserve_body, openai_body
+from hf_runtime.protocols.errors import (
+    ERROR_TABLE,
+    BodyBuilder,
+    anthropic_body,
+    kserve_body,
+    openai_body,
+)
 from hf_runtime.protocols.openai.sse import DONE, event
 from hf_runtime.routes import PROBE_PATHS as PROBE_PATHS  # re-exported
 from hf_runtime.routes import Surface as Surface  # re-exported
@@ -56,7 +62,10 @@ logger = logging.getLogger("hf_runtime.gateway")
 
 
 def error_body(surface: Surface) -> BodyBuilder:
-    """The error body of the protocol a path belongs to (KServe's unless OpenAI's)."""
+    """The error body of the protocol a path belongs to (KServe's unless OpenAI's or
+    Anthropic's)."""
+    if surface is Surface.ANTHROPIC:
+        return anthropic_body
     return openai_body if surface is Surface.OPENAI else kserve_body
 
 

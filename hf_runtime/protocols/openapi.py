@@ -41,6 +41,7 @@ class ErrorShape(str, Enum):
 
     KSERVE = "kserve"  # {"error": "message"}
     OPENAI = "openai"  # {"error": {"message", "type", "param", "code"}}
+    ANTHROPIC = "anthropic"  # {"type": "error", "error": {"type", "message"}}
 
 
 KSERVE_ERROR: dict[str, Any] = {
@@ -65,6 +66,23 @@ OPENAI_ERROR: dict[str, Any] = {
                 "code": {"type": "integer", "description": "The HTTP status."},
             },
         }
+    },
+}
+
+ANTHROPIC_ERROR: dict[str, Any] = {
+    "title": "AnthropicError",
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {
+                "type": {"type": "string", "description": "e.g. invalid_request_error"},
+                "message": {"type": "string"},
+            },
+        },
     },
 }
 
@@ -248,7 +266,11 @@ def _declared(route: APIRoute, prefixes: Sequence[str]) -> Route:
 
 
 def _document_route(route: APIRoute, declared: Route, shape: ErrorShape) -> None:
-    error = KSERVE_ERROR if shape is ErrorShape.KSERVE else OPENAI_ERROR
+    error = {
+        ErrorShape.KSERVE: KSERVE_ERROR,
+        ErrorShape.OPENAI: OPENAI_ERROR,
+        ErrorShape.ANTHROPIC: ANTHROPIC_ERROR,
+    }[shape]
     if declared.shadowed_by_kserve():
         error = EITHER_ERROR
 

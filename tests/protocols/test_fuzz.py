@@ -31,6 +31,7 @@ TITLES = [
     "Open Inference Protocol V2",
     "hf-runtime OpenAI-compatible API",
     "hf-runtime rerank, score and tokenize (root and /v2 paths)",
+    "hf-runtime Anthropic Messages API",
 ]
 
 
@@ -87,7 +88,9 @@ def test_every_operation_lists_the_gateway_errors_in_its_shape(
                 probe = path.startswith("/v2/health/")
                 assert ("401" in codes) is not probe, (method, path)
                 error = operation["responses"]["400"]["content"]["application/json"]["schema"]
-                if title == TITLES[2] and path.startswith("/models"):
+                if title == TITLES[4]:  # the Anthropic Messages API's own shape
+                    expected = "AnthropicError"
+                elif title == TITLES[2] and path.startswith("/models"):
                     expected = "KServeOrOpenAIError"
                 elif title in TITLES[2:]:
                     expected = "OpenAIError"
@@ -97,7 +100,7 @@ def test_every_operation_lists_the_gateway_errors_in_its_shape(
 
 
 def test_route_specific_statuses(documents: dict[str, Any]) -> None:
-    v1, v2, openai, root = (documents[t] for t in TITLES)
+    v1, v2, openai, root = (documents[t] for t in TITLES[:4])
     explain = responses(v1, "/models/{name}:explain", "post")
     assert "501" in explain and "200" not in explain and "429" not in explain
     predict = responses(v1, "/models/{name}:predict", "post")

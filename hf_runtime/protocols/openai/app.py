@@ -14,6 +14,7 @@ from hf_runtime.protocols.openai.completions import completions_router
 from hf_runtime.protocols.openai.embeddings import embeddings_router
 from hf_runtime.protocols.openai.lora import lora_router
 from hf_runtime.protocols.openai.models import models_router
+from hf_runtime.protocols.openai.responses_api.routes import responses_router
 from hf_runtime.protocols.openai.scoring import scoring_router
 from hf_runtime.protocols.openai.tokenize import tokenize_router
 
@@ -25,6 +26,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     created = int(time.time())
     app.include_router(completions_router(registry))
     app.include_router(chat_router(registry))
+    app.include_router(responses_router(registry))
     app.include_router(embeddings_router(registry))
     app.include_router(scoring_router(registry))
     app.include_router(tokenize_router(registry))

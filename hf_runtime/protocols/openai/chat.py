@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from hf_runtime.model import ModelRegistry
+from hf_runtime.model import ModelRegistry, TextGenerator
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.choice_streams import (
@@ -114,10 +115,35 @@ async def _chat_events(
     yield DONE
 
 
-async def create_chat_completion(
-    registry: ModelRegistry, body: ChatCompletionRequest, request: Request
-) -> Response:
-    log_ignored_fields(body, "chat/completions")
+@dataclass
+class PreparedChat:
+    """A validated chat request turned into engine sequences, ready to run: what the chat
+    route and the other protocols built on it (Anthropic Messages, OpenAI Responses) share."""
+
+    model: str
+    generator: TextGenerator
+    envelope: Envelope
+    specs: list[SequenceSpec]
+    plan: ToolPlan
+    parser: str | None
+
+    def readers(self) -> dict[int, ChoiceCalls]:
+        """One tool-call reader per choice (readers keep state)."""
+        return _readers(self.specs, self.plan, self.parser)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.specs[0].request.prompt_token_ids)
+
+
+async def prepare_chat(
+    registry: ModelRegistry,
+    body: ChatCompletionRequest,
+    prefix: str,
+    envelope_kind: tuple[str, str] = ("chatcmpl", "chat.completion"),
+) -> PreparedChat:
+    """Validate `body`, render its conversation and plan its sequences (nothing runs yet).
+    `prefix`: the mount, for messages that name routes; `envelope_kind`: (id prefix, object)."""
     body.check()
     messages = body.template_messages()
     plan = plan_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
@@ -127,7 +153,7 @@ async def create_chat_completion(
     )
     constraint = one_constraint(output_format, plan)
     model = resolve_model(registry, body.model)
-    generator = require_generator(model, Endpoint.chat, mount_prefix(request, Endpoint.chat))
+    generator = require_generator(model, Endpoint.chat, prefix)
     parser = generator.tool_call_parser if plan.mode == "auto" else None
     plan = check_parser(plan, parser, model.name)
     prompt_ids = await generator.render_chat(
@@ -138,7 +164,7 @@ async def create_chat_completion(
         tools=body.tools,
         chat_template_kwargs=body.chat_template_kwargs,
     )
-    envelope = Envelope.new("chatcmpl", "chat.completion", model.name)
+    envelope = Envelope.new(*envelope_kind, model.name)
     params = sampling_params(
         body,
         max_tokens=body.max_new_tokens,
@@ -147,15 +173,23 @@ async def create_chat_completion(
         structured=constraint,
     )
     specs = fan_out(envelope.id, [prompt_ids], body.choices_per_prompt, params)
-    readers = _readers(specs, plan, parser)
+    return PreparedChat(model.name, generator, envelope, specs, plan, parser)
+
+
+async def create_chat_completion(
+    registry: ModelRegistry, body: ChatCompletionRequest, request: Request
+) -> Response:
+    log_ignored_fields(body, "chat/completions")
+    chat = await prepare_chat(registry, body, mount_prefix(request, Endpoint.chat))
+    envelope, specs, readers = chat.envelope, chat.specs, chat.readers()
     if body.stream:
-        streams = ChoiceStreams(generator, specs)
+        streams = ChoiceStreams(chat.generator, specs)
         await streams.start()
         chunk_envelope = Envelope(
-            envelope.id, "chat.completion.chunk", envelope.created, model.name
+            envelope.id, "chat.completion.chunk", envelope.created, chat.model
         )
         return EventStreamResponse(_chat_events(chunk_envelope, body, specs, streams, readers))
-    results = await collect(generator, specs)
+    results = await collect(chat.generator, specs)
     return JSONResponse(_chat_body(envelope, body, specs, results, readers))
 
 

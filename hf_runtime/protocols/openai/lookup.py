@@ -22,6 +22,7 @@ from hf_runtime.routes import (
     OPENAI_COMPLETIONS,
     OPENAI_EMBEDDINGS,
     OPENAI_RERANK,
+    OPENAI_RESPONSES,
     OPENAI_SCORE,
     V1_PREDICT,
     V2_INFER,
@@ -38,6 +39,7 @@ class Endpoint(str, Enum):
     embeddings = OPENAI_EMBEDDINGS.path
     rerank = OPENAI_RERANK.path
     score = OPENAI_SCORE.path
+    responses = OPENAI_RESPONSES.path
 
     @property
     def label(self) -> str:
