@@ -109,12 +109,14 @@ class TextGenerator(Protocol):
 
     @property
     def sampling_defaults(self) -> Mapping[str, float | int]:
-        """The model's generation_config.json sampling values (vLLM's `--generation-config
-        auto`), named as SamplingParams fields: temperature, top_p, top_k, min_p,
-        presence_penalty, frequency_penalty, repetition_penalty, max_tokens. A request field
+        """The model's sampling defaults, named as SamplingParams fields: temperature, top_p,
+        top_k, min_p, presence_penalty, frequency_penalty, repetition_penalty, max_tokens.
+        Lowest to highest: generation.default_max_tokens (max_tokens only), the model's
+        generation_config.json (vLLM's `--generation-config auto`), the configuration's
+        generation.sampling_defaults (vLLM's `--override-generation-config`). A request field
         left unset takes this value (else OpenAI's default); one the request sets keeps its
         own. `max_tokens` is applied by `generate` itself, capped by the room the prompt
-        leaves. Empty when the model has none or `generation.generation_config` is "none"."""
+        leaves. Empty when none of them sets anything."""
 
     @property
     def tool_call_parser(self) -> str | None:

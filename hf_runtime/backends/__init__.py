@@ -286,8 +286,9 @@ class GenerationParts:
 
     `tokenizer` is a transformers tokenizer (encode, decode, apply_chat_template).
     `chat_template` is the configured template file's text (None: the tokenizer's own).
-    `sampling_defaults`: the checkpoint's generation_config.json sampling values, checked
-    (see `hf_runtime.backends.generation_defaults`); empty when none apply.
+    `sampling_defaults`: the checkpoint's generation_config.json sampling values, checked, with
+    the configuration's (generation.sampling_defaults, default_max_tokens) laid over them (see
+    `hf_runtime.backends.generation_defaults`); empty when none apply.
     """
 
     platform: str

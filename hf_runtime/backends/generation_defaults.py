@@ -6,8 +6,10 @@ default): the non-default values of repetition_penalty, presence_penalty, freque
 temperature, top_k, top_p, min_p, and max_new_tokens as the default max_tokens. Like vLLM,
 `do_sample` is not read: a temperature in the file applies even beside `do_sample: false`.
 Both backends read these values (huggingface from the checkpoint, vllm from its engine's model
-config) and pass them through `checked_sampling_defaults`, so a model serves the same defaults
-on either. No heavy imports.
+config) and pass them through `checked_sampling_defaults`, which lays the configuration's own
+(`generation.sampling_defaults`, vLLM's `--override-generation-config`; then
+`generation.default_max_tokens` for a length neither sets) over them, so a model serves the
+same defaults on either. No heavy imports.
 """
 
 from __future__ import annotations
@@ -86,17 +88,55 @@ def _checked(name: str, value: Any) -> float | int | None:
 def checked_sampling_defaults(
     config: ModelConfig, read: Callable[[], Mapping[str, Any]]
 ) -> dict[str, float | int]:
-    """The defaults `config`'s model serves with, logged once (at load).
+    """The defaults `config`'s model serves with, logged once (at load), named as
+    SamplingParams fields. Lowest to highest: the checkpoint's values, then
+    `generation.sampling_defaults` (vLLM's --override-generation-config) field by field;
+    `generation.default_max_tokens` is the max_tokens where neither sets one.
 
     `read` returns `diff_sampling_param`'s mapping for the model; it is only called when
-    `generation.generation_config` is "auto". Values the engines would refuse are dropped, each
-    with a warning.
+    `generation.generation_config` is "auto". Checkpoint values the engines would refuse are
+    dropped, each with a warning (configured ones were validated with the configuration).
     """
+    settings = config.generation
+    layers: list[tuple[str, Mapping[str, float | int]]] = [
+        ("generation_config.json", _checkpoint_defaults(config, read)),
+        ("generation.sampling_defaults", settings.sampling_defaults.values()),
+    ]
+    if settings.default_max_tokens is not None:
+        # Below every other source: only where none of them sets max_tokens.
+        layers.insert(
+            0, ("generation.default_max_tokens", {"max_tokens": settings.default_max_tokens})
+        )
+    defaults: dict[str, float | int] = {}
+    source_of: dict[str, str] = {}
+    for source, found in layers:  # lowest first: a later source wins
+        defaults.update(found)
+        source_of.update(dict.fromkeys(found, source))
+    # One line: each value once, under the source it comes from.
+    shown = {
+        source: ", ".join(f"{k}={defaults[k]}" for k in sorted(defaults) if source_of[k] == source)
+        for source, _ in layers
+    }
+    parts = [f"{source}: {values}" for source, values in shown.items() if values]
+    if parts:
+        logger.info(
+            "model %s: sampling defaults from %s (for request fields left unset)",
+            config.model_name, "; from ".join(parts),
+        )  # fmt: skip
+    else:
+        logger.info("model %s: no sampling defaults: unset request fields get OpenAI's",
+                    config.model_name)  # fmt: skip
+    return defaults
+
+
+def _checkpoint_defaults(
+    config: ModelConfig, read: Callable[[], Mapping[str, Any]]
+) -> dict[str, float | int]:
     name = config.model_name
     if not config.generation.uses_model_sampling_defaults:
         logger.info(
             "model %s: generation.generation_config is %s: the model's generation_config.json "
-            "sampling values are ignored; unset request fields get OpenAI's defaults",
+            "sampling values are ignored",
             name, config.generation.generation_config,
         )  # fmt: skip
         return {}
@@ -110,13 +150,6 @@ def checked_sampling_defaults(
             )  # fmt: skip
         else:
             defaults[field] = checked
-    if defaults:
-        shown = ", ".join(f"{key}={value}" for key, value in sorted(defaults.items()))
-        logger.info(
-            "model %s: sampling defaults from generation_config.json: %s (for request fields "
-            "left unset; generation.generation_config: none turns them off)",
-            name, shown,
-        )  # fmt: skip
-    else:
+    if not defaults:
         logger.info("model %s: generation_config.json sets no sampling defaults", name)
     return defaults

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hf_runtime.config.base import StrictSection
 from hf_runtime.config.server import ServerConfig
@@ -16,8 +17,14 @@ Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
 BackendName = Literal["auto", "huggingface", "vllm"]
 # The tool-call parsers of hf_runtime.protocols.openai.tool_parsers (vLLM's names).
 ToolCallParser = Literal["hermes", "llama3_json", "mistral", "pythonic"]
-# vLLM's flat flags for keys of the generation section (generation.<flag>).
-GENERATION_FLAT_FLAGS = ("generation_config", "tool_call_parser")
+# vLLM's flat flags (and this runtime's default_max_tokens) -> the generation section's key
+# each sets: `--override-generation-config JSON` is generation.sampling_defaults.
+GENERATION_FLAT_FLAGS: dict[str, str] = {
+    "generation_config": "generation_config",
+    "tool_call_parser": "tool_call_parser",
+    "override_generation_config": "sampling_defaults",
+    "default_max_tokens": "default_max_tokens",
+}
 
 
 class BatchingConfig(StrictSection):
@@ -30,6 +37,54 @@ class BatchingConfig(StrictSection):
     max_queue_size: int = Field(
         2048, ge=1, description="Most texts waiting; beyond it requests get 429 (back-pressure)."
     )
+
+
+class SamplingDefaults(StrictSection):
+    """generation.sampling_defaults (vLLM's --override-generation-config): the values a request
+    field left unset takes, over the checkpoint's generation_config.json. The ranges are the
+    ones requests are held to: a default out of range would fail every request that leaves the
+    field unset, so it is a configuration error instead. Unset (None): no override."""
+
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), validate_default=True, allow_inf_nan=False
+    )
+
+    temperature: float | None = Field(None, ge=0, description="0 is greedy.")
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=-1, description="0 or -1: off.")
+    min_p: float | None = Field(None, ge=0, le=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(None, gt=0)
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        # vLLM's override uses generation_config.json's name for it.
+        validation_alias=AliasChoices("max_tokens", "max_new_tokens"),
+        description="The default length (generation_config.json's max_new_tokens, which is "
+        "accepted as its name too), capped by the room the prompt leaves.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_length_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_tokens" in data and "max_new_tokens" in data:
+            raise ValueError("max_new_tokens is an alias of max_tokens; give one")
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML `true` would pass as 1
+            raise ValueError(f"must be a number, not {value!r}")
+        return value
+
+    def values(self) -> dict[str, float | int]:
+        """The fields set, as SamplingParams names (top_k -1 written as 0: both mean off)."""
+        found = self.model_dump(exclude_none=True)
+        if "top_k" in found:
+            found["top_k"] = max(found["top_k"], 0)
+        return found
 
 
 class GenerationConfig(StrictSection):
@@ -60,6 +115,27 @@ class GenerationConfig(StrictSection):
         "and frequency penalties; max_new_tokens as max_tokens) for the fields a request leaves "
         "unset; `none` (or vLLM's `vllm`) ignores them: OpenAI's defaults apply.",
     )
+
+    sampling_defaults: SamplingDefaults = Field(
+        default_factory=SamplingDefaults,
+        description="vLLM's --override-generation-config: temperature, top_p, top_k, min_p, "
+        "presence/frequency/repetition penalties, max_tokens (or max_new_tokens) for the "
+        "fields a request leaves unset, over the model's generation_config.json values (and "
+        "applied with generation_config: none too, as vLLM does).",
+    )
+    default_max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="max_tokens for a request that gives none when neither "
+        "sampling_defaults.max_tokens nor the model's generation_config.json max_new_tokens "
+        "sets one; unset: the rest of the context (OpenAI's and vLLM's default). Always capped "
+        "by the room the prompt leaves.",
+    )
+
+    @field_validator("sampling_defaults", mode="before")
+    @classmethod
+    def _parse_text(cls, value: Any) -> Any:
+        return _sampling_mapping(value)
 
     @property
     def uses_model_sampling_defaults(self) -> bool:
@@ -133,7 +209,7 @@ class ModelConfig(StrictSection):
         if isinstance(data, dict) and "max_length" in data:  # KServe's deprecated alias
             data = dict(data)
             data.setdefault("max_model_len", data.pop("max_length"))
-        for flag in GENERATION_FLAT_FLAGS:
+        for flag, key in GENERATION_FLAT_FLAGS.items():
             if isinstance(data, dict) and flag in data:
                 # vLLM's flat flags (--generation-config, --tool-call-parser; HF_RUNTIME_<FLAG>)
                 # given beside the model: each wins over, and sets, the generation section's key.
@@ -142,7 +218,7 @@ class ModelConfig(StrictSection):
                 if isinstance(section, BaseModel):
                     section = section.model_dump()
                 if isinstance(section, dict):
-                    data["generation"] = {**section, flag: data.pop(flag)}
+                    data["generation"] = {**section, key: _flat_value(section, key, data.pop(flag))}
         return data
 
     @field_validator("tensor_input_names", mode="before")
@@ -180,6 +256,35 @@ class ModelConfig(StrictSection):
     @property
     def source(self) -> str:
         return self.model_id or self.model_dir or ""
+
+
+def _sampling_mapping(value: Any) -> Any:
+    """sampling_defaults as given: a mapping, or (the flat flag from the environment, --arg or
+    --override-generation-config) its JSON (or YAML) text. max_new_tokens is named max_tokens."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(exclude_none=True)
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError('expected a JSON object, e.g. {"temperature": 0.2}')
+    if isinstance(value, dict) and "max_new_tokens" in value and "max_tokens" not in value:
+        value = {("max_tokens" if k == "max_new_tokens" else k): v for k, v in value.items()}
+    return value
+
+
+def _flat_value(section: dict[str, Any], key: str, value: Any) -> Any:
+    """What a flat flag sets `key` of the generation section to. sampling_defaults merges over
+    the section's own, field by field: `{"temperature": 0.7}` from the environment changes the
+    temperature and keeps the file's top_p."""
+    if key != "sampling_defaults":
+        return value
+    given, current = _sampling_mapping(value), _sampling_mapping(section.get(key))
+    if isinstance(current, dict) and isinstance(given, dict):
+        return {**{k: v for k, v in current.items() if v is not None}, **given}
+    return given
 
 
 class RuntimeConfig(StrictSection):

@@ -3,7 +3,9 @@
 `GenerativeModel` is the ServedModel the protocols see, and its own TextGenerator and
 TextTokenizer: tokenizing, chat templates and detokenizing run in worker threads, with the same
 rules on every backend; generation goes to the backend's continuous-batching `GenerationEngine`,
-with the checkpoint's generation_config.json `max_new_tokens` as the default max_tokens.
+with the model's default max_tokens (`sampling_defaults`: the configuration's, the checkpoint's
+generation_config.json `max_new_tokens`, or `generation.default_max_tokens`) for a request that
+gives none.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ class GenerativeModel(ServedModelBase):
         return self.engine.generate(self._with_default_max_tokens(request))
 
     def _with_default_max_tokens(self, request: GenerationRequest) -> GenerationRequest:
-        """A request without max_tokens gets generation_config.json's max_new_tokens, capped
+        """A request without max_tokens gets the model's default (`sampling_defaults`), capped
         by the room its prompt leaves (vLLM's `get_max_tokens`): a default must never make a
         request fail that would succeed without it. Never below the request's min_tokens."""
         default = self._sampling_defaults.get("max_tokens")

@@ -251,3 +251,80 @@ def test_none_never_reads_the_file() -> None:
 
     config = ModelConfig(model_name="m", model_dir="/m", generation={"generation_config": "none"})
     assert checked_sampling_defaults(config, read) == {}
+
+
+# ------------------------------- the configuration's own: sampling_defaults, default_max_tokens
+
+OVERRIDES = {"temperature": 0.2, "top_p": 0.5, "max_new_tokens": 4}  # vLLM's name for max_tokens
+
+
+def served_params(model: GenerativeModel, body: dict[str, Any]) -> tuple[SamplingParams, int]:
+    """What the engine got for `body` on /v1/completions, and the completion's length."""
+
+    async def send() -> tuple[SamplingParams, int]:
+        spy = Spy(model)
+        app = make_served_app(FakeRegistry([model]))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            response = await http.post("/v1/completions", json={"model": "gen", **body})
+        assert response.status_code == 200, response.text
+        return spy.requests[-1].params, response.json()["usage"]["completion_tokens"]
+
+    return asyncio.run(send())
+
+
+def test_merge_order_request_then_override_then_checkpoint_then_openai(
+    checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    generation = {"sampling_defaults": OVERRIDES, "default_max_tokens": 50}
+    with caplog.at_level(logging.INFO, logger="hf_runtime"):
+        model = load(checkpoint, generation=generation)
+    try:
+        # Override > checkpoint (temperature, top_p, max_tokens 4 over 7; default_max_tokens
+        # 50 only where nothing else sets one); checkpoint > OpenAI (top_k, repetition_penalty).
+        merged = {"temperature": 0.2, "top_k": 5, "top_p": 0.5, "repetition_penalty": 1.1,
+                  "max_tokens": 4}  # fmt: skip
+        assert model.sampling_defaults == merged
+        params, length = served_params(model, {"prompt": "Hi", "ignore_eos": True})
+        assert sampled(params) == merged and length == 4
+        assert (params.min_p, params.presence_penalty) == (0.0, 0.0)  # OpenAI's: none set them
+        own = {"temperature": 0.0, "top_k": 2, "top_p": 1.0, "repetition_penalty": 1.0,
+               "max_tokens": 2}  # fmt: skip
+        params, length = served_params(model, {"prompt": "Hi", "ignore_eos": True, **own})
+        assert sampled(params) == own and length == 2  # the request wins over every default
+    finally:
+        asyncio.run(model.aclose())
+    (line,) = [r.getMessage() for r in caplog.records if "sampling defaults from" in r.getMessage()]
+    assert line == (
+        "model gen: sampling defaults from generation_config.json: repetition_penalty=1.1, "
+        "top_k=5; from generation.sampling_defaults: max_tokens=4, temperature=0.2, top_p=0.5 "
+        "(for request fields left unset)"
+    )
+
+
+def test_default_max_tokens_below_the_checkpoints_length(checkpoint: Path) -> None:
+    """generation.default_max_tokens stands in for "the rest of the context": the checkpoint's
+    max_new_tokens (and sampling_defaults.max_tokens) are the model's own, and win."""
+    model = load(checkpoint, generation={"default_max_tokens": 50})
+    try:
+        assert model.sampling_defaults["max_tokens"] == 7
+    finally:
+        asyncio.run(model.aclose())
+
+
+def test_default_max_tokens_and_overrides_apply_without_the_checkpoints(checkpoint: Path) -> None:
+    """generation_config: none drops the file's values; the configured ones still apply (as
+    vLLM applies --override-generation-config over --generation-config vllm)."""
+    generation = {"generation_config": "none", "sampling_defaults": {"temperature": 0.2},
+                  "default_max_tokens": 6}  # fmt: skip
+    model = load(checkpoint, generation=generation)
+    try:
+        assert model.sampling_defaults == {"temperature": 0.2, "max_tokens": 6}
+        params, length = served_params(model, {"prompt": "Hi", "ignore_eos": True})
+        assert (params.temperature, params.top_k, params.max_tokens, length) == (0.2, 0, 6, 6)
+        # Still capped by the room the prompt leaves: a prompt that fits is never refused.
+        prompt = [5] * (model.max_model_len - 2)
+        params, length = served_params(model, {"prompt": prompt, "ignore_eos": True})
+        assert (params.max_tokens, length) == (2, 2)
+    finally:
+        asyncio.run(model.aclose())

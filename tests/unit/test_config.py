@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,111 @@ def test_file_problems(tmp_path: Path) -> None:
         load_config(args={"config": str(write(tmp_path, dup))}, env={})
     with pytest.raises(ConfigError, match="model_id or model_dir"):
         load_config(args={"config": str(write(tmp_path, "models: [{model_name: a}]"))}, env={})
+
+
+# ------------------------------------------ generation.sampling_defaults, default_max_tokens
+
+
+def generation_of(tmp_path: Path, section: str, **sources: dict[str, str]) -> Any:
+    path = write(tmp_path, f"models:\n  - model_dir: /m\n    generation: {section}\n")
+    args = {"config": str(path), **sources.get("args", {})}
+    return load_config(args=args, env=sources.get("env", {})).models[0].generation
+
+
+def test_default_file_serves_smollm2_with_its_model_cards_sampling() -> None:
+    smollm2 = load_config(args={}, env={}).models[1].generation
+    assert smollm2.sampling_defaults.values() == {"temperature": 0.2, "top_p": 0.9}
+    assert smollm2.default_max_tokens == 256
+
+
+def test_sampling_defaults_are_off_unless_configured() -> None:
+    settings = load_config(args={"model_dir": "/m"}, env={}).models[0].generation
+    assert settings.sampling_defaults.values() == {} and settings.default_max_tokens is None
+
+
+def test_sampling_defaults_in_the_file(tmp_path: Path) -> None:
+    section = (
+        "{sampling_defaults: {temperature: 0, top_p: 1, top_k: -1, min_p: 0.05, "
+        "presence_penalty: -2, frequency_penalty: 2, repetition_penalty: 1.1, "
+        "max_new_tokens: 64}, default_max_tokens: 100}"
+    )
+    settings = generation_of(tmp_path, section)
+    assert settings.sampling_defaults.values() == {
+        "temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.05, "presence_penalty": -2.0,
+        "frequency_penalty": 2.0, "repetition_penalty": 1.1, "max_tokens": 64,
+    }  # fmt: skip
+    assert settings.default_max_tokens == 100
+
+
+def test_flat_flags_from_env_and_args_merge_over_the_file(tmp_path: Path) -> None:
+    section = "{sampling_defaults: {temperature: 0.2, top_p: 0.9}, max_num_seqs: 3}"
+    env = {
+        "HF_RUNTIME_OVERRIDE_GENERATION_CONFIG": '{"temperature": 0.7, "max_new_tokens": 9}',
+        "HF_RUNTIME_DEFAULT_MAX_TOKENS": "128",
+    }
+    settings = generation_of(tmp_path, section, env=env)
+    assert settings.sampling_defaults.values() == {
+        "temperature": 0.7, "top_p": 0.9, "max_tokens": 9,
+    }  # fmt: skip
+    assert (settings.default_max_tokens, settings.max_num_seqs) == (128, 3)
+    args = {"override_generation_config": '{"top_p": 0.5}', "default_max_tokens": "64"}
+    settings = generation_of(tmp_path, section, env=env, args=args)
+    assert settings.sampling_defaults.values() == {"temperature": 0.2, "top_p": 0.5}
+    assert settings.default_max_tokens == 64
+
+
+def test_cli_takes_vllms_override_generation_config() -> None:
+    from hf_runtime.cli import serve_command
+
+    command = serve_command(["--model_dir", "/m", "--override-generation-config",
+                             '{"temperature": 0.2}', "--default-max-tokens", "32"])  # fmt: skip
+    assert 'override_generation_config={"temperature": 0.2}' in command
+    assert "default_max_tokens=32" in command
+    with pytest.raises(ConfigError, match="sampling_defaults.temp: unknown key"):
+        serve_command(["--model_dir", "/m", "--override-generation-config", '{"temp": 0.2}'])
+
+
+@pytest.mark.parametrize(
+    ("section", "needle"),
+    [
+        ("{sampling_defaults: {temp: 0.2}}", "sampling_defaults.temp: unknown key"),
+        ("{sampling_defaults: {do_sample: true}}", "sampling_defaults.do_sample: unknown key"),
+        ("{sampling_defaults: {temperature: -0.1}}", "sampling_defaults.temperature"),
+        ("{sampling_defaults: {temperature: .inf}}", "finite"),
+        ("{sampling_defaults: {temperature: .nan}}", "finite"),
+        ("{sampling_defaults: {temperature: true}}", "temperature: Value error, must be a number"),
+        ("{sampling_defaults: {temperature: hot}}", "sampling_defaults.temperature"),
+        ("{sampling_defaults: {top_p: 0}}", "sampling_defaults.top_p"),
+        ("{sampling_defaults: {top_p: 1.5}}", "sampling_defaults.top_p"),
+        ("{sampling_defaults: {top_k: -2}}", "sampling_defaults.top_k"),
+        ("{sampling_defaults: {top_k: 2.5}}", "sampling_defaults.top_k"),
+        ("{sampling_defaults: {min_p: 1.1}}", "sampling_defaults.min_p"),
+        ("{sampling_defaults: {presence_penalty: 2.5}}", "sampling_defaults.presence_penalty"),
+        ("{sampling_defaults: {frequency_penalty: -3}}", "sampling_defaults.frequency_penalty"),
+        ("{sampling_defaults: {repetition_penalty: 0}}", "sampling_defaults.repetition_penalty"),
+        ("{sampling_defaults: {max_tokens: 0}}", "sampling_defaults.max_tokens"),
+        ("{sampling_defaults: {max_tokens: 5, max_new_tokens: 6}}", "give one"),
+        ("{sampling_defaults: [0.2]}", "sampling_defaults"),
+        ("{default_max_tokens: 0}", "generation.default_max_tokens"),
+        ("{default_max_tokens: many}", "generation.default_max_tokens"),
+    ],
+)
+def test_bad_sampling_defaults_are_config_errors(tmp_path: Path, section: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        generation_of(tmp_path, section)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("OVERRIDE_GENERATION_CONFIG", "{not json", "expected a JSON object"),
+        ("OVERRIDE_GENERATION_CONFIG", "0.2", "expected a JSON object"),
+        ("OVERRIDE_GENERATION_CONFIG", '{"top_p": 2}', "sampling_defaults.top_p"),
+        ("DEFAULT_MAX_TOKENS", "-1", "generation.default_max_tokens"),
+    ],
+)
+def test_bad_flat_flags_are_config_errors(flag: str, value: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(args={"model_dir": "/m"}, env={f"HF_RUNTIME_{flag}": value})
+    assert needle in str(info.value)

@@ -148,7 +148,8 @@ def _generation(
         for index, module in enumerate(engine_config.lora_modules, start=1)
     )
     # vLLM's own rule (--generation-config auto, and any override_generation_config in
-    # vllm.engine_args), checked like the huggingface backend's.
+    # vllm.engine_args), checked like the huggingface backend's; generation.sampling_defaults
+    # and default_max_tokens are laid over it there, as on that backend.
     sampling_defaults = checked_sampling_defaults(
         config, engine.model_config.get_diff_sampling_param
     )

@@ -41,8 +41,9 @@ def sampling_params(
     structured: StructuredOutput | None = None,
 ) -> SamplingParams:
     """SamplingParams for choice 0. A field the request leaves unset (`None`) takes the model's
-    default (`defaults`: its generation_config.json values, `TextGenerator.sampling_defaults`),
-    else OpenAI's; one the request sets keeps its own (vLLM's order). The default max_tokens
+    default (`defaults`: its configured and generation_config.json values,
+    `TextGenerator.sampling_defaults`), else OpenAI's; one the request sets keeps its own
+    (vLLM's order). The default max_tokens
     is left to the model, which caps it by the room the prompt leaves. `structured`: the
     grammar the reply follows (response_format, or a forced tool call)."""
     openai = SamplingParams()

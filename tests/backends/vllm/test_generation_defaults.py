@@ -63,3 +63,23 @@ def test_override_generation_config_and_none(checkpoint: Path) -> None:
         dict(parts_for(checkpoint, generation={"generation_config": "none"}).sampling_defaults)
         == {}
     )
+
+
+def test_configured_defaults_merge_over_vllms(checkpoint: Path) -> None:
+    """Request > generation.sampling_defaults > generation_config.json (and vLLM's own
+    engine_args override) > default_max_tokens, as on the huggingface backend: the runtime
+    applies the merged map (tests/runtime/test_generation_defaults.py) on either backend."""
+    generation = {"sampling_defaults": {"temperature": 0.2, "max_new_tokens": 4, "top_p": 0.5},
+                  "default_max_tokens": 50}  # fmt: skip
+    section = {"enforce_eager": True, "engine_args": {"override_generation_config": {"top_p": 0.8}}}
+    parts = parts_for(checkpoint, vllm=section, generation=generation)
+    assert dict(parts.sampling_defaults) == {
+        "temperature": 0.2, "top_k": 5, "top_p": 0.5, "repetition_penalty": 1.1, "max_tokens": 4,
+    }  # fmt: skip
+    below = parts_for(checkpoint, generation={"default_max_tokens": 50})
+    assert below.sampling_defaults["max_tokens"] == 7  # the checkpoint's max_new_tokens wins
+    none = {"generation_config": "none", "sampling_defaults": {"temperature": 0.2},
+            "default_max_tokens": 6}  # fmt: skip
+    assert dict(parts_for(checkpoint, generation=none).sampling_defaults) == {
+        "temperature": 0.2, "max_tokens": 6,
+    }  # fmt: skip
