@@ -31,10 +31,9 @@ from hf_runtime.protocols.codecs import v1_json
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError
+from hf_runtime.protocols.model_cards import model_card
 from hf_runtime.routes import V1_EXPLAIN, V1_MODEL, V1_MODELS, V1_PREDICT
 from hf_runtime.types import TextPair
-
-OWNED_BY = "hf-runtime"
 
 
 def make_app(registry: ModelRegistry) -> FastAPI:
@@ -44,18 +43,18 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     plane = DataPlane(registry)
     created = int(time.time())  # OpenAI's `created`: when this server started
 
-    def model_card(name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": created, "owned_by": OWNED_BY}
+    def card(name: str) -> dict[str, Any]:
+        return model_card(registry.get(name), created)
 
     @app.get(V1_MODELS.path)
     async def list_models() -> dict[str, Any]:
         names = plane.model_names()
-        return {"models": names, "object": "list", "data": [model_card(n) for n in names]}
+        return {"models": names, "object": "list", "data": [card(n) for n in names]}
 
     @app.get(V1_MODEL.path)
     async def model_status(name: str) -> dict[str, Any]:
         plane.require_ready(name)  # KServe: 503 while not ready; a FAILED model says why
-        return {"name": name, "ready": True, **model_card(name)}
+        return {"name": name, "ready": True, **card(name)}
 
     hot = APIRouter(route_class=LeanRoute)
 

@@ -1,7 +1,8 @@
 """GET /models and GET /models/{name}.
 
 The body is the merged shape the KServe V1 app also serves at /v1/models (mounted first, it
-wins there): OpenAI's fields plus KServe's, so either client reads either prefix.
+wins there): OpenAI's fields plus KServe's, so either client reads either prefix. Each model's
+card: `hf_runtime.protocols.model_cards`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from hf_runtime.model import ModelRegistry, ServedModel
+from hf_runtime.protocols.model_cards import model_card
 from hf_runtime.routes import OPENAI_MODEL, OPENAI_MODELS
-
-OWNED_BY = "hf-runtime"
-
-
-def model_card(model: ServedModel, created: int) -> dict[str, Any]:
-    """One model as OpenAI lists it: {"id", "object": "model", "created", "owned_by"}."""
-    return {"id": model.name, "object": "model", "created": created, "owned_by": OWNED_BY}
 
 
 def models_list_body(registry: ModelRegistry, created: int) -> dict[str, Any]:

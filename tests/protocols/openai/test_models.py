@@ -161,3 +161,35 @@ async def test_retrieve_model(client: httpx.AsyncClient) -> None:
     loading = await client.get("/openai/v1/models/loading")
     assert loading.status_code == 200 and loading.json()["ready"] is False
     assert_error(await client.get("/openai/v1/models/nope"), 404, "model", "does not exist")
+
+
+async def test_a_generator_with_defaults_states_them_on_both_prefixes() -> None:
+    """What a request that leaves fields unset gets (generation.sampling_defaults,
+    default_max_tokens, generation_config.json, merged) and vLLM's max_model_len, on the
+    KServe V1 app's /v1/models and the OpenAI app's alike; models without defaults keep
+    OpenAI's four fields."""
+    from hf_runtime.protocols import kserve_v1
+
+    tuned = ScriptedGenerator(max_model_len=2048)
+    tuned.sampling_defaults = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 256}
+    registry = FakeRegistry(
+        [
+            FakeModel("tuned", generator=tuned),
+            FakeModel("plain", generator=ScriptedGenerator()),
+            FakeModel("minilm", "text_embedding"),
+            FakeModel("loading", generator=tuned, ready=False),
+        ]
+    )
+    root = Starlette(
+        routes=[Mount("/openai/v1", make_app(registry)), Mount("/v1", kserve_v1.make_app(registry))]
+    )
+    stated = {"max_model_len": 2048, "sampling_defaults": tuned.sampling_defaults}
+    transport = httpx.ASGITransport(app=root)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for prefix in ("/v1", "/openai/v1"):
+            cards = {c["id"]: c for c in (await client.get(f"{prefix}/models")).json()["data"]}
+            assert {k: cards["tuned"][k] for k in stated} == stated
+            for name in ("plain", "minilm", "loading"):
+                assert set(cards[name]) == {"id", "object", "created", "owned_by"}
+            one = (await client.get(f"{prefix}/models/tuned")).json()
+            assert one["ready"] is True and {k: one[k] for k in stated} == stated
