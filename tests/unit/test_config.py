@@ -159,9 +159,9 @@ def generation_of(tmp_path: Path, section: str, **sources: dict[str, str]) -> An
     return load_config(args=args, env=sources.get("env", {})).models[0].generation
 
 
-def test_default_file_serves_smollm2_with_its_model_cards_sampling() -> None:
+def test_default_file_serves_smollm2_greedy_and_short() -> None:
     smollm2 = load_config(args={}, env={}).models[1].generation
-    assert smollm2.sampling_defaults.values() == {"temperature": 0.2, "top_p": 0.9}
+    assert smollm2.sampling_defaults.values() == {"temperature": 0.0}
     assert smollm2.default_max_tokens == 256
 
 
