@@ -170,3 +170,65 @@ def test_messages_errors_in_anthropics_shape(claude: anthropic.Anthropic) -> Non
             tools=[{"type": "web_search_20250305", "name": "web_search"}],  # type: ignore[list-item]
         )  # fmt: skip
     assert "web_search" in json.dumps(caught.value.body)
+
+
+# ---------------------------------------------------------------- OpenAI Responses
+
+
+def test_responses_text_equals_chat_completions_and_streams_the_same(oai: openai.OpenAI) -> None:
+    chat = oai.chat.completions.create(
+        model="smollm2",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": QUESTION},
+        ],
+        max_tokens=24,
+        temperature=0,
+    )
+    response = oai.responses.create(
+        model="smollm2", instructions="Be brief.", input=QUESTION, max_output_tokens=24,
+        temperature=0,
+    )  # fmt: skip
+    assert response.output_text == chat.choices[0].message.content
+    assert response.usage is not None and chat.usage is not None
+    assert response.usage.input_tokens == chat.usage.prompt_tokens
+    expected = "incomplete" if chat.choices[0].finish_reason == "length" else "completed"
+    assert response.status == expected
+    events = list(
+        oai.responses.create(
+            model="smollm2", instructions="Be brief.", input=QUESTION, max_output_tokens=24,
+            temperature=0, stream=True,
+        )
+    )  # fmt: skip
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == response.output_text
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_responses_forced_call_and_previous_response_id(oai: openai.OpenAI) -> None:
+    tool: Any = {"type": "function", "name": "get_weather", "description": "Current weather",
+                 "parameters": WEATHER, "strict": True}  # fmt: skip
+    first = oai.responses.create(
+        model="smollm2", input="What is the weather in Paris, in celsius?", tools=[tool],
+        tool_choice={"type": "function", "name": "get_weather"}, temperature=0,
+        max_output_tokens=60,
+    )  # fmt: skip
+    (call,) = first.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    jsonschema.validate(json.loads(call.arguments), WEATHER)
+    second = oai.responses.create(
+        model="smollm2", previous_response_id=first.id, tools=[tool], temperature=0,
+        max_output_tokens=16,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18 C"}],
+    )  # fmt: skip
+    assert second.previous_response_id == first.id and second.status in ("completed", "incomplete")
+    # The earlier turn is carried: the prompt holds the first question and the call.
+    assert second.usage is not None and first.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens
+    assert oai.responses.retrieve(second.id).output_text == second.output_text
+    oai.responses.delete(second.id)
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(second.id)
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(model="smollm2", input="x", tools=[{"type": "web_search"}])
+    assert "web_search" in caught.value.message
