@@ -85,6 +85,11 @@ class Route:
     def paths(self) -> tuple[str, ...]:
         return tuple(m + self.path for m in MOUNTS[self.surface]) + self.root_aliases
 
+    def app_paths(self, root: bool) -> tuple[str, ...]:
+        """The paths an app declares it at: its root aliases in the root app, else `path`
+        (relative to the app's mounts)."""
+        return self.root_aliases if root else (self.path,)
+
     def error_statuses(self) -> frozenset[int]:
         """Every error status it can answer (its OpenAPI error responses)."""
         statuses = {400, 413, 500}

@@ -110,7 +110,7 @@ def scoring_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
     async def score_route(body: ScoreRequest, request: Request) -> Response:
         return await cancel_on_disconnect(request, score(registry, body, request))
 
-    for path in OPENAI_RERANK.root_aliases if root else (OPENAI_RERANK.path,):
+    for path in OPENAI_RERANK.app_paths(root):
         router.add_api_route(
             path,
             rerank_route,
@@ -119,7 +119,7 @@ def scoring_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
             name="rerank",
             summary="Rerank documents by relevance to a query",
         )
-    for path in OPENAI_SCORE.root_aliases if root else (OPENAI_SCORE.path,):
+    for path in OPENAI_SCORE.app_paths(root):
         router.add_api_route(
             path,
             score_route,

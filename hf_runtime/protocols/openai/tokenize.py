@@ -138,7 +138,7 @@ def tokenize_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter
     async def detokenize_route(body: DetokenizeRequest) -> Response:
         return await detokenize(registry, body)
 
-    for path in OPENAI_TOKENIZE.root_aliases if root else (OPENAI_TOKENIZE.path,):
+    for path in OPENAI_TOKENIZE.app_paths(root):
         router.add_api_route(
             path,
             tokenize_route,
@@ -147,7 +147,7 @@ def tokenize_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter
             name="tokenize",
             summary="Tokenize a text (prompt) or a chat (messages) with the model's tokenizer",
         )
-    for path in OPENAI_DETOKENIZE.root_aliases if root else (OPENAI_DETOKENIZE.path,):
+    for path in OPENAI_DETOKENIZE.app_paths(root):
         router.add_api_route(
             path,
             detokenize_route,
