@@ -36,6 +36,8 @@ from hf_runtime.types import (
     Prediction,
     RepositoryEntry,
     ScoreResult,
+    TokenEmbeddings,
+    Truncation,
 )
 
 
@@ -58,10 +60,25 @@ class Embedder(Protocol):
         inputs: Sequence[str] | Sequence[Sequence[int]],
         dimensions: int | None = None,
         prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+        normalize: bool | None = None,
     ) -> EmbeddingResult:
         """Token-id inputs allowed. `dimensions` truncates each vector to its first N values
         and renormalises (Matryoshka). `prompt_name`: one of the model's prompts, prepended to
-        every text (None: its default prompt); an unknown name is InvalidInput."""
+        every text (None: its default prompt); an unknown name is InvalidInput. `truncation`:
+        how over-long texts are cut (None: the model's rule). `normalize`: L2-normalise the
+        vectors or not (None: the model's `normalize_embeddings`)."""
+
+    async def embed_tokens(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+    ) -> TokenEmbeddings:
+        """Every token's last hidden state, unpooled (TEI's /embed_all): one [tokens, hidden]
+        list per input, special tokens and the prompt included."""
 
 
 class Scorer(Protocol):
@@ -71,10 +88,17 @@ class Scorer(Protocol):
     def max_pairs(self) -> int:
         """The most pairs one request may hold (the model's `batching.max_queue_size`)."""
 
-    async def score(self, text_1: Sequence[str], text_2: Sequence[str]) -> ScoreResult:
+    async def score(
+        self,
+        text_1: Sequence[str],
+        text_2: Sequence[str],
+        *,
+        truncation: Truncation | None = None,
+    ) -> ScoreResult:
         """One score per text of `text_2`: against `text_1[0]` when `text_1` holds one text
         (1:N), else against the text at the same index (N:N, equal lengths). Raises
-        InvalidInput for bad texts, Overloaded when the queue is full."""
+        InvalidInput for bad texts, Overloaded when the queue is full. `truncation`: how
+        over-long texts (a pair's document) are cut (None: the model's rule)."""
 
 
 class TextTokenizer(Protocol):

@@ -23,6 +23,20 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class ModelFacts:
+    """Where a model came from and the limits it runs under (TEI's /info reports them)."""
+
+    source: str  # the Hub id, or the folder it was loaded from
+    revision: str | None
+    dtype: str  # as configured ("auto": the checkpoint's)
+    max_batch_tokens: int
+    max_queue_size: int
+    auto_truncate: bool
+    pooling: tuple[str, ...] = ()  # an embedding model's pooling modes
+    labels: dict[int, str] = field(default_factory=dict)  # a classifier's id2label
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     name: str
     task: str
@@ -30,6 +44,7 @@ class ModelMetadata:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     versions: list[str] | None = None
+    facts: ModelFacts | None = None  # None: not known (a test's model)
 
 
 class ModelState(str, Enum):
@@ -85,10 +100,29 @@ class Prediction:
     tensors: list[OutputTensor]
 
 
+@dataclass(frozen=True)
+class Truncation:
+    """How one request's over-long texts are cut (TEI's `truncate` and
+    `truncation_direction`). `enabled` None: the model's `auto_truncate`; false: an over-long
+    text is refused (TooLarge). `side` "left" keeps the end of the text, "right" its start;
+    the tokenizer's special tokens stay either way (transformers' `truncation_side`)."""
+
+    enabled: bool | None = None
+    side: Literal["left", "right"] = "right"
+
+
 @dataclass
 class EmbeddingResult:
     embeddings: list[list[float]]
     prompt_tokens: int  # real tokens (special tokens counted, padding not)
+
+
+@dataclass
+class TokenEmbeddings:
+    """Per input, every token's vector (rows of the last hidden state, unpooled)."""
+
+    embeddings: list[list[list[float]]]
+    prompt_tokens: int
 
 
 # The V2 inputs of a pair request (and a rerank model's declared inputs), in pair order.

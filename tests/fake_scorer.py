@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hf_runtime.errors import HFRuntimeError
 from hf_runtime.types import ScoreResult
@@ -41,7 +42,9 @@ class FakeScorer:
         self.max_pairs = max_pairs
         self.calls: list[tuple[list[str], list[str]]] = []
 
-    async def score(self, text_1: Sequence[str], text_2: Sequence[str]) -> ScoreResult:
+    async def score(
+        self, text_1: Sequence[str], text_2: Sequence[str], *, truncation: Any = None
+    ) -> ScoreResult:
         self._owner._check_ready()  # type: ignore[attr-defined]
         failure: HFRuntimeError | None = self._owner.fail_with  # type: ignore[attr-defined]
         if failure is not None:

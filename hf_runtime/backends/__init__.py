@@ -92,12 +92,15 @@ class ForwardItem:
     `positions`: return token-level outputs only at these (unpadded) positions (fill-mask).
     `prompt_length`: pooling leaves out this many leading tokens (a prompt that a
     sentence-transformers Pooling with `include_prompt: false` does not pool).
+    `token_states`: return this text's per-token states ([tokens, H], the ones pooling
+    reads) instead of its pooled vector (TEI's /embed_all), whatever the spec pools.
     """
 
     encoding: Encoding
     min_length: int = 0
     positions: tuple[int, ...] | None = None
     prompt_length: int = 0
+    token_states: bool = False
 
     @property
     def padded_length(self) -> int:
@@ -174,17 +177,25 @@ class EncoderBackend(Protocol):
         *,
         truncate: bool = True,
         add_special_tokens: bool | None = None,
+        truncation_side: str = "right",
     ) -> list[Encoding]:
         """Tokenize with the configured special-token and case settings; `truncate` cuts each
-        text to the model's max length (false: full length, for `auto_truncate: false`);
+        text to the model's max length (false: full length, for `auto_truncate: false`),
+        keeping its start ("right") or its end ("left"), special tokens kept either way;
         `add_special_tokens` overrides the configured setting (the /tokenize route)."""
 
     def tokenize_pairs(
-        self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
+        self,
+        firsts: Sequence[str],
+        seconds: Sequence[str],
+        *,
+        truncate: bool = True,
+        truncation_side: str = "right",
     ) -> list[Encoding]:
         """Tokenize (query, document) pairs as one sequence each, with the tokenizer's
-        `token_type_ids` when it has them; `truncate` cuts the document, never the query,
-        unless the query alone is too long (see `tokenizer_rules.tokenize_pairs`)."""
+        `token_type_ids` when it has them; `truncate` cuts the document (its end, or with
+        "left" its start), never the query, unless the query alone is too long (see
+        `tokenizer_rules.tokenize_pairs`)."""
 
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         """Wrap caller-provided token ids as encodings (no special tokens are added)."""

@@ -7,7 +7,8 @@ each backend. No heavy imports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,24 @@ def read_chat_template(path: str | None) -> str | None:
         raise ConfigError(f"generation.chat_template: cannot read {path}: {exc}") from None
 
 
+@contextmanager
+def truncating_from(tokenizer: Any, side: str) -> Iterator[None]:
+    """Calls inside cut over-long texts from `side` ("left" keeps the end of a text),
+    transformers' `truncation_side`, which keeps the special tokens. Call under the backend's
+    tokenizer lock: the side is the shared tokenizer's, set back on the way out."""
+    if side not in ("left", "right"):
+        raise ValueError(f"truncation side must be left or right, not {side!r}")
+    before = getattr(tokenizer, "truncation_side", "right")
+    if side == before:
+        yield
+        return
+    tokenizer.truncation_side = side
+    try:
+        yield
+    finally:
+        tokenizer.truncation_side = before
+
+
 def encodings_from_batch(batch: Any, texts: Sequence[str]) -> list[Encoding]:
     """A tokenizer's batch output (unpadded) as Encodings, with token types and character
     offsets when the tokenizer returned them (the text rides along with its offsets)."""
@@ -66,6 +85,7 @@ def tokenize_pairs(
     truncate: bool,
     add_special_tokens: bool,
     token_type_ids: bool | None = None,
+    truncation_side: str = "right",
 ) -> list[Encoding]:
     """(query, document) pairs as single sequences, the way cross-encoders were trained.
 
@@ -95,6 +115,16 @@ def tokenize_pairs(
 
     if not truncate:
         return encode(firsts, seconds, False)
+    with truncating_from(tokenizer, truncation_side):
+        return _truncated_pairs(encode, firsts, seconds, max_length)
+
+
+def _truncated_pairs(
+    encode: Callable[[Sequence[str], Sequence[str], str | bool], list[Encoding]],
+    firsts: Sequence[str],
+    seconds: Sequence[str],
+    max_length: int,
+) -> list[Encoding]:
     try:
         encodings: list[Encoding | None] = list(encode(firsts, seconds, "only_second"))
     except Exception:  # tokenizers' truncation error is a bare Exception: retry pair by pair

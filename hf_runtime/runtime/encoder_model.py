@@ -29,6 +29,8 @@ from hf_runtime.types import (
     OutputOptions,
     Prediction,
     ScoreResult,
+    TokenEmbeddings,
+    Truncation,
 )
 
 if TYPE_CHECKING:
@@ -88,6 +90,10 @@ class EncoderModel(ServedModelBase):
             platform=self._platform,
             inputs=self.processor.input_specs(),
             outputs=self.processor.output_specs(),
+            facts=self.facts(
+                pooling=tuple(getattr(self.processor, "pooling", ())),
+                labels=dict(getattr(self.processor, "id2label", {})),
+            ),
         )
 
     def stats(self) -> dict[str, int]:
@@ -112,12 +118,20 @@ class EncoderModel(ServedModelBase):
     # its inputs are tokenized (a key of `_tokenize_batch`) and checks its encodings itself.
 
     def _tokenize_batch(self, key: Hashable, inputs: list[Any]) -> list[Encoding]:
-        """Blocking (the inference thread): ("texts", truncate) or ("pairs", truncate)."""
-        kind, truncate = key  # type: ignore[misc]
+        """Blocking (the inference thread): ("texts" or "pairs", truncate, truncation side)."""
+        kind, truncate, side = key  # type: ignore[misc]
         if kind == "pairs":
             firsts, seconds = [p[0] for p in inputs], [p[1] for p in inputs]
-            return self.encoder.tokenize_pairs(firsts, seconds, truncate=truncate)
-        return self.encoder.tokenize(inputs, truncate=truncate)
+            return self.encoder.tokenize_pairs(
+                firsts, seconds, truncate=truncate, truncation_side=side
+            )
+        return self.encoder.tokenize(inputs, truncate=truncate, truncation_side=side)
+
+    def _truncating(self, truncation: Truncation | None) -> tuple[bool, str]:
+        """(cut over-long texts?, from which side): the request's, else auto_truncate."""
+        truncation = truncation or Truncation()
+        enabled = self.config.auto_truncate if truncation.enabled is None else truncation.enabled
+        return enabled, truncation.side
 
     def _text_job(
         self,
@@ -125,30 +139,38 @@ class EncoderModel(ServedModelBase):
         param: str,
         finish: Callable[[list[Encoding], list[Any]], Any],
         prompt_length: int = 0,
+        truncation: Truncation | None = None,
+        token_states: bool = False,
     ) -> EncoderJob:
         """A job over `texts`. With auto_truncate (KServe's behaviour) texts are cut to the
         model's maximum length; without it (TEI's `auto_truncate: false`) a longer text is
         refused with TooLarge naming it, rather than silently embedded or classified on a
-        prefix. `prompt_length`: the leading tokens (a prompt) pooling leaves out. The
-        request is logged from the inference thread, with its request id."""
+        prefix; `truncation` is one request's choice of both (TEI's `truncate`,
+        `truncation_direction`). `prompt_length`: the leading tokens (a prompt) pooling leaves
+        out; `token_states`: per-token states instead of pooled vectors. The request is
+        logged from the inference thread, with its request id."""
         request_id = current_request_id()
+        truncate, side = self._truncating(truncation)
 
         def prepare(encodings: list[Encoding]) -> list[Any]:
             self._log_request(texts, request_id)
-            if not self.config.auto_truncate:
+            if not truncate:
                 limit = self.encoder.max_length
                 for index, encoding in enumerate(encodings):
                     if len(encoding) > limit:
                         raise too_long(index, len(encoding), limit, param)
-            return self._forward_items(encodings, prompt_length)
+            return self._forward_items(encodings, prompt_length, token_states)
 
-        key = ("texts", self.config.auto_truncate)
+        key = ("texts", truncate, side)
         return EncoderJob(list(texts), tokenize=key, prepare=prepare, finish=finish)
 
-    def _forward_items(self, encodings: list[Encoding], prompt_length: int = 0) -> list[Any]:
+    def _forward_items(
+        self, encodings: list[Encoding], prompt_length: int = 0, token_states: bool = False
+    ) -> list[Any]:
         items = self.processor.forward_items(encodings, pad_to_request_max=self._pad_to_request_max)
-        if prompt_length:
-            items = [replace(item, prompt_length=prompt_length) for item in items]
+        if prompt_length or token_states:
+            changes = {"prompt_length": prompt_length, "token_states": token_states}
+            items = [replace(item, **changes) for item in items]
         return items
 
     async def embed(
@@ -156,32 +178,69 @@ class EncoderModel(ServedModelBase):
         inputs: Sequence[str] | Sequence[Sequence[int]],
         dimensions: int | None = None,
         prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+        normalize: bool | None = None,
     ) -> EmbeddingResult:
+        processor = self._embedding_processor()
+        processor.check_dimensions(dimensions)
+
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
+            return processor.embedding_result(encodings, outputs, dimensions, normalize)
+
+        return await self.batcher.run(
+            await self._embedding_job(inputs, prompt_name, truncation, finish)
+        )
+
+    async def embed_tokens(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+    ) -> TokenEmbeddings:
+        self._embedding_processor()
+
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> TokenEmbeddings:
+            vectors = [[list(map(float, row)) for row in states] for states in outputs]
+            return TokenEmbeddings(vectors, sum(len(e) for e in encodings))
+
+        job = await self._embedding_job(inputs, prompt_name, truncation, finish, True)
+        return await self.batcher.run(job)
+
+    def _embedding_processor(self) -> TextEmbeddingProcessor:
         from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
 
         processor = self.processor
         # Embedder is offered only for text_embedding (see __init__): never reached otherwise.
         assert isinstance(processor, TextEmbeddingProcessor), self.task
-        processor.check_dimensions(dimensions)
+        return processor
+
+    async def _embedding_job(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        prompt_name: str | None,
+        truncation: Truncation | None,
+        finish: Callable[[list[Encoding], list[Any]], Any],
+        token_states: bool = False,
+    ) -> EncoderJob:
+        """The job embedding texts (with their prompt) or token-id lists (as given)."""
+        processor = self._embedding_processor()
         options = processor.options.with_request(OutputOptions(prompt_name=prompt_name))
-
-        def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
-            return processor.embedding_result(encodings, outputs, dimensions)
-
         if isinstance(inputs, str) or (
             isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs)
         ):
             texts = processor.with_prompt(processor.decode_embedding_inputs(inputs), options)
             skip = processor.prompt_length(options)
-            job = self._text_job([str(t) for t in texts], "input", finish, skip)
-            return await self.batcher.run(job)
+            texts = [str(t) for t in texts]
+            return self._text_job(texts, "input", finish, skip, truncation, token_states)
         processor.check_token_input_prompt(options)
         # In a thread: checking and wrapping up to 2048 token lists is not loop work.
         encodings = await asyncio.to_thread(self._token_id_encodings, processor, inputs)
-        job = EncoderJob(
-            self._forward_items(encodings), finish=lambda _, outputs: finish(encodings, outputs)
+        return EncoderJob(
+            self._forward_items(encodings, token_states=token_states),
+            finish=lambda _, outputs: finish(encodings, outputs),
         )
-        return await self.batcher.run(job)
 
     def _token_id_encodings(self, processor: TextEmbeddingProcessor, inputs: Any) -> list[Encoding]:
         """Blocking: OpenAI `input` token lists checked against the vocabulary and length."""
@@ -196,7 +255,13 @@ class EncoderModel(ServedModelBase):
     def max_pairs(self) -> int:
         return self.batcher.max_queue_size
 
-    async def score(self, text_1: Sequence[str], text_2: Sequence[str]) -> ScoreResult:
+    async def score(
+        self,
+        text_1: Sequence[str],
+        text_2: Sequence[str],
+        *,
+        truncation: Truncation | None = None,
+    ) -> ScoreResult:
         if len(text_1) not in (1, len(text_2)):
             raise InvalidInput(
                 f"{len(text_1)} queries for {len(text_2)} documents: give one query, or one "
@@ -204,7 +269,8 @@ class EncoderModel(ServedModelBase):
             )
         if self._task.spec.pair_inputs:  # a cross-encoder reads each pair at once
             firsts = list(text_1) * len(text_2) if len(text_1) == 1 else list(text_1)
-            return await self.batcher.run(self._pair_job(list(zip(firsts, text_2, strict=True))))
+            pairs = list(zip(firsts, text_2, strict=True))
+            return await self.batcher.run(self._pair_job(pairs, truncation))
         # An embedding model: each side embedded once (a 1:N query only once), in one request
         # to the batcher when both fit its queue (two would queue more than one request may),
         # else one side after the other.
@@ -212,17 +278,20 @@ class EncoderModel(ServedModelBase):
 
         texts = [*text_1, *text_2]
         if len(texts) <= self.max_pairs:
-            both = await self._embed_texts(texts)
+            both = await self._embed_texts(texts, truncation)
             vectors, tokens = both.embeddings, both.prompt_tokens
         else:
-            first, second = await self._embed_texts(text_1), await self._embed_texts(text_2)
+            first = await self._embed_texts(text_1, truncation)
+            second = await self._embed_texts(text_2, truncation)
             vectors = first.embeddings + second.embeddings
             tokens = first.prompt_tokens + second.prompt_tokens
         split = len(text_1)
         scores = await asyncio.to_thread(cosine_scores, vectors[:split], vectors[split:])
         return ScoreResult(scores, tokens)
 
-    def _pair_job(self, pairs: list[tuple[str, str]]) -> EncoderJob:
+    def _pair_job(
+        self, pairs: list[tuple[str, str]], truncation: Truncation | None = None
+    ) -> EncoderJob:
         """(query, document) pairs scored by a cross-encoder; without auto_truncate a pair
         longer than the model takes is refused (TooLarge) rather than scored on a cut
         document."""
@@ -245,10 +314,12 @@ class EncoderModel(ServedModelBase):
             prediction = self.processor.postprocess(encodings, outputs, None)
             return ScoreResult(list(prediction.predictions), sum(len(e) for e in encodings))
 
-        key = ("pairs", self.config.auto_truncate)
+        key = ("pairs", *self._truncating(truncation))
         return EncoderJob(pairs, tokenize=key, prepare=prepare, finish=finish)
 
-    async def _embed_texts(self, texts: Sequence[str]) -> EmbeddingResult:
+    async def _embed_texts(
+        self, texts: Sequence[str], truncation: Truncation | None = None
+    ) -> EmbeddingResult:
         from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
 
         processor = self.processor
@@ -259,7 +330,7 @@ class EncoderModel(ServedModelBase):
             return processor.embedding_result(encodings, outputs, None, normalize=True)
 
         prompted = processor.with_prompt(texts)  # the model's default prompt, as encode()
-        job = self._text_job(prompted, "documents", finish, processor.prompt_length())
+        job = self._text_job(prompted, "documents", finish, processor.prompt_length(), truncation)
         return await self.batcher.run(job)
 
     # ------------------------------------------------------------------ TextTokenizer

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hf_runtime.config import ModelConfig
 from hf_runtime.model import C, Embedder, Predictor, Scorer, TextGenerator, TextTokenizer
 from hf_runtime.tasks.registry import Capability, Task
-from hf_runtime.types import ModelState, ModelStatus
+from hf_runtime.types import ModelFacts, ModelState, ModelStatus
 
 # The interface (hf_runtime.model) behind each capability a task declares.
 CAPABILITY_INTERFACES: dict[Capability, type] = {
@@ -41,6 +43,19 @@ class ServedModelBase:
     @property
     def backend(self) -> str:
         return self._platform
+
+    def facts(self, **found: Any) -> ModelFacts:
+        """Its source and limits, from its configuration (plus what the subclass `found`)."""
+        config = self.config
+        return ModelFacts(
+            source=config.model_id or config.model_dir or config.model_name,
+            revision=config.model_revision,
+            dtype=str(config.dtype),
+            max_batch_tokens=config.batching.max_batch_tokens,
+            max_queue_size=config.batching.max_queue_size,
+            auto_truncate=config.auto_truncate,
+            **found,
+        )
 
     def capability(self, kind: type[C]) -> C | None:
         return self._capabilities.get(kind)  # type: ignore[return-value]

@@ -27,6 +27,7 @@ from hf_runtime.backends.tokenizer_rules import (
     encodings_from_batch,
     token_strings,
     tokenize_pairs,
+    truncating_from,
 )
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
@@ -198,11 +199,12 @@ class HFEncoderBackend:
         *,
         truncate: bool = True,
         add_special_tokens: bool | None = None,
+        truncation_side: str = "right",
     ) -> list[Encoding]:
         """`truncate=False` keeps every token (auto_truncate: false refuses long texts)."""
         if add_special_tokens is None:
             add_special_tokens = self._add_special_tokens
-        with self._lock:
+        with self._lock, truncating_from(self._tokenizer, truncation_side):
             batch = self._tokenizer(
                 list(texts),
                 max_length=self._max_length,  # even untruncated: stops a "too long" warning
@@ -216,7 +218,12 @@ class HFEncoderBackend:
         return encodings_from_batch(batch, texts)
 
     def tokenize_pairs(
-        self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
+        self,
+        firsts: Sequence[str],
+        seconds: Sequence[str],
+        *,
+        truncate: bool = True,
+        truncation_side: str = "right",
     ) -> list[Encoding]:
         with self._lock:
             return tokenize_pairs(
@@ -227,6 +234,7 @@ class HFEncoderBackend:
                 truncate=truncate,
                 add_special_tokens=self._add_special_tokens,
                 token_type_ids=True if self._return_token_type_ids else None,
+                truncation_side=truncation_side,
             )
 
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
@@ -320,7 +328,12 @@ class HFEncoderBackend:
                 )
                 if spec.sentence_modules:
                     pooled = self._head(spec)(pooled)
-                return list(pooled.float().cpu().numpy())
+                vectors = list(pooled.float().cpu().numpy())
+                for row, (item, start) in enumerate(zip(items, starts, strict=True)):
+                    if item.token_states:  # the real tokens' rows, unpooled
+                        window = states[row, start : start + len(item.encoding)]
+                        vectors[row] = window.float().cpu().numpy()
+                return vectors
             logits = output.logits
             if logits.ndim == 2:
                 return list(logits.float().cpu().numpy())

@@ -36,7 +36,12 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
 from hf_runtime.backends.pooling import pool_token_states
 from hf_runtime.backends.sentence_head import SentenceHead
-from hf_runtime.backends.tokenizer_rules import encodings_from_batch, token_strings, tokenize_pairs
+from hf_runtime.backends.tokenizer_rules import (
+    encodings_from_batch,
+    token_strings,
+    tokenize_pairs,
+    truncating_from,
+)
 from hf_runtime.backends.vllm.async_llm import (
     engine_failure,
     render_token_prompt,
@@ -135,6 +140,7 @@ class VLLMEncoderBackend:
         *,
         truncate: bool = True,
         add_special_tokens: bool | None = None,
+        truncation_side: str = "right",
     ) -> list[Encoding]:
         """As the huggingface backend's: `truncate=False` keeps every token (the model then
         refuses over-long texts before they reach the engine)."""
@@ -143,7 +149,7 @@ class VLLMEncoderBackend:
         offsets_wanted = self.task.spec.token_offsets and bool(
             getattr(self._tokenizer, "is_fast", False)
         )
-        with self._lock:
+        with self._lock, truncating_from(self._tokenizer, truncation_side):
             batch = self._tokenizer(
                 list(texts),
                 max_length=self._max_length,
@@ -157,7 +163,12 @@ class VLLMEncoderBackend:
         return encodings_from_batch(batch, texts)
 
     def tokenize_pairs(
-        self, firsts: Sequence[str], seconds: Sequence[str], *, truncate: bool = True
+        self,
+        firsts: Sequence[str],
+        seconds: Sequence[str],
+        *,
+        truncate: bool = True,
+        truncation_side: str = "right",
     ) -> list[Encoding]:
         with self._lock:
             return tokenize_pairs(
@@ -167,6 +178,7 @@ class VLLMEncoderBackend:
                 max_length=self._max_length,
                 truncate=truncate,
                 add_special_tokens=self._add_special_tokens,
+                truncation_side=truncation_side,
             )
 
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
@@ -211,7 +223,11 @@ class VLLMEncoderBackend:
             )
             if spec.sentence_modules:
                 pooled = self._head(spec)(pooled)
-        return list(pooled.float().numpy())
+        vectors = list(pooled.float().numpy())
+        for row, (values, item) in enumerate(zip(outputs, items, strict=True)):
+            if item.token_states:  # TEI's /embed_all: the per-token states, unpooled
+                vectors[row] = np.asarray(values.numpy(), np.float32)
+        return vectors
 
     async def _forward(self, items: Sequence[ForwardItem]) -> list[torch.Tensor]:
         return list(await asyncio.gather(*(self._one(item) for item in items)))
