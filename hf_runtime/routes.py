@@ -25,13 +25,20 @@ class Surface(str, Enum):
     KSERVE_V2 = "v2"
     OPENAI = "openai"
     ANTHROPIC = "anthropic"  # the Anthropic Messages API (its own error shape)
+    TEI = "tei"  # text-embeddings-inference's routes, at the root (its own error shape)
     PROBE = "probe"
     METRICS = "metrics"
     OTHER = "other"  # BentoML's docs page and OpenAPI document
 
     @property
     def is_protocol(self) -> bool:
-        return self in (Surface.KSERVE_V1, Surface.KSERVE_V2, Surface.OPENAI, Surface.ANTHROPIC)
+        return self in (
+            Surface.KSERVE_V1,
+            Surface.KSERVE_V2,
+            Surface.OPENAI,
+            Surface.ANTHROPIC,
+            Surface.TEI,
+        )
 
 
 # Where each protocol's app answers: a route's `path` is relative to each of these. The KServe
@@ -41,6 +48,7 @@ MOUNTS: dict[Surface, tuple[str, ...]] = {
     Surface.KSERVE_V2: ("/v2",),
     Surface.OPENAI: ("/v1", "/openai/v1"),
     Surface.ANTHROPIC: ("/v1",),
+    Surface.TEI: ("",),
     Surface.PROBE: ("",),
     Surface.METRICS: ("",),
     Surface.OTHER: ("",),
@@ -62,6 +70,8 @@ OPENAI_DOCUMENT = "/openai/v1/openapi.json"
 ROOT_DOCUMENT = "/scoring/openapi.json"
 # The Anthropic app's, beside its routes ("/v1/openapi.json" is V1's).
 ANTHROPIC_DOCUMENT = "/v1/messages/openapi.json"
+# The TEI app's (a root app: off "/openapi.json" too).
+TEI_DOCUMENT = "/tei/openapi.json"
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,10 @@ class Route:
             statuses.add(429)
         if self.never_succeeds or self.optional:
             statuses.add(501)
+        if self.surface is Surface.TEI:
+            statuses.add(404)  # the `model` named (a field, or /info's query) is unknown
+            if self.method == "POST":
+                statuses.add(424)  # TEI's answer when the model does not serve the route
         return frozenset(statuses)
 
     def shadowed_by_kserve(self) -> bool:
@@ -193,6 +207,15 @@ OPENAI_RESPONSE_DELETE = Route(Surface.OPENAI, "DELETE", "/responses/{response_i
 ANTHROPIC_MESSAGES = Route(Surface.ANTHROPIC, "POST", "/messages", runs_model=True, streams=True)
 ANTHROPIC_COUNT_TOKENS = Route(Surface.ANTHROPIC, "POST", "/messages/count_tokens")
 
+# text-embeddings-inference's routes (protocols.tei), at the root as TEI serves them. TEI's
+# /rerank and /tokenize share OPENAI_RERANK's and OPENAI_TOKENIZE's root aliases: the root app
+# tells the two shapes apart by the body (protocols.tei.shared_paths). A POST names no model:
+# the one served (or a `model` field).
+TEI_EMBED = Route(Surface.TEI, "POST", "/embed", "Embedder", runs_model=True)
+TEI_EMBED_ALL = Route(Surface.TEI, "POST", "/embed_all", "Embedder", runs_model=True)
+TEI_SIMILARITY = Route(Surface.TEI, "POST", "/similarity", "Embedder", runs_model=True)
+TEI_INFO = Route(Surface.TEI, "GET", "/info")
+
 # BentoML's own: its health probes, /metrics and its API documents (our gateway sees them too).
 LIVEZ = Route(Surface.PROBE, "GET", "/livez", probe=True, served_by_bentoml=True)
 HEALTHZ = Route(Surface.PROBE, "GET", "/healthz", probe=True, served_by_bentoml=True)
@@ -211,6 +234,7 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_LOAD_LORA, OPENAI_UNLOAD_LORA,
     OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE,
     ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
+    TEI_EMBED, TEI_EMBED_ALL, TEI_SIMILARITY, TEI_INFO,
     LIVEZ, HEALTHZ, READYZ, METRICS, SCHEMA_JSON, DOCS_JSON,
 )  # fmt: skip
 
@@ -219,7 +243,12 @@ PROBE_PATHS = frozenset(path for route in ROUTES if route.probe for path in rout
 OPENAI_ROOT_PATHS = frozenset(
     {alias for route in ROUTES for alias in route.root_aliases} | {ROOT_DOCUMENT}
 )
+TEI_PATHS = frozenset(
+    {path for route in ROUTES if route.surface is Surface.TEI for path in route.paths}
+    | {TEI_DOCUMENT}
+)
 _EXACT: dict[str, Surface] = {
+    **dict.fromkeys(TEI_PATHS, Surface.TEI),
     **dict.fromkeys(OPENAI_ROOT_PATHS, Surface.OPENAI),
     **dict.fromkeys(PROBE_PATHS, Surface.PROBE),
     **dict.fromkeys(METRICS.paths, Surface.METRICS),
@@ -240,14 +269,11 @@ def surface_for(path: str) -> Surface:
 def protocol_url_patterns() -> tuple[str, ...]:
     """Full URLs (scheme://host/path, no query) of every protocol route, as regular
     expressions: everything under the owned prefixes, and the root aliases outside them."""
-    mounts = [m for surface, ms in MOUNTS.items() if surface.is_protocol for m in ms]
+    mounts = [m for surface, ms in MOUNTS.items() if surface.is_protocol for m in ms if m]
     heads = list(dict.fromkeys(mount.split("/")[1] for mount in mounts))
-    outside = [
-        alias.lstrip("/")
-        for route in ROUTES
-        for alias in route.root_aliases
-        if alias.split("/")[1] not in heads
-    ]
+    # Root aliases, and the routes of protocols mounted at the root (TEI's), outside them.
+    at_root = {alias for route in ROUTES for alias in route.root_aliases} | TEI_PATHS
+    outside = sorted(path.lstrip("/") for path in at_root if path.split("/")[1] not in heads)
     start = r"^[a-z]+://[^/]*/"
     return (
         start + "(" + "|".join(map(re.escape, heads)) + ")(/|$)",

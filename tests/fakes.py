@@ -39,7 +39,9 @@ from hf_runtime.types import (
     Prediction,
     RepositoryEntry,
     TensorSpec,
+    TokenEmbeddings,
     TokenLogprob,
+    Truncation,
 )
 from tests.fake_scorer import FakeScorer
 
@@ -108,6 +110,7 @@ class FakeServedModel:
         self.fail_with = fail_with
         self.predict_calls: list[list[str]] = []
         self.predict_options: list[Any] = []  # the options each predict call was given
+        self.embed_options: list[Any] = []  # (truncation, normalize) of each embed call
         if task in GENERATIVE_TASKS and generator is None:
             generator = FakeTextGenerator(is_encoder_decoder=task == "text2text_generation")
         self._generator = generator
@@ -239,8 +242,12 @@ class FakeServedModel:
         inputs: Sequence[str] | Sequence[Sequence[int]],
         dimensions: int | None = None,
         prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+        normalize: bool | None = None,
     ) -> EmbeddingResult:
         self._check_ready()
+        self.embed_options.append((truncation, normalize))
         if self.fail_with is not None:
             raise self.fail_with
         if prompt_name is not None:
@@ -258,6 +265,19 @@ class FakeServedModel:
             embeddings=[fake_embedding(s, dimensions) for s in sequences],
             prompt_tokens=sum(len(s) + 2 for s in sequences),  # + CLS and SEP
         )
+
+    async def embed_tokens(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+    ) -> TokenEmbeddings:
+        """Per token (a character, or a given id), its fake embedding."""
+        result = await self.embed(inputs, None, prompt_name, truncation=truncation)
+        sequences = [[ord(c) for c in x] if isinstance(x, str) else list(x) for x in inputs]
+        states = [[fake_embedding([t]) for t in s] for s in sequences]
+        return TokenEmbeddings(states, result.prompt_tokens)
 
 
 class FakeRegistry:

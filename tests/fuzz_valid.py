@@ -265,6 +265,41 @@ def embedding_request(
     return {"anyOf": [by_text, by_ids]}
 
 
+def tei_embed_request(embedder: str, dimensions: int, prompt_names: tuple[str, ...]) -> Any:
+    """TEI's /embed: a text, texts or token ids, its options (no model field: it is the one
+    embedding model, or named)."""
+    texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
+    truncation = {
+        "truncate": {"type": "boolean"},
+        "truncation_direction": {"enum": ["Left", "Right", "left", "right"]},
+    }
+    prompted = {"prompt_name": {"enum": list(prompt_names)}} if prompt_names else {}
+    by_text = closed(
+        {
+            "model": {"const": embedder},
+            "inputs": {"anyOf": [SHORT_TEXT, texts]},
+            "normalize": {"type": "boolean"},
+            "dimensions": integer(1, dimensions),
+            **truncation,
+            **prompted,
+        },
+        required=["inputs"],
+    )
+    by_ids = closed({"inputs": TOKEN_IDS, **truncation}, required=["inputs"])
+    return {"anyOf": [by_text, by_ids]}
+
+
+def tei_similarity_request(embedder: str) -> dict[str, Any]:
+    sentences = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
+    inputs = closed(
+        {"source_sentence": SHORT_TEXT, "sentences": sentences}, ["source_sentence", "sentences"]
+    )
+    parameters = closed({"truncate": {"type": "boolean"}}, [])
+    return closed(
+        {"model": {"const": embedder}, "inputs": inputs, "parameters": parameters}, ["inputs"]
+    )
+
+
 def rerank_request(scorers: list[str]) -> dict[str, Any]:
     documents = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 6}
     return closed(
@@ -377,6 +412,10 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
         bodies["/embeddings"] = embedding_request(
             served.embedder, served.dimensions, served.prompt_names
         )
+        bodies["/embed"] = bodies["/embed_all"] = tei_embed_request(
+            served.embedder, served.dimensions, served.prompt_names
+        )
+        bodies["/similarity"] = tei_similarity_request(served.embedder)
     if served.scorers:
         bodies["/rerank"] = bodies["/v2/rerank"] = rerank_request(served.scorers)
         bodies["/score"] = score_request(served.scorers)

@@ -4,6 +4,8 @@ Domain code raises `hf_runtime.errors.HFRuntimeError` subclasses; routers instal
 below so every protocol answers in its own shape:
   - KServe V1 and V2: {"error": "<message>"}
   - OpenAI: {"error": {"message", "type", "param", "code"}}
+  - text-embeddings-inference: {"error": "<message>", "error_type": "validation"}, with
+    TEI's statuses (TEI_ERROR_TABLE)
 FastAPI's request-validation errors are mapped too, so no route ever leaks `{"detail": [...]}`.
 
 Every message and `param` on the wire (HTTP bodies, SSE error events, gRPC status details)
@@ -109,7 +111,38 @@ def anthropic_body(kind: ErrorKind, message: str, param: str | None = None) -> d
     }
 
 
+# text-embeddings-inference's status and `error_type` for each kind: an input over the length
+# limit or a batch over the size limit is 413 "validation", a model that does not serve the
+# route 424 "backend", a full queue 429 "overloaded", an unhealthy server 503 "unhealthy". A
+# body that is not JSON or does not fit the schema is 400 "validation" (TEI's JSON extractor
+# answers 400 or 422, in plain text; this runtime answers bad bodies 400 on every protocol).
+# Kinds TEI never answers (it names no model, takes no key) keep the runtime's status.
+TEI_ERROR_TABLE: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.INVALID_INPUT: (400, "validation"),
+    ErrorKind.UNSUPPORTED: (424, "backend"),
+    ErrorKind.UNAUTHENTICATED: (401, "validation"),
+    ErrorKind.NOT_FOUND: (404, "validation"),
+    ErrorKind.TOO_LARGE: (413, "validation"),
+    ErrorKind.OVERLOADED: (429, "overloaded"),
+    ErrorKind.NOT_IMPLEMENTED: (501, "backend"),
+    ErrorKind.NOT_READY: (503, "unhealthy"),
+    ErrorKind.INTERNAL: (500, "backend"),
+}
+# TEI's answer to an empty batch ("`texts` cannot be empty"): 400, error_type "empty".
+TEI_EMPTY = (400, "empty")
+
+
+def tei_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
+    """TEI's shape: {"error": "<message>", "error_type": "validation"} (no param field)."""
+    return {"error": wire_message(message), "error_type": TEI_ERROR_TABLE[kind][1]}
+
+
+def tei_status(kind: ErrorKind) -> int:
+    return TEI_ERROR_TABLE[kind][0]
+
+
 BodyBuilder = Callable[[ErrorKind, str, "str | None"], dict[str, Any]]
+StatusOf = Callable[[ErrorKind], int]
 
 
 def error_response(
@@ -118,9 +151,10 @@ def error_response(
     param: str | None,
     body: BodyBuilder,
     headers: dict[str, str] | None = None,
+    status: StatusOf = status_for,
 ) -> JSONResponse:
     return JSONResponse(
-        status_code=status_for(kind), content=body(kind, message, param), headers=headers
+        status_code=status(kind), content=body(kind, message, param), headers=headers
     )
 
 
@@ -148,19 +182,20 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return "; ".join(parts) or "invalid request", param
 
 
-def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
-    """Make `app` answer every error in `body`'s shape, with the status from ERROR_TABLE."""
+def install_error_handlers(app: FastAPI, body: BodyBuilder, status: StatusOf = status_for) -> None:
+    """Make `app` answer every error in `body`'s shape, with the status from ERROR_TABLE
+    (or `status`: TEI's)."""
 
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HFRuntimeError)
         if exc.kind is ErrorKind.INTERNAL:
             logger.error("internal error on %s: %s", shorten(request.url.path, 200), exc.message)
-        return error_response(exc.kind, exc.message, exc.param, body)
+        return error_response(exc.kind, exc.message, exc.param, body, status=status)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         message, param = _validation_message(exc)
-        return error_response(ErrorKind.INVALID_INPUT, message, param, body)
+        return error_response(ErrorKind.INVALID_INPUT, message, param, body, status=status)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -176,7 +211,11 @@ def install_error_handlers(app: FastAPI, body: BodyBuilder) -> None:
         # A bug: log it with the traceback, answer 500 without leaking internals.
         logger.exception("unhandled error on %s", shorten(request.url.path, 200), exc_info=exc)
         return error_response(
-            ErrorKind.INTERNAL, f"Internal server error: {type(exc).__name__}", None, body
+            ErrorKind.INTERNAL,
+            f"Internal server error: {type(exc).__name__}",
+            None,
+            body,
+            status=status,
         )
 
     app.add_exception_handler(HFRuntimeError, on_domain_error)

@@ -52,6 +52,8 @@ from hf_runtime.protocols.errors import (
     anthropic_body,
     kserve_body,
     openai_body,
+    tei_body,
+    tei_status,
 )
 from hf_runtime.protocols.openai.sse import DONE, event
 from hf_runtime.routes import PROBE_PATHS as PROBE_PATHS  # re-exported
@@ -62,11 +64,18 @@ logger = logging.getLogger("hf_runtime.gateway")
 
 
 def error_body(surface: Surface) -> BodyBuilder:
-    """The error body of the protocol a path belongs to (KServe's unless OpenAI's or
-    Anthropic's)."""
+    """The error body of the protocol a path belongs to (KServe's unless OpenAI's,
+    Anthropic's or TEI's)."""
     if surface is Surface.ANTHROPIC:
         return anthropic_body
+    if surface is Surface.TEI:
+        return tei_body
     return openai_body if surface is Surface.OPENAI else kserve_body
+
+
+def error_status(surface: Surface, kind: ErrorKind) -> int:
+    """The status of `kind` on `surface`: TEI's own, else the runtime's (ERROR_TABLE)."""
+    return tei_status(kind) if surface is Surface.TEI else ERROR_TABLE[kind][0]
 
 
 @dataclass
@@ -274,7 +283,7 @@ async def _no_body() -> Message:
 def _error(
     surface: Surface, kind: ErrorKind, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    status = ERROR_TABLE[kind][0]
+    status = error_status(surface, kind)
     body = error_body(surface)(kind, message, None)
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -312,7 +321,7 @@ class _ResponseTracker:
         await self._send(message)
 
     async def _send_not_found(self) -> None:
-        status = ERROR_TABLE[ErrorKind.NOT_FOUND][0]
+        status = error_status(self.surface, ErrorKind.NOT_FOUND)
         response = JSONResponse(
             error_body(self.surface)(ErrorKind.NOT_FOUND, "Not Found: no such route", None),
             status_code=status,

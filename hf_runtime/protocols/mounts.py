@@ -14,6 +14,7 @@ from hf_runtime.routes import (
     MOUNTS,
     OPENAI_DOCUMENT,
     ROOT_DOCUMENT,
+    TEI_DOCUMENT,
     V1_DOCUMENT,
     V2_DOCUMENT,
     Surface,
@@ -24,7 +25,14 @@ ROOT_APP_TITLE = "hf-runtime rerank, score and tokenize (root and /v2 paths)"
 # Where the apps' OpenAPI documents are served: KServe V1, V2, OpenAI, and rerank / score at
 # the root. The OpenAI app's own "/v1/openapi.json" is shadowed by V1's (mounted first); its
 # document names both prefixes.
-OPENAPI_DOCUMENTS = (V1_DOCUMENT, V2_DOCUMENT, OPENAI_DOCUMENT, ROOT_DOCUMENT, ANTHROPIC_DOCUMENT)
+OPENAPI_DOCUMENTS = (
+    V1_DOCUMENT,
+    V2_DOCUMENT,
+    OPENAI_DOCUMENT,
+    ROOT_DOCUMENT,
+    ANTHROPIC_DOCUMENT,
+    TEI_DOCUMENT,
+)
 
 
 def protocol_apps(
@@ -38,6 +46,7 @@ def protocol_apps(
     from hf_runtime.protocols.anthropic.app import make_app as make_anthropic_app
     from hf_runtime.protocols.openai.app import make_app as make_openai_app
     from hf_runtime.protocols.openai.app import make_root_app
+    from hf_runtime.protocols.tei.app import make_app as make_tei_app
 
     (v1_mount,) = MOUNTS[Surface.KSERVE_V1]
     (v2_prefix,) = MOUNTS[Surface.KSERVE_V2]
@@ -52,6 +61,9 @@ def protocol_apps(
     # The OpenAI routes' root aliases (hf_runtime.routes): every mount matches only the paths
     # its app routes, and no V2 route matches an alias under "/v2", so it reaches this app.
     root_app = make_root_app(registry, ROOT_APP_TITLE)
+    # TEI's routes, at the root where TEI serves them (its /rerank and /tokenize bodies are
+    # the root app's to tell apart: they share vLLM's paths).
+    tei_app = make_tei_app(registry)
     # Under /v1 the KServe app comes first so GET /v1/models gets the merged body KServe and
     # OpenAI clients both understand; chat/completions fall through to OpenAI.
     mounts = [
@@ -60,6 +72,7 @@ def protocol_apps(
         (anthropic_mount, anthropic_app),
         *((mount, openai_app) for mount in openai_mounts),
         (ROOT, root_app),
+        (ROOT, tei_app),
     ]
 
     # Each app's mounts, the one its document is reached at first (they become its servers).
@@ -70,6 +83,7 @@ def protocol_apps(
         (openai_app, ErrorShape.OPENAI, list(reversed(openai_mounts))),
         (root_app, ErrorShape.OPENAI, [ROOT]),
         (anthropic_app, ErrorShape.ANTHROPIC, [anthropic_mount]),
+        (tei_app, ErrorShape.TEI, [ROOT]),
     ]
     for app, shape, paths in documented:
         document_app(
@@ -83,6 +97,7 @@ def protocol_apps(
                 v2_app: V2_DOCUMENT,
                 root_app: ROOT_DOCUMENT,
                 anthropic_app: ANTHROPIC_DOCUMENT.removeprefix(anthropic_mount),
+                tei_app: TEI_DOCUMENT,
             }.get(app),
         )
     return mounts

@@ -42,6 +42,7 @@ class ErrorShape(str, Enum):
     KSERVE = "kserve"  # {"error": "message"}
     OPENAI = "openai"  # {"error": {"message", "type", "param", "code"}}
     ANTHROPIC = "anthropic"  # {"type": "error", "error": {"type", "message"}}
+    TEI = "tei"  # {"error": "message", "error_type": "validation"}
 
 
 KSERVE_ERROR: dict[str, Any] = {
@@ -88,6 +89,19 @@ ANTHROPIC_ERROR: dict[str, Any] = {
 
 # GET /models and /models/{name} under "/v1" are answered by the KServe V1 app (mounted first;
 # same success body), so the OpenAI document says either error body can come back there.
+TEI_ERROR: dict[str, Any] = {
+    "title": "TEIError",
+    "type": "object",
+    "required": ["error", "error_type"],
+    "properties": {
+        "error": {"type": "string"},
+        "error_type": {
+            "type": "string",
+            "enum": ["validation", "tokenizer", "backend", "overloaded", "unhealthy", "empty"],
+        },
+    },
+}
+
 EITHER_ERROR: dict[str, Any] = {
     "title": "KServeOrOpenAIError",
     "anyOf": [OPENAI_ERROR, KSERVE_ERROR],
@@ -149,6 +163,8 @@ STATUS_DESCRIPTIONS: dict[int, str] = {
     404: "No such model (or model version), or no such route.",
     413: "Request body over max_request_bytes, or (with auto_truncate off) an input longer "
     "than the model takes.",
+    424: "TEI routes: the model does not serve this route, e.g. /embed on a classifier "
+    "(error_type backend).",
     429: "The model's queue is full: retry later.",
     500: "A bug or a backend failure; the message names the exception, nothing more.",
     501: "A protocol feature this server does not implement.",
@@ -270,6 +286,7 @@ def _document_route(route: APIRoute, declared: Route, shape: ErrorShape) -> None
         ErrorShape.KSERVE: KSERVE_ERROR,
         ErrorShape.OPENAI: OPENAI_ERROR,
         ErrorShape.ANTHROPIC: ANTHROPIC_ERROR,
+        ErrorShape.TEI: TEI_ERROR,
     }[shape]
     if declared.shadowed_by_kserve():
         error = EITHER_ERROR

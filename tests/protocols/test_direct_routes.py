@@ -126,7 +126,7 @@ def _resolved_app(routes: DirectRoutes, method: str, path: str) -> Any:
 
 def test_the_first_mount_whose_app_routes_the_path_wins() -> None:
     mounts = protocol_apps(make_fake_registry())
-    v1, v2, anthropic, openai, _, scoring = (app for _, app in mounts)
+    v1, v2, anthropic, openai, _, scoring, _tei = (app for _, app in mounts)
     routes = DirectRoutes(mounts)
     assert _resolved_app(routes, "POST", "/v1/messages") is anthropic
     assert _resolved_app(routes, "GET", "/v1/models") is v1  # KServe's, mounted first

@@ -32,6 +32,7 @@ TITLES = [
     "hf-runtime OpenAI-compatible API",
     "hf-runtime rerank, score and tokenize (root and /v2 paths)",
     "hf-runtime Anthropic Messages API",
+    "hf-runtime text-embeddings-inference (TEI) API",
 ]
 
 
@@ -90,6 +91,8 @@ def test_every_operation_lists_the_gateway_errors_in_its_shape(
                 error = operation["responses"]["400"]["content"]["application/json"]["schema"]
                 if title == TITLES[4]:  # the Anthropic Messages API's own shape
                     expected = "AnthropicError"
+                elif title == TITLES[5]:  # TEI's own shape
+                    expected = "TEIError"
                 elif title == TITLES[2] and path.startswith("/models"):
                     expected = "KServeOrOpenAIError"
                 elif title in TITLES[2:]:
