@@ -2,8 +2,8 @@
 
 Importing this package imports nothing heavy; its modules import torch and transformers and
 are loaded only when a model of this backend loads (`BACKEND.load`). Modules:
-  checkpoint         dtype and longest sequence from a checkpoint's config.json
-  encoder_backend    the `EncoderBackend`: tokenizer + AutoModelFor<task>, batched forward
+  encoder_backend    the `EncoderBackend`: AutoModelFor<task> behind the shared tokenizer side
+                     (`hf_runtime.backends.transformers_encoder`), batched forward
   generation_engine  the `GenerationEngine`: continuous batching in one engine thread
   decode_batch       several sequences decoded together in one forward pass (batch kinds)
   padded_batch       the padded batch: every running sequence in one left-padded cache

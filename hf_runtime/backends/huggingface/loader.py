@@ -89,7 +89,7 @@ def load_generation_parts(
     import torch
     import transformers
 
-    from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
+    from hf_runtime.backends.checkpoint import derive_max_model_len, resolve_dtype
     from hf_runtime.backends.huggingface.generation_engine import HFGenerationEngine
     from hf_runtime.backends.huggingface.precision import check_half_precision
 

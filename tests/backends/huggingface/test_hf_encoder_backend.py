@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hf_runtime.backends import ForwardItem, ForwardSpec
-from hf_runtime.backends.huggingface.checkpoint import derive_max_model_len, resolve_dtype
+from hf_runtime.backends.checkpoint import derive_max_model_len, resolve_dtype
 from hf_runtime.errors import ConfigError
 from hf_runtime.tasks.registry import Task
 from tests.encoder_support import load_backend

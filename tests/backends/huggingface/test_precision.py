@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_runtime.backends.huggingface.checkpoint import resolve_dtype
+from hf_runtime.backends.checkpoint import resolve_dtype
 from hf_runtime.backends.huggingface.loader import load_encoder_parts, load_generation_parts
 from hf_runtime.backends.huggingface.precision import (
     INT8_DYNAMIC,

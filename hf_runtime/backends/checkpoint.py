@@ -1,6 +1,6 @@
 """What a checkpoint's config.json says about running it: dtype and longest sequence.
 
-Shared by the huggingface backend's encoder and generation loaders (KServe's rules, which
+Shared by the encoder backends and the huggingface generation loader (KServe's rules, which
 `derive_max_model_len` mirrors). Imports torch: import it only when a model loads.
 """
 
