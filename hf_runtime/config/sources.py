@@ -31,7 +31,7 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "default.yaml"
 
 SERVER_FLAGS: frozenset[str] = frozenset(ServerConfig.model_fields)
 _MODEL_DEFINING = ("model_id", "model_dir", "gguf_file")
-_NESTED = {"batching", "generation", "vllm"}
+_NESTED = {"batching", "generation", "vllm", "onnxruntime"}
 # HF_RUNTIME_* variables that are not flags: the config file, the conversion cache, and the
 # address `make serve` / `python -m hf_runtime` bind (BentoML's --host; it cannot be read here).
 _NON_FLAG_ENV = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "CACHE_DIR", ENV_PREFIX + "HOST"}

@@ -1,0 +1,130 @@
+"""The onnxruntime backend's selection, configuration, export cache and shipped ONNX files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hf_runtime.backends.onnxruntime import BACKEND
+from hf_runtime.backends.onnxruntime import export as export_module
+from hf_runtime.backends.onnxruntime.encoder_backend import load_onnx_encoder
+from hf_runtime.backends.registry import validate_backend_sections
+from hf_runtime.backends.selection import select_backend
+from hf_runtime.config import ModelConfig
+from hf_runtime.errors import ConfigError
+from hf_runtime.sources import ResolvedSource
+from hf_runtime.tasks.registry import Task
+from tests.backends.onnxruntime.conftest import requires_onnxruntime
+from tests.encoder_support import model_config, source_for
+
+pytestmark = requires_onnxruntime
+
+
+def test_auto_never_picks_onnxruntime() -> None:
+    source = ResolvedSource(Path("/m"), Path("/m"), {"architectures": ["BertModel"]})
+    for task in (Task.text_embedding, Task.sequence_classification, Task.rerank):
+        backend, _ = select_backend(ModelConfig(model_dir="/m"), source, task)
+        assert backend != "onnxruntime"
+        assert "opt-in" in str(BACKEND.auto_declines(task))
+    chosen = select_backend(ModelConfig(model_dir="/m", backend="onnxruntime"), source, task)
+    assert chosen == ("onnxruntime", "backend: onnxruntime is configured")
+
+
+def test_generative_tasks_and_bad_settings_are_config_errors() -> None:
+    source = ResolvedSource(Path("/m"), Path("/m"), {"architectures": ["GPT2LMHeadModel"]})
+    config = ModelConfig(model_dir="/m", backend="onnxruntime")
+    with pytest.raises(ConfigError, match="encoder tasks only"):
+        select_backend(config, source, Task.text_generation)
+    bad = [
+        ({"onnxruntime": {"graph_optimisation": "all"}}, "onnxruntime.graph_optimisation"),
+        ({"onnxruntime": {"graph_optimization_level": "max"}}, "graph_optimization_level"),
+        ({"onnxruntime": {"intra_op_threads": 0}}, "intra_op_threads"),
+        ({"backend": "onnxruntime", "dtype": "float16"}, "dtype: float16 is not available"),
+    ]
+    for values, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            validate_backend_sections(ModelConfig(model_dir="/m", **values))
+    with pytest.raises(ValueError, match="valid dictionary"):  # the schema's own check
+        ModelConfig(model_dir="/m", onnxruntime="all")
+
+
+def test_the_export_is_cached_and_reused(
+    tiny_models: dict[str, Path], onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tiny_models["bert-seq-cls"]
+    config = model_config(path, backend="onnxruntime")
+    first = load_onnx_encoder(config, source_for(path), Task.sequence_classification)
+    assert first.onnx_file.path.is_relative_to(onnx_cache / "onnx")
+    key = json.loads((first.onnx_file.path.parent / "key.json").read_text())
+    assert key["opset"] == "17" and key["weights"].startswith("sha256 ")
+    assert {"onnxruntime", "torch", "transformers", "exporter", "head"} <= set(key)
+
+    def no_export(*args: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(export_module, "export_encoder", no_export)
+    again = load_onnx_encoder(config, source_for(path), Task.sequence_classification)
+    assert again.onnx_file.path == first.onnx_file.path
+    assert again.onnx_file.origin.startswith("the cached export")
+
+
+def test_concurrent_builds_build_once(tmp_path: Path) -> None:
+    built: list[Path] = []
+
+    def build(target: Path) -> None:
+        time.sleep(0.2)
+        built.append(target)
+        target.write_text("model")
+
+    folder = tmp_path / "m-key"
+    results: list[Path] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(export_module.cached_build(folder, "f", {}, build))
+        )
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and results == [folder / "f"] * 3
+    assert (folder / "f").read_text() == "model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-key", "m-key.lock"]  # no staging
+
+
+def test_a_shipped_onnx_file_is_used(
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    onnx_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exported = load_onnx_encoder(
+        model_config(tiny_models["bert-embed"], backend="onnxruntime"),
+        source_for(tiny_models["bert-embed"]),
+        Task.text_embedding,
+    ).onnx_file.path
+    folder = tmp_path / "shipped"
+    shutil.copytree(tiny_models["bert-embed"], folder)
+    (folder / "onnx").mkdir()
+    shutil.copy(exported, folder / "onnx" / "model.onnx")
+    monkeypatch.setattr(export_module, "export_encoder", None)  # must not be called
+    config = model_config(folder, backend="onnxruntime")
+    backend = load_onnx_encoder(config, source_for(folder), Task.text_embedding)
+    assert backend.onnx_file.path == folder / "onnx" / "model.onnx"
+    assert backend.onnx_file.origin == "the checkpoint's onnx/model.onnx"
+
+    # The same file cannot serve a classification head (no logits output).
+    missing = model_config(folder, backend="onnxruntime", onnxruntime={"model_file": "x.onnx"})
+    with pytest.raises(ConfigError, match="no x.onnx in the model"):
+        load_onnx_encoder(missing, source_for(folder), Task.text_embedding)
+    wrong = model_config(
+        folder, backend="onnxruntime", onnxruntime={"model_file": "onnx/model.onnx"}
+    )
+    with pytest.raises(ConfigError, match="no logits output"):
+        load_onnx_encoder(wrong, source_for(folder), Task.sequence_classification)
