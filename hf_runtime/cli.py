@@ -9,7 +9,8 @@ error (KServe silently drops unknown flags). vLLM's `--tool-call-parser NAME` se
 generation.tool_call_parser; `--enable-auto-tool-choice` is accepted beside it (a configured
 parser is what enables tool_choice "auto" here) and refused without it, as vLLM does.
 vLLM's `--override-generation-config '{"temperature": 0.2}'` sets generation.sampling_defaults
-and `--default-max-tokens N` generation.default_max_tokens.
+and `--default-max-tokens N` generation.default_max_tokens; `--reasoning-parser NAME` sets
+generation.reasoning_parser.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _BOOL_FLAGS = [
 _VALUE_FLAGS = [
     "model_name", "model_id", "model_dir", "gguf_file", "model_revision", "tokenizer_revision",
     "dtype", "task", "backend", "max_model_len", "tensor_input_names", "max_log_len",
-    "grpc_port", "generation_config", "tool_call_parser", "model_repository",
+    "grpc_port", "generation_config", "tool_call_parser", "reasoning_parser", "model_repository",
     "model_repository_load", "override_generation_config", "default_max_tokens",
 ]  # fmt: skip
 # KServe ModelServer flags without an equivalent here: accepted so ServingRuntime args work.

@@ -147,6 +147,11 @@ class TextGenerator(Protocol):
         """The parser that reads this model's own tool-call syntax for `tool_choice: "auto"`
         (`generation.tool_call_parser`: hermes, llama3_json, mistral, pythonic), or None."""
 
+    @property
+    def reasoning_parser(self) -> str | None:
+        """How this model marks its thinking (`generation.reasoning_parser`: deepseek_r1,
+        qwen3; hf_runtime.reasoning splits it out of the text), or None."""
+
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
 
     async def detokenize(self, token_ids: Sequence[int]) -> str: ...

@@ -346,6 +346,7 @@ class FakeTextGenerator:
         self.sampling_defaults: dict[str, float | int] = {}  # generation_config.json's
         # generation.tool_call_parser: hermes, so tool_choice "auto" is served (and fuzzed).
         self.tool_call_parser: str | None = "hermes"
+        self.reasoning_parser: str | None = None  # generation.reasoning_parser
 
     @property
     def max_model_len(self) -> int:

@@ -17,11 +17,14 @@ Dtype = Literal["auto", "float16", "float32", "bfloat16", "float", "half"]
 BackendName = Literal["auto", "huggingface", "vllm", "onnxruntime"]
 # The tool-call parsers of hf_runtime.protocols.openai.tool_parsers (vLLM's names).
 ToolCallParser = Literal["hermes", "llama3_json", "mistral", "pythonic"]
+# The reasoning parsers of hf_runtime.reasoning (vLLM's names).
+ReasoningParser = Literal["deepseek_r1", "qwen3"]
 # vLLM's flat flags (and this runtime's default_max_tokens) -> the generation section's key
 # each sets: `--override-generation-config JSON` is generation.sampling_defaults.
 GENERATION_FLAT_FLAGS: dict[str, str] = {
     "generation_config": "generation_config",
     "tool_call_parser": "tool_call_parser",
+    "reasoning_parser": "reasoning_parser",
     "override_generation_config": "sampling_defaults",
     "default_max_tokens": "default_max_tokens",
 }
@@ -107,6 +110,15 @@ class GenerationConfig(StrictSection):
         "(vLLM's --tool-call-parser): hermes (Hermes, Qwen2.5/3, the default SmolLM2 template), "
         'llama3_json, mistral, pythonic. Unset: "auto" is refused and tools only reach the '
         "chat template.",
+    )
+    reasoning_parser: ReasoningParser | None = Field(
+        None,
+        description="How a reasoning model marks its thinking (vLLM's --reasoning-parser): "
+        "deepseek_r1 (text up to </think>; DeepSeek-R1, QwQ) or qwen3 (the same, and "
+        "<tool_call> ends it; chat_template_kwargs enable_thinking: false turns it off per "
+        "request). The thinking is returned apart: chat `reasoning` / `reasoning_content`, a "
+        "Responses `reasoning` item, Messages `thinking` blocks. Unset: the text is returned "
+        "as it is.",
     )
     generation_config: Literal["auto", "none", "vllm"] = Field(
         "auto",

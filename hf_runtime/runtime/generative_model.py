@@ -125,6 +125,10 @@ class GenerativeModel(ServedModelBase):
         return self.config.generation.tool_call_parser
 
     @property
+    def reasoning_parser(self) -> str | None:
+        return self.config.generation.reasoning_parser
+
+    @property
     def sampling_defaults(self) -> Mapping[str, float | int]:
         return dict(self._sampling_defaults)  # a copy: shared by every request
 

@@ -23,6 +23,7 @@ PROTOCOL_ALLOWED_INTERNAL = (
     "hf_runtime.observability",  # a leaf: context, logs, metrics
     "hf_runtime.dataplane",  # protocol-neutral inference semantics
     "hf_runtime.routes",  # the route table (a leaf)
+    "hf_runtime.reasoning",  # reasoning models' text split into thinking and content (a leaf)
 )
 DATAPLANE_ALLOWED_INTERNAL = (
     "hf_runtime.model",
@@ -92,6 +93,12 @@ def test_observability_is_a_leaf(path: Path) -> None:
         assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name}"
         if name.startswith("hf_runtime"):
             assert name.startswith("hf_runtime.observability"), f"{path.name} imports {name}"
+
+
+def test_the_reasoning_splitter_is_a_leaf() -> None:
+    """Pure Python over text: every protocol of both backends reads thinking through it."""
+    for name in imported_modules(PACKAGE / "reasoning.py"):
+        assert not name.startswith("hf_runtime") and name.split(".")[0] not in HEAVY, name
 
 
 TASK_FILES = sorted((PACKAGE / "tasks").rglob("*.py"))

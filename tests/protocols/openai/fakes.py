@@ -101,6 +101,7 @@ class ScriptedGenerator:
         self.active = 0
         self.sampling_defaults: dict[str, float | int] = {}  # generation_config.json's
         self.tool_call_parser: str | None = None  # generation.tool_call_parser
+        self.reasoning_parser: str | None = None  # generation.reasoning_parser
         # Scripted replies: choice i emits scripts[i % len(scripts)], `script_chunk`
         # characters per token, then EOS (max_tokens still cuts it: "length"; stop strings
         # are not applied). None: the WORDS reply.
