@@ -1,6 +1,10 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's shapes over the chat route's
 generation (`prepare_chat`), tool calls read by the same `ChoiceCalls` readers.
 
+A reasoning model's thinking (`generation.reasoning_parser`) comes first, as a `thinking` block
+(with a random `signature`, as vLLM gives: nothing here checks it); streamed as thinking_delta
+events and a signature_delta before its content_block_stop.
+
 stop_reason: "max_tokens" when the token limit cut the reply, "tool_use" when it holds tool
 calls, "stop_sequence" (with `stop_sequence`) when one of the request's stop sequences ended
 it, else "end_turn". A stream is Anthropic's event sequence: message_start, per content block
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,7 +36,6 @@ from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.chat import PreparedChat, prepare_chat
 from hf_runtime.protocols.openai.choice_streams import ChoiceStreams, collect
 from hf_runtime.protocols.openai.sse import EventStreamResponse, dumps
-from hf_runtime.protocols.openai.tool_calls import ChoiceCalls
 from hf_runtime.routes import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, MOUNTS, Surface
 
 logger = logging.getLogger("hf_runtime.anthropic")
@@ -63,8 +67,16 @@ def _arguments(text: str) -> Any:
     return value if isinstance(value, dict) else {}
 
 
+def _signature() -> str:
+    return uuid.uuid4().hex
+
+
 def _content(message: dict[str, Any]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
+    if message.get("reasoning"):
+        blocks.append(
+            {"type": "thinking", "thinking": message["reasoning"], "signature": _signature()}
+        )
     if message.get("content"):
         blocks.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or []:
@@ -93,8 +105,7 @@ def _message(chat: PreparedChat, content: list[dict[str, Any]], **fields: Any) -
 
 async def _whole(chat: PreparedChat, stops: list[str]) -> dict[str, Any]:
     (result,) = await collect(chat.generator, chat.specs)
-    reader = ChoiceCalls(chat.plan, chat.parser)
-    content = _content(reader.message(result.text))
+    content = _content(chat.reader().message(result.text, result.pieces))
     called = any(block["type"] == "tool_use" for block in content)
     reason, sequence = stop_reason(result.finish_reason, result.stop_reason, called, stops)
     usage = {
@@ -109,12 +120,19 @@ class _Blocks:
 
     def __init__(self) -> None:
         self.index = -1
-        self.open: str | None = None  # "text" or "tool_use"
+        self.open: str | None = None  # "thinking", "text" or "tool_use"
         self.tool_slot: int | None = None  # the OpenAI tool-call index of the open block
         self.called = False
 
     def events(self, fields: dict[str, Any]) -> list[str]:
         out: list[str] = []
+        if fields.get("reasoning"):
+            if self.open != "thinking":
+                out += self.close()
+                block = {"type": "thinking", "thinking": "", "signature": ""}
+                out += self._start(block, "thinking")
+            delta = {"type": "thinking_delta", "thinking": fields["reasoning"]}
+            out.append(sse("content_block_delta", {"index": self.index, "delta": delta}))
         if fields.get("content"):
             if self.open != "text":
                 out += self.close()
@@ -143,8 +161,12 @@ class _Blocks:
     def close(self) -> list[str]:
         if self.open is None:
             return []
+        out = []
+        if self.open == "thinking":
+            delta = {"type": "signature_delta", "signature": _signature()}
+            out.append(sse("content_block_delta", {"index": self.index, "delta": delta}))
         self.open, self.tool_slot = None, None
-        return [sse("content_block_stop", {"index": self.index})]
+        return [*out, sse("content_block_stop", {"index": self.index})]
 
 
 def error_event(exc: Exception) -> str:
@@ -159,7 +181,7 @@ def error_event(exc: Exception) -> str:
 async def _events(
     chat: PreparedChat, streams: ChoiceStreams, stops: list[str]
 ) -> AsyncIterator[str]:
-    reader = ChoiceCalls(chat.plan, chat.parser)
+    reader = chat.reader()
     blocks = _Blocks()
     output_tokens = 0
     usage = {"input_tokens": chat.prompt_tokens, "output_tokens": 0}
@@ -169,7 +191,8 @@ async def _events(
         async for _, delta in streams.events():
             output_tokens += len(delta.token_ids)
             finished = delta.finish_reason is not None
-            for chunk in blocks.events(reader.delta(delta.text, finished)):
+            fields = reader.delta(delta.text, finished, len(delta.token_ids))
+            for chunk in blocks.events(fields):
                 yield chunk
             if finished:
                 for chunk in blocks.close():
@@ -202,6 +225,7 @@ async def create_message(registry: ModelRegistry, body: MessagesRequest) -> Resp
     _log_ignored(body, "messages")
     chat_body = body.to_chat()
     chat = await prepare_chat(registry, chat_body, PREFIX, ("msg", "message"))
+    body.check_thinking(chat.reasoning_parser, chat.model)
     stops = body.stop_sequences or []
     if body.stream:
         streams = ChoiceStreams(chat.generator, chat.specs)
@@ -213,6 +237,7 @@ async def create_message(registry: ModelRegistry, body: MessagesRequest) -> Resp
 async def count_tokens(registry: ModelRegistry, body: CountTokensRequest) -> Response:
     _log_ignored(body, "messages/count_tokens")
     chat = await prepare_chat(registry, body.to_chat(), PREFIX, ("msg", "message"))
+    body.check_thinking(chat.reasoning_parser, chat.model)
     return JSONResponse({"input_tokens": chat.prompt_tokens})
 
 

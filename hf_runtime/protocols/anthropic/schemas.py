@@ -5,8 +5,11 @@ Translation: `system` -> a system message; a user turn's `tool_result` blocks ->
 messages (before its text); an assistant turn's `tool_use` blocks -> `tool_calls`; `tools`
 (`input_schema`) -> function tools; `tool_choice` auto / any / tool / none -> "auto" /
 "required" / a named function / "none" (forced calls are constrained by the schema, as on
-chat); `stop_sequences` -> `stop`. Anything that would change the output and is not
-implemented (images, documents, thinking, server tools, MCP) is a 400 naming it.
+chat); `stop_sequences` -> `stop`; `thinking` disabled -> chat_template_kwargs
+`enable_thinking: false` (templates such as Qwen3's then leave thinking out), enabled or
+adaptive -> accepted for a model served with a reasoning parser (checked once the model is
+known: `check_thinking`). Anything that would change the output and is not implemented
+(images, documents, thinking without a reasoning parser, server tools, MCP) is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -52,25 +55,42 @@ class ConversationFields(BaseModel):
         for name in UNIMPLEMENTED:
             if (self.model_extra or {}).get(name):
                 raise Unsupported(f"{name} is not supported by this server", param=name)
-        if self.thinking is not None and self.thinking.get("type") != "disabled":
-            raise Unsupported(
-                "thinking is not supported by this server (extended thinking needs a reasoning "
-                "model and parser); leave it out or set it to {'type': 'disabled'}",
-                param="thinking",
+        kind = None if self.thinking is None else self.thinking.get("type")
+        if kind not in (None, "disabled", "enabled", "adaptive"):
+            raise InvalidInput(
+                "thinking.type must be one of enabled, adaptive, disabled", param="thinking"
             )
         if not self.messages:
             raise InvalidInput("messages: at least one message is required", param="messages")
         messages = _system(self.system) + _conversation(self.messages)
         tools = None if self.tools is None else [_tool(i, t) for i, t in enumerate(self.tools)]
         choice, parallel = _tool_choice(self.tool_choice)
+        template_kwargs = {"enable_thinking": False} if kind == "disabled" else None
         return ChatCompletionRequest(
             model=self.model,
             messages=messages,
             tools=tools,
             tool_choice=choice,
             parallel_tool_calls=parallel,
+            chat_template_kwargs=template_kwargs,
             **sampling,
         )
+
+    def check_thinking(self, reasoning_parser: str | None, model: str) -> None:
+        """Thinking asked for is served only where the model's thinking is split out (its
+        reasoning parser, and no forced tool call or output format: they hold from the first
+        token). budget_tokens is checked as Anthropic does but not enforced: the model thinks
+        until it closes its reasoning, within max_tokens."""
+        if self.thinking is None or self.thinking.get("type") == "disabled":
+            return
+        if reasoning_parser is None:
+            raise Unsupported(
+                f"thinking is not supported for model {model}: extended thinking needs a "
+                "reasoning model served with generation.reasoning_parser, and no forced "
+                "tool_choice or output_config.format; leave it out or set it to "
+                "{'type': 'disabled'}",
+                param="thinking",
+            )
 
 
 class MessagesRequest(ConversationFields):
@@ -95,6 +115,14 @@ class MessagesRequest(ConversationFields):
             )
         if self.top_k is not None and self.top_k < 0:
             raise InvalidInput(f"top_k: must be non-negative, got {self.top_k}", param="top_k")
+        thinking = self.thinking or {}
+        budget = thinking.get("budget_tokens")
+        whole = isinstance(budget, int) and not isinstance(budget, bool)
+        if thinking.get("type") == "enabled" and not (whole and 1 <= budget < self.max_tokens):
+            raise InvalidInput(
+                "thinking.budget_tokens: an integer at least 1 and below max_tokens is required",
+                param="thinking",
+            )
         return self.chat_request(
             max_tokens=self.max_tokens,
             temperature=self.temperature,
@@ -213,11 +241,19 @@ def _user_turn(blocks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]
     return results
 
 
+# An earlier turn's thinking, echoed back by clients: not part of the prompt (reasoning models'
+# templates leave it out; the Responses API skips earlier reasoning items the same way).
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
+
 def _assistant_turn(blocks: list[dict[str, Any]], where: str) -> dict[str, Any]:
     texts, calls = [], []
     for j, block in enumerate(blocks):
         at = f"{where}.content[{j}]"
-        if _block_type(block, at, ("text", "tool_use")) == "text":
+        kind = _block_type(block, at, ("text", "tool_use", *THINKING_BLOCKS))
+        if kind in THINKING_BLOCKS:
+            continue
+        if kind == "text":
             texts.append(_text_of([block], at))
             continue
         call_id, name, arguments = block.get("id"), block.get("name"), block.get("input", {})

@@ -39,7 +39,8 @@ from hf_runtime.protocols.openai.structured_outputs import (
     format_constraint,
     structured_outputs_constraint,
 )
-from hf_runtime.protocols.openai.tool_calls import ChoiceCalls, check_parser
+from hf_runtime.protocols.openai.tool_calls import REASONING_FIELDS, ChoiceCalls, check_parser
+from hf_runtime.reasoning import reasoning_splitter
 from hf_runtime.routes import OPENAI_CHAT
 
 
@@ -49,6 +50,7 @@ def _chat_body(
     specs: list[SequenceSpec],
     results: list[ChoiceResult],
     readers: dict[int, ChoiceCalls],
+    reasoning: bool = False,
 ) -> dict[str, Any]:
     top_n = body.top_logprobs or 0
     choices = []
@@ -57,7 +59,7 @@ def _chat_body(
         choices.append(
             {
                 "index": spec.index,
-                "message": reader.message(result.text),
+                "message": reader.message(result.text, result.pieces),
                 "logprobs": chat_logprobs(result.logprobs, top_n) if body.logprobs else None,
                 "finish_reason": reader.finish_reason(result.finish_reason),
                 "stop_reason": result.stop_reason,
@@ -65,9 +67,19 @@ def _chat_body(
         )
     reported = {spec.index: r.prompt_tokens for spec, r in zip(specs, results, strict=True)}
     completion_tokens = sum(r.completion_tokens for r in results)
-    return envelope.body(
-        choices=choices, usage=usage(prompt_token_total(specs, reported), completion_tokens)
-    )
+    counts: dict[str, Any] = usage(prompt_token_total(specs, reported), completion_tokens)
+    return envelope.body(choices=choices, usage=_with_reasoning(counts, readers, reasoning))
+
+
+def _with_reasoning(
+    counts: dict[str, Any], readers: dict[int, ChoiceCalls], reasoning: bool
+) -> dict[str, Any]:
+    """Usage with vLLM's completion_tokens_details.reasoning_tokens when the model's thinking
+    is split out (only then: the usage of other models keeps its shape)."""
+    if not reasoning:
+        return counts
+    thought = sum(reader.reasoning_tokens for reader in readers.values())
+    return {**counts, "completion_tokens_details": {"reasoning_tokens": thought}}
 
 
 async def _chat_events(
@@ -76,6 +88,7 @@ async def _chat_events(
     specs: list[SequenceSpec],
     streams: ChoiceStreams,
     readers: dict[int, ChoiceCalls],
+    reasoning: bool = False,
 ) -> AsyncIterator[str]:
     include_usage = body.include_usage_in_stream
     extra = {"usage": None} if include_usage else {}
@@ -95,11 +108,16 @@ async def _chat_events(
             counter.add(index, delta)
             pending_logprobs[index].extend(delta.logprobs or [])
             finished = delta.finish_reason is not None
-            # Content and tool calls; {} while text is held back (a partial marker, pending
-            # bytes of a character): nothing to show yet.
-            fields = readers[index].delta(delta.text, finished)
+            # Reasoning, content and tool calls; {} while text is held back (a partial marker,
+            # pending bytes of a character): nothing to show yet.
+            fields = readers[index].delta(delta.text, finished, len(delta.token_ids))
             if not fields and not finished:
                 continue
+            thought = {k: fields.pop(k) for k in REASONING_FIELDS if k in fields}
+            if thought and (fields or finished):  # reasoning in a chunk of its own, first
+                yield chunk(index, thought, None, None)
+            elif thought:
+                fields = thought
             logprobs = None
             if body.logprobs:
                 logprobs = chat_logprobs(pending_logprobs[index], top_n)
@@ -107,7 +125,8 @@ async def _chat_events(
             finish = readers[index].finish_reason(delta.finish_reason)
             yield chunk(index, fields, logprobs, finish)
         if include_usage:
-            yield event(envelope.body(choices=[], usage=counter.as_dict()))
+            counts = _with_reasoning(counter.as_dict(), readers, reasoning)
+            yield event(envelope.body(choices=[], usage=counts))
     except Exception as exc:
         yield error_event(exc)
     finally:
@@ -126,10 +145,24 @@ class PreparedChat:
     specs: list[SequenceSpec]
     plan: ToolPlan
     parser: str | None
+    # The model's reasoning parser when this request's thinking is split out: not under a
+    # grammar (structured outputs, forced tool calls), which holds from the first token on,
+    # so the model cannot think there; not for qwen3 with enable_thinking false.
+    reasoning_parser: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    @property
+    def splits_reasoning(self) -> bool:
+        return reasoning_splitter(self.reasoning_parser, self.chat_template_kwargs) is not None
+
+    def reader(self) -> ChoiceCalls:
+        """A reader for one choice: reasoning split off, tool calls read (it keeps state)."""
+        splitter = reasoning_splitter(self.reasoning_parser, self.chat_template_kwargs)
+        return ChoiceCalls(self.plan, self.parser, splitter)
 
     def readers(self) -> dict[int, ChoiceCalls]:
-        """One tool-call reader per choice (readers keep state)."""
-        return _readers(self.specs, self.plan, self.parser)
+        """One reader per choice (readers keep state)."""
+        return {spec.index: self.reader() for spec in self.specs}
 
     @property
     def prompt_tokens(self) -> int:
@@ -173,7 +206,11 @@ async def prepare_chat(
         structured=constraint,
     )
     specs = fan_out(envelope.id, [prompt_ids], body.choices_per_prompt, params)
-    return PreparedChat(model.name, generator, envelope, specs, plan, parser)
+    reasoning = generator.reasoning_parser if constraint is None else None
+    return PreparedChat(
+        model.name, generator, envelope, specs, plan, parser, reasoning,
+        body.chat_template_kwargs,
+    )  # fmt: skip
 
 
 async def create_chat_completion(
@@ -188,16 +225,10 @@ async def create_chat_completion(
         chunk_envelope = Envelope(
             envelope.id, "chat.completion.chunk", envelope.created, chat.model
         )
-        return EventStreamResponse(_chat_events(chunk_envelope, body, specs, streams, readers))
+        events = _chat_events(chunk_envelope, body, specs, streams, readers, chat.splits_reasoning)
+        return EventStreamResponse(events)
     results = await collect(chat.generator, specs)
-    return JSONResponse(_chat_body(envelope, body, specs, results, readers))
-
-
-def _readers(
-    specs: list[SequenceSpec], plan: ToolPlan, parser: str | None
-) -> dict[int, ChoiceCalls]:
-    """One tool-call reader per choice (readers keep state)."""
-    return {spec.index: ChoiceCalls(plan, parser) for spec in specs}
+    return JSONResponse(_chat_body(envelope, body, specs, results, readers, chat.splits_reasoning))
 
 
 def chat_router(registry: ModelRegistry) -> APIRouter:

@@ -154,6 +154,7 @@ class ChoiceResult:
     """Everything one sequence produced, for non-streaming responses."""
 
     text_parts: list[str] = field(default_factory=list)
+    part_tokens: list[int] = field(default_factory=list)  # each text part's token count
     completion_tokens: int = 0
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
@@ -164,8 +165,14 @@ class ChoiceResult:
     def text(self) -> str:
         return "".join(self.text_parts)
 
+    @property
+    def pieces(self) -> list[tuple[str, int]]:
+        """The text as the engine's deltas: (text, token count)."""
+        return list(zip(self.text_parts, self.part_tokens, strict=True))
+
     def add(self, delta: GenerationDelta) -> None:
         self.text_parts.append(delta.text)
+        self.part_tokens.append(len(delta.token_ids))
         self.completion_tokens += len(delta.token_ids)
         self.logprobs.extend(delta.logprobs or [])
         self.prompt_tokens = self.prompt_tokens or delta.prompt_tokens

@@ -1,6 +1,11 @@
 """One chat choice's text read as OpenAI tool calls: the message of a whole answer, or the
 `delta` fields of a stream, and the finish_reason OpenAI gives with them.
 
+A reasoning model's thinking (`generation.reasoning_parser`) is split off first, by the
+protocol-neutral hf_runtime.reasoning splitter: it is returned as `reasoning` and, the same
+text, `reasoning_content` (vLLM's current and earlier names; DeepSeek's API and many clients
+read the latter), and only the content after it is read for tool calls.
+
 finish_reason: "tool_calls" when "auto" or "required" produced calls and the model stopped by
 itself (vLLM and OpenAI do the same); a named function keeps "stop"; a reply cut off by
 max_tokens keeps "length" whatever it holds.
@@ -22,8 +27,10 @@ from hf_runtime.protocols.openai.tool_parsers import (
     RequiredCallsExtractor,
     extract,
 )
+from hf_runtime.reasoning import ReasoningSplitter, Split
 
 logger = logging.getLogger("hf_runtime.openai")
+REASONING_FIELDS = ("reasoning", "reasoning_content")
 
 
 def check_parser(plan: ToolPlan, parser: str | None, model: str) -> ToolPlan:
@@ -40,17 +47,38 @@ def check_parser(plan: ToolPlan, parser: str | None, model: str) -> ToolPlan:
 
 class ChoiceCalls:
     """Reads one choice's text according to the request's ToolPlan (a fresh one per choice:
-    readers keep state)."""
+    readers keep state); `reasoning`: the choice's reasoning splitter, if any."""
 
-    def __init__(self, plan: ToolPlan, parser: str | None) -> None:
+    def __init__(
+        self, plan: ToolPlan, parser: str | None, reasoning: ReasoningSplitter | None = None
+    ) -> None:
         self._plan = plan
         self._extractor: Extractor | None = _extractor(plan, parser)
+        self._reasoning = reasoning
         self._called = False
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """Tokens of the deltas read while the reasoning was open (0 without a splitter)."""
+        return self._reasoning.reasoning_tokens if self._reasoning is not None else 0
 
     # ------------------------------------------------------------------ whole answers
 
-    def message(self, text: str) -> dict[str, Any]:
-        """The assistant message for a whole reply."""
+    def message(self, text: str, pieces: list[tuple[str, int]] | None = None) -> dict[str, Any]:
+        """The assistant message for a whole reply; `pieces`: the same text as the engine's
+        deltas (text, token count), for counting reasoning tokens."""
+        if self._reasoning is None:
+            return self._content_message(text)
+        split = Split()
+        for piece, tokens in pieces if pieces is not None else [(text, 0)]:
+            split = split.merge(self._reasoning.feed(piece, tokens))
+        split = split.merge(self._reasoning.finish())
+        message = self._content_message(split.content)
+        if split.reasoning:
+            message.update(_reasoning_fields(split.reasoning))
+        return message
+
+    def _content_message(self, text: str) -> dict[str, Any]:
         if self._extractor is None:
             return {"role": "assistant", "content": text}
         try:
@@ -77,9 +105,19 @@ class ChoiceCalls:
 
     # ------------------------------------------------------------------ streams
 
-    def delta(self, text: str, finished: bool) -> dict[str, Any]:
+    def delta(self, text: str, finished: bool, tokens: int = 0) -> dict[str, Any]:
         """The `delta` fields for the text of one engine delta ({} while text is held back);
-        `finished`: this is the sequence's last delta."""
+        `finished`: this is the sequence's last delta; `tokens`: its token count. Reasoning
+        comes first (`reasoning`, `reasoning_content`), then the content's fields."""
+        if self._reasoning is None:
+            return self._content_delta(text, finished)
+        split = self._reasoning.feed(text, tokens)
+        if finished:
+            split = split.merge(self._reasoning.finish())
+        fields = _reasoning_fields(split.reasoning) if split.reasoning else {}
+        return {**fields, **self._content_delta(split.content, finished)}
+
+    def _content_delta(self, text: str, finished: bool) -> dict[str, Any]:
         if self._extractor is None:
             return {"content": text} if text else {}
         try:
@@ -107,6 +145,10 @@ class ChoiceCalls:
         if engine_reason == "stop" and self._called and self._plan.mode in ("auto", "required"):
             return "tool_calls"
         return engine_reason
+
+
+def _reasoning_fields(text: str) -> dict[str, str]:
+    return dict.fromkeys(REASONING_FIELDS, text)
 
 
 def _call_delta(part: CallDelta) -> dict[str, Any]:

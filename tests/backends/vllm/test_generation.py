@@ -449,3 +449,34 @@ def test_openai_errors_keep_their_shape(openai_app: Any, run: LoopRunner) -> Non
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "max_tokens" and str(MAX_MODEL_LEN) in error["message"]
+
+
+def test_the_reasoning_parser_reaches_the_shared_splitter_on_vllm(
+    llama: Any, run: LoopRunner
+) -> None:
+    """generation.reasoning_parser on the vllm backend: the same GenerativeModel property and
+    the same splitter as on huggingface. The tiny model never closes a <think>, so all it says
+    is reasoning (vLLM 0.32's deepseek_r1 reading), whole and streamed."""
+    import json
+
+    from hf_runtime.protocols.openai.app import make_app
+    from hf_runtime.runtime.generative_model import GenerativeModel
+
+    generation = llama.config.generation.model_copy(update={"reasoning_parser": "deepseek_r1"})
+    config = llama.config.model_copy(update={"model_name": "thinker", "generation": generation})
+    thinker = GenerativeModel(
+        config, Task(llama.task), llama._tokenizer, llama.engine, platform=llama.backend,
+        chat_template=llama._chat_template, sampling_defaults=llama.sampling_defaults,
+    )  # fmt: skip  # a view over the module's engine: never closed here
+    assert (thinker.backend, thinker.reasoning_parser) == ("vllm", "deepseek_r1")
+    app = make_app(FakeRegistry([thinker]))
+    messages = [{"role": "user", "content": "Hello"}]
+    body = {"model": "thinker", "messages": messages, "temperature": 0, "max_tokens": 12}
+    prompt = run(llama.render_chat(messages))
+    expected = text_of(run(collect(llama, prompt, temperature=0, max_tokens=12)))
+    message = run(post_json(app, "/chat/completions", body)).json()["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == (expected, "")
+    events = run(stream_events(app, "/chat/completions", {**body, "stream": True}))
+    deltas = [json.loads(e[len("data: ") :])["choices"] for e in events[:-1]]
+    streamed = "".join(c[0]["delta"].get("reasoning_content") or "" for c in deltas if c)
+    assert streamed == expected

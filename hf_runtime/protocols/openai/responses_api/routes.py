@@ -1,11 +1,14 @@
 """POST /responses, GET and DELETE /responses/{id}: OpenAI's Responses API over the chat
 route's generation (`prepare_chat`), tool calls read by the chat's `ChoiceCalls` readers.
 
-An answer's `output` is a `message` item (one `output_text` part) when there is text and one
-`function_call` item per call; `status` is "completed", or "incomplete" with
-`incomplete_details.reason` "max_output_tokens" when the token limit cut it. A stream sends
+An answer's `output` is a `reasoning` item (one `reasoning_text` part; a reasoning model's
+thinking, with `generation.reasoning_parser`) when there is thinking, a `message` item (one
+`output_text` part) when there is text and one `function_call` item per call; `status` is
+"completed", or "incomplete" with `incomplete_details.reason` "max_output_tokens" when the token
+limit cut it. A stream sends
 OpenAI's events, each with its `sequence_number`: response.created, response.in_progress, per
-item output_item.added, (content_part.added, output_text.delta..., output_text.done,
+item output_item.added, (content_part.added, reasoning_text.delta..., reasoning_text.done,
+content_part.done | content_part.added, output_text.delta..., output_text.done,
 content_part.done | function_call_arguments.delta..., .done), output_item.done, then
 response.completed or response.incomplete; a failure after the 200 is an `error` event.
 """
@@ -32,7 +35,6 @@ from hf_runtime.protocols.openai.responses import log_ignored_fields
 from hf_runtime.protocols.openai.responses_api.schemas import ResponsesRequest
 from hf_runtime.protocols.openai.responses_api.store import ResponseStore
 from hf_runtime.protocols.openai.sse import EventStreamResponse, dumps
-from hf_runtime.protocols.openai.tool_calls import ChoiceCalls
 from hf_runtime.routes import OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE, OPENAI_RESPONSES
 
 
@@ -91,6 +93,17 @@ class _Turn:
             "content": [part] if status == "completed" else [],
         }
 
+    def reasoning_item(self, text: str, status: str = "completed") -> dict[str, Any]:
+        part = {"type": "reasoning_text", "text": text}
+        return {
+            "type": "reasoning",
+            "id": _item_id("rs"),
+            "summary": [],
+            "content": [part] if status == "completed" else [],
+            "encrypted_content": None,
+            "status": status,
+        }
+
     def output_messages(self) -> list[dict[str, Any]]:
         """The output as chat messages (what a later turn's history holds)."""
         texts = [p["text"] for i in self.output if i["type"] == "message" for p in i["content"]]
@@ -109,12 +122,12 @@ class _Turn:
         return [message]
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _usage(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
 
@@ -162,12 +175,16 @@ class ResponsesService:
             await streams.start()
             return EventStreamResponse(self._events(turn, streams, conversation))
         (result,) = await collect(chat.generator, chat.specs)
-        message = ChoiceCalls(chat.plan, chat.parser).message(result.text)
+        reader = chat.reader()
+        message = reader.message(result.text, result.pieces)
+        if message.get("reasoning"):
+            turn.output.append(turn.reasoning_item(message["reasoning"]))
         if message.get("content"):
             turn.output.append(turn.message_item(message["content"]))
         turn.output += [_function_item(call) for call in message.get("tool_calls") or []]
         status = "incomplete" if result.finish_reason == "length" else "completed"
-        usage = _usage(result.prompt_tokens or chat.prompt_tokens, result.completion_tokens)
+        prompt_tokens = result.prompt_tokens or chat.prompt_tokens
+        usage = _usage(prompt_tokens, result.completion_tokens, reader.reasoning_tokens)
         answer = turn.envelope(status, usage)
         self._keep(turn, answer, conversation)
         return JSONResponse(answer)
@@ -182,7 +199,7 @@ class ResponsesService:
         self, turn: _Turn, streams: ChoiceStreams, conversation: list[dict[str, Any]]
     ) -> AsyncIterator[str]:
         events = _EventWriter(turn)
-        reader = ChoiceCalls(turn.chat.plan, turn.chat.parser)
+        reader = turn.chat.reader()
         output_tokens = 0
         try:
             yield events.send("response.created", response=turn.envelope("in_progress"))
@@ -190,14 +207,16 @@ class ResponsesService:
             async for _, delta in streams.events():
                 output_tokens += len(delta.token_ids)
                 finished = delta.finish_reason is not None
-                for chunk in events.fields(reader.delta(delta.text, finished)):
+                fields = reader.delta(delta.text, finished, len(delta.token_ids))
+                for chunk in events.fields(fields):
                     yield chunk
                 if finished:
                     for chunk in events.close():
                         yield chunk
                     status = "incomplete" if delta.finish_reason == "length" else "completed"
                     prompt = delta.prompt_tokens or turn.chat.prompt_tokens
-                    answer = turn.envelope(status, _usage(prompt, output_tokens))
+                    counts = _usage(prompt, output_tokens, reader.reasoning_tokens)
+                    answer = turn.envelope(status, counts)
                     self._keep(turn, answer, conversation)
                     yield events.send(f"response.{status}", response=answer)
         except Exception as exc:
@@ -234,6 +253,16 @@ class _EventWriter:
 
     def fields(self, fields: dict[str, Any]) -> list[str]:
         out: list[str] = []
+        if fields.get("reasoning"):
+            if self.item is None or self.item["type"] != "reasoning":
+                out += self.close()
+                out += self._open(self.turn.reasoning_item("", "in_progress"))
+                part = {"type": "reasoning_text", "text": ""}
+                out.append(self.send("response.content_part.added", **self._at(), part=part))
+            self.text += fields["reasoning"]
+            out.append(
+                self.send("response.reasoning_text.delta", **self._at(), delta=fields["reasoning"])
+            )
         if fields.get("content"):
             if self.item is None or self.item["type"] != "message":
                 out += self.close()
@@ -283,7 +312,14 @@ class _EventWriter:
             return []
         out = []
         index = len(self.turn.output)
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            part = {"type": "reasoning_text", "text": self.text}
+            at = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            out.append(self.send("response.reasoning_text.done", **at, text=self.text))
+            out.append(self.send("response.content_part.done", **at, part=part))
+            item = {**item, "status": "completed", "content": [part]}
+            self.text = ""
+        elif item["type"] == "message":
             part = {"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}
             at = {"item_id": item["id"], "output_index": index, "content_index": 0}
             out.append(self.send("response.output_text.done", **at, text=self.text, logprobs=[]))
