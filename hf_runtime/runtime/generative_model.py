@@ -11,6 +11,7 @@ gives none.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
@@ -19,9 +20,12 @@ from typing import Any
 from hf_runtime.backends import GenerationEngine, LoRAEngine
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, Unsupported
+from hf_runtime.reasoning import THINK_END, THINK_START
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
+
+logger = logging.getLogger("hf_runtime")
 
 
 class GenerativeModel(ServedModelBase):
@@ -51,6 +55,7 @@ class GenerativeModel(ServedModelBase):
         self._sampling_defaults = dict(sampling_defaults or {})
         self.adapters: tuple[GenerativeModel, ...] = ()
         self._ready = True
+        _warn_if_thinking_is_skipped(config, tokenizer)
 
     def stats(self) -> dict[str, int]:
         """Engine counters for /metrics ({} for an adapter: its base model reports them)."""
@@ -299,3 +304,18 @@ def _normalise_message(index: int, message: dict[str, Any]) -> dict[str, Any]:
     raise InvalidInput(
         f"messages[{index}].content must be a string or a list of text parts", param="messages"
     )
+
+
+def _warn_if_thinking_is_skipped(config: ModelConfig, tokenizer: Any) -> None:
+    """Decoding skips special tokens: a tokenizer that marks the think tags special would hide
+    them from the reasoning splitter (the real reasoning models keep them ordinary)."""
+    if config.generation.reasoning_parser is None:
+        return
+    special = set(getattr(tokenizer, "all_special_tokens", None) or ())
+    hidden = [tag for tag in (THINK_START, THINK_END) if tag in special]
+    if hidden:
+        logger.warning(
+            "model %s: generation.reasoning_parser is set but its tokenizer marks %s as special "
+            "tokens, which decoding skips: the thinking will not be split out",
+            config.model_name, " and ".join(hidden),
+        )  # fmt: skip

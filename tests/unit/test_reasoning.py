@@ -122,3 +122,15 @@ def test_a_generative_model_names_its_reasoning_parser(tiny_models: dict[str, Pa
             assert model.reasoning_parser == parser
         finally:
             asyncio.run(model.aclose())
+
+
+def test_tags_a_tokenizer_marks_special_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from hf_runtime.runtime.generative_model import _warn_if_thinking_is_skipped
+
+    config = ModelConfig(model_dir="/m", generation={"reasoning_parser": "qwen3"})
+    _warn_if_thinking_is_skipped(config, SimpleNamespace(all_special_tokens=["<|im_end|>"]))
+    assert not caplog.records
+    _warn_if_thinking_is_skipped(config, SimpleNamespace(all_special_tokens=["</think>"]))
+    assert "</think> as special" in caplog.text
