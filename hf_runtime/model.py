@@ -33,6 +33,9 @@ from hf_runtime.types import (
     ModelState,
     ModelStatus,
     OutputOptions,
+    PooledResult,
+    PoolingOptions,
+    PoolingTask,
     Prediction,
     RepositoryEntry,
     ScoreResult,
@@ -118,6 +121,28 @@ class TextTokenizer(Protocol):
         """The tokenizer's own string per id (`convert_ids_to_tokens`, e.g. "Ġhello")."""
 
 
+class Pooler(Protocol):
+    """vLLM's pooling API (/pooling, /classify): one pooled output per input, for the model's
+    one pooling task."""
+
+    @property
+    def pooling_task(self) -> PoolingTask:
+        """ "embed" (an embedding per input) or "classify" (class scores per input)."""
+
+    @property
+    def max_input_tokens(self) -> int:
+        """The most tokens one input may keep (`truncate_prompt_tokens` at most this)."""
+
+    async def pool(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        options: PoolingOptions | None = None,
+    ) -> PooledResult:
+        """Texts or token-id lists. Raises InvalidInput for bad inputs or options, TooLarge
+        for an over-long input the model does not truncate, Overloaded when the queue is
+        full."""
+
+
 class TextGenerator(Protocol):
     """Generation as the OpenAI layer sees it; implemented over the huggingface and vllm engines.
 
@@ -186,6 +211,7 @@ CAPABILITY_LABELS: dict[type, str] = {
     TextGenerator: "text generation",
     Scorer: "rerank / score (text pairs)",
     TextTokenizer: "tokenize / detokenize",
+    Pooler: "pooling / classify",
 }
 
 
@@ -215,8 +241,8 @@ class ServedModel(Protocol):
         """Raises ModelNotReady while loading."""
 
     def capability(self, kind: type[C]) -> C | None:
-        """The capability `kind` (Predictor, Embedder, Scorer, TextGenerator, TextTokenizer)
-        or None if the model does not have it. Raises ModelNotReady while loading."""
+        """The capability `kind` (Predictor, Embedder, Scorer, TextGenerator, TextTokenizer,
+        Pooler) or None if the model does not have it. Raises ModelNotReady while loading."""
 
     def stats(self) -> Mapping[str, int]:
         """Counters and gauges for /metrics ({} when there are none)."""

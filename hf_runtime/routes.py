@@ -76,8 +76,8 @@ TEI_DOCUMENT = "/tei/openapi.json"
 
 @dataclass(frozen=True)
 class Route:
-    """One route: `path` under each of its surface's mounts, plus `root_aliases` (absolute
-    paths served by the root app, in the route's own error shape)."""
+    """One route: `path` under each of its surface's mounts (unless not `mounted`), plus
+    `root_aliases` (absolute paths served by the root app, in the route's own error shape)."""
 
     surface: Surface
     method: str
@@ -90,15 +90,19 @@ class Route:
     streams: bool = False  # server-sent events when asked
     probe: bool = False  # a health probe: open without an API key, answered while draining
     served_by_bentoml: bool = False  # BentoML's own route, not a protocol app's
+    mounted: bool = True  # False: served at its root aliases only (vLLM's root-only routes)
 
     @property
     def paths(self) -> tuple[str, ...]:
-        return tuple(m + self.path for m in MOUNTS[self.surface]) + self.root_aliases
+        mounted = tuple(m + self.path for m in MOUNTS[self.surface]) if self.mounted else ()
+        return mounted + self.root_aliases
 
     def app_paths(self, root: bool) -> tuple[str, ...]:
         """The paths an app declares it at: its root aliases in the root app, else `path`
-        (relative to the app's mounts)."""
-        return self.root_aliases if root else (self.path,)
+        (relative to the app's mounts; none for a route that is not mounted)."""
+        if root:
+            return self.root_aliases
+        return (self.path,) if self.mounted else ()
 
     def error_statuses(self) -> frozenset[int]:
         """Every error status it can answer (its OpenAPI error responses)."""
@@ -191,6 +195,25 @@ OPENAI_TOKENIZE = Route(
 OPENAI_DETOKENIZE = Route(
     Surface.OPENAI, "POST", "/detokenize", "TextTokenizer", root_aliases=("/detokenize",)
 )
+# vLLM's pooling API, at the root only, as vLLM 0.32 serves it (protocols.openai.pooling).
+OPENAI_CLASSIFY = Route(
+    Surface.OPENAI,
+    "POST",
+    "/classify",
+    "Pooler",
+    root_aliases=("/classify",),
+    runs_model=True,
+    mounted=False,
+)
+OPENAI_POOLING = Route(
+    Surface.OPENAI,
+    "POST",
+    "/pooling",
+    "Pooler",
+    root_aliases=("/pooling",),
+    runs_model=True,
+    mounted=False,
+)
 OPENAI_MODELS = Route(Surface.OPENAI, "GET", "/models")
 # vLLM's runtime LoRA routes (501 where the registry loads no adapters).
 OPENAI_LOAD_LORA = Route(Surface.OPENAI, "POST", "/load_lora_adapter", optional=True)
@@ -230,7 +253,8 @@ ROUTES: tuple[Route, ...] = (
     V2_MODEL_READY, V2_VERSION_READY, V2_INFER, V2_VERSION_INFER,
     V2_REPOSITORY_INDEX, V2_REPOSITORY_LOAD, V2_REPOSITORY_UNLOAD,
     OPENAI_COMPLETIONS, OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_RERANK, OPENAI_SCORE,
-    OPENAI_TOKENIZE, OPENAI_DETOKENIZE, OPENAI_MODELS, OPENAI_MODEL,
+    OPENAI_TOKENIZE, OPENAI_DETOKENIZE, OPENAI_CLASSIFY, OPENAI_POOLING,
+    OPENAI_MODELS, OPENAI_MODEL,
     OPENAI_LOAD_LORA, OPENAI_UNLOAD_LORA,
     OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE,
     ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
@@ -298,7 +322,7 @@ def openai_routes_naming(
     """The OpenAI routes that serve `capability` under `prefix`, as messages name them
     ("/v1/rerank or /v1/score"; `first` named first); "" for none."""
     routes = sorted(routes_offering(capability, Surface.OPENAI), key=lambda r: r is not first)
-    return " or ".join(prefix + r.path for r in routes)
+    return " or ".join(prefix + r.path if r.mounted else r.root_aliases[0] for r in routes)
 
 
 def route_at(method: str, path: str) -> Route | None:

@@ -145,6 +145,38 @@ class ScoreResult:
     prompt_tokens: int  # real tokens (special tokens counted, padding not)
 
 
+# vLLM's pooling tasks a model's pooled output can be (its /pooling `task`, its /classify).
+PoolingTask = Literal["embed", "classify"]
+
+
+@dataclass(frozen=True)
+class PoolingOptions:
+    """One /pooling or /classify request's settings, as vLLM's pooling requests name them.
+
+    `activation` (vLLM's `use_activation`): the pooler's own activation (a classifier's
+    softmax or sigmoid, an embedding's normalisation); false gives the raw output.
+    `truncate_tokens` (`truncate_prompt_tokens`): keep at most this many tokens, -1 meaning
+    the model's maximum; None applies the model's own rule (auto_truncate).
+    `truncation_side` (None: the tokenizer's; else "left" keeps the end, "right" the start)
+    cuts the token ids themselves, special tokens included, as vLLM does.
+    """
+
+    activation: bool = True
+    truncate_tokens: int | None = None
+    truncation_side: Literal["left", "right"] | None = None
+    add_special_tokens: bool = True
+
+
+@dataclass
+class PooledResult:
+    """One pooled output per input, in request order: an embedding, or a classifier's class
+    scores (`labels`: the best class's name per input, classifiers only)."""
+
+    outputs: list[list[float]]
+    prompt_tokens: int  # real tokens (special tokens counted, padding not)
+    labels: list[str | None] | None = None
+
+
 # ---------------------------------------------------------------- generation
 
 

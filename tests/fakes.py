@@ -21,6 +21,7 @@ from hf_runtime.errors import (
 )
 from hf_runtime.model import (
     Embedder,
+    Pooler,
     Predictor,
     Scorer,
     TextGenerator,
@@ -43,6 +44,7 @@ from hf_runtime.types import (
     TokenLogprob,
     Truncation,
 )
+from tests.fake_pooler import FakePooler
 from tests.fake_scorer import FakeScorer
 
 BOS_ID = 256
@@ -118,6 +120,8 @@ class FakeServedModel:
         self.scorer = (
             FakeScorer(self, embed_text, cross=task == "rerank") if task in SCORING_TASKS else None
         )
+        pooling = task in (*SCORING_TASKS, "sequence_classification")
+        self.pooler = FakePooler(self, task) if pooling else None
         # Every model tokenizes: a generator with its own vocabulary, an encoder with CLS/SEP.
         self.tokenizer: Any = generator if generator is not None else FakeEncoderTokenizer()
 
@@ -151,6 +155,8 @@ class FakeServedModel:
             return self.tokenizer
         if kind is Predictor:
             return self if self._task not in (*GENERATIVE_TASKS, "rerank") else None
+        if kind is Pooler:
+            return self.pooler
         return None
 
     def stats(self) -> dict[str, int]:

@@ -34,10 +34,20 @@ class Served:
     dimensions: int = 8
     scorer: str | None = None
     prompt_names: tuple[str, ...] = ()  # the embedder's prompts (OpenAI `prompt_name`)
+    classifier: str | None = None  # a sequence classifier (vLLM's /classify)
 
     @property
     def scorers(self) -> list[str]:
         return [name for name in (self.scorer, self.embedder) if name is not None]
+
+    @property
+    def classifiers(self) -> list[str]:
+        """The models /classify takes: sequence classifiers and cross-encoders."""
+        return [name for name in (self.classifier, self.scorer) if name is not None]
+
+    @property
+    def poolers(self) -> list[str]:
+        return [*self.classifiers, *([self.embedder] if self.embedder else [])]
 
 
 def number(low: float, high: float) -> dict[str, Any]:
@@ -358,6 +368,25 @@ def detokenize_request(models: list[str]) -> dict[str, Any]:
     return closed({"model": {"enum": models}, "tokens": tokens}, required=["model", "tokens"])
 
 
+def pooling_request(models: list[str], pooling: bool) -> dict[str, Any]:
+    """vLLM's /classify (or /pooling) body: texts or token ids, and the options served."""
+    texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
+    fields: dict[str, Any] = {
+        "model": {"enum": models},
+        "input": {"anyOf": [SHORT_TEXT, texts, TOKEN_IDS]},
+        "truncate_prompt_tokens": {"anyOf": [{"const": -1}, integer(1, 8)]},
+        "truncation_side": {"enum": ["left", "right"]},
+        "use_activation": {"type": "boolean"},
+        "add_special_tokens": {"type": "boolean"},
+        "request_id": SHORT_TEXT,
+    }
+    if pooling:
+        fields["encoding_format"] = {"enum": ["float", "base64"]}
+        fields["embed_dtype"] = {"enum": ["float32", "float16", "bfloat16"]}
+        fields["endianness"] = {"enum": ["native", "big", "little"]}
+    return closed(fields, required=["model", "input"])
+
+
 def v2_request() -> dict[str, Any]:
     """One BYTES input whose shape matches its data; outputs by their real name."""
     tensor = closed(
@@ -419,6 +448,10 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
     if served.scorers:
         bodies["/rerank"] = bodies["/v2/rerank"] = rerank_request(served.scorers)
         bodies["/score"] = score_request(served.scorers)
+    if served.classifiers:
+        bodies["/classify"] = pooling_request(served.classifiers, pooling=False)
+    if served.poolers:
+        bodies["/pooling"] = pooling_request(served.poolers, pooling=True)
     # Every model tokenizes (generative and encoder models alike).
     bodies["/tokenize"] = tokenize_request(served)
     bodies["/detokenize"] = detokenize_request(served.models)

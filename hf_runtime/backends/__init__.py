@@ -178,11 +178,13 @@ class EncoderBackend(Protocol):
         truncate: bool = True,
         add_special_tokens: bool | None = None,
         truncation_side: str = "right",
+        max_length: int | None = None,
     ) -> list[Encoding]:
         """Tokenize with the configured special-token and case settings; `truncate` cuts each
-        text to the model's max length (false: full length, for `auto_truncate: false`),
-        keeping its start ("right") or its end ("left"), special tokens kept either way;
-        `add_special_tokens` overrides the configured setting (the /tokenize route)."""
+        text to the model's max length, or to `max_length` when given (false: full length,
+        for `auto_truncate: false`), keeping its start ("right") or its end ("left"), special
+        tokens kept either way; `add_special_tokens` overrides the configured setting (the
+        /tokenize route)."""
 
     def tokenize_pairs(
         self,

@@ -197,6 +197,7 @@ class TransformersEncoder(ABC):
         truncate: bool = True,
         add_special_tokens: bool | None = None,
         truncation_side: str = "right",
+        max_length: int | None = None,
     ) -> list[Encoding]:
         """`truncate=False` keeps every token (auto_truncate: false refuses long texts)."""
         if add_special_tokens is None:
@@ -204,7 +205,8 @@ class TransformersEncoder(ABC):
         with self._lock, truncating_from(self._tokenizer, truncation_side):
             batch = self._tokenizer(
                 list(texts),
-                max_length=self._max_length,  # even untruncated: stops a "too long" warning
+                # Even untruncated: stops a "too long" warning.
+                max_length=max_length or self._max_length,
                 truncation=truncate,
                 padding=False,
                 add_special_tokens=add_special_tokens,

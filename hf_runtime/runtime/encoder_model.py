@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, TooLarge
+from hf_runtime.model import Pooler
 from hf_runtime.observability.context import current_request_id
 from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
+from hf_runtime.runtime.encoder_pooling import EncoderPooler
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
 from hf_runtime.tasks.registry import Task
@@ -57,13 +59,15 @@ class EncoderModel(ServedModelBase):
         platform: str,
     ) -> None:
         # Capabilities: those the task declares (tasks.registry); this class implements them
-        # all (Predictor, Embedder, Scorer, TextTokenizer).
+        # all (Predictor, Embedder, Scorer, TextTokenizer) but Pooler (EncoderPooler's).
         super().__init__(config, task, platform)
         self.encoder = encoder
         self.processor = processor
         # Left padding shifts real tokens when a batch pads further than the request would,
         # so such models pad each request like KServe and only share passes of equal length.
         self._pad_to_request_max = encoder.padding_side == "left"
+        if Pooler in self._capabilities:
+            self._capabilities[Pooler] = EncoderPooler(self)
         spec = processor.forward_spec
         self.batcher = EncoderBatcher(
             lambda items: encoder.forward(items, spec),

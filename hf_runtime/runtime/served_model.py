@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from hf_runtime.config import ModelConfig
-from hf_runtime.model import C, Embedder, Predictor, Scorer, TextGenerator, TextTokenizer
+from hf_runtime.model import (
+    C,
+    Embedder,
+    Pooler,
+    Predictor,
+    Scorer,
+    TextGenerator,
+    TextTokenizer,
+)
 from hf_runtime.tasks.registry import Capability, Task
 from hf_runtime.types import ModelFacts, ModelState, ModelStatus
 
@@ -16,6 +24,7 @@ CAPABILITY_INTERFACES: dict[Capability, type] = {
     Capability.scorer: Scorer,
     Capability.text_tokenizer: TextTokenizer,
     Capability.text_generator: TextGenerator,
+    Capability.pooler: Pooler,
 }
 
 

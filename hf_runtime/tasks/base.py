@@ -13,7 +13,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, TooLarge
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Datatype, OutputOptions, OutputTensor, Prediction, TensorSpec
+
+if TYPE_CHECKING:
+    from hf_runtime.tasks.class_scores import ClassifierHead
 
 OUTPUT_NAME = "output-0"
 INPUT_SPEC = TensorSpec(name="input-0", datatype="BYTES", shape=[-1])
@@ -88,6 +91,9 @@ class EncoderTaskProcessor(ABC):
     def __init__(self, backend: EncoderBackend, options: ProcessorOptions) -> None:
         self.backend = backend
         self.options = options
+        # A sequence-level classifier's head as vLLM's /classify scores it (set by the
+        # classifying tasks' build_processor); None for every other task.
+        self.classifier_head: ClassifierHead | None = None
 
     @property
     def forward_spec(self) -> ForwardSpec:

@@ -66,6 +66,7 @@ class Capability(str, Enum):
     scorer = "Scorer"
     text_tokenizer = "TextTokenizer"
     text_generator = "TextGenerator"
+    pooler = "Pooler"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(
             Task.sequence_classification,
             Head.sequence_classification,
-            _ENCODER,
+            _ENCODER | {Capability.pooler},
             ("ForSequenceClassification",),
             module="hf_runtime.tasks.sequence_classification",
         ),
@@ -120,13 +121,13 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(
             Task.text_embedding,
             Head.base,
-            _ENCODER | {Capability.embedder, Capability.scorer},
+            _ENCODER | {Capability.embedder, Capability.scorer, Capability.pooler},
             module="hf_runtime.tasks.text_embedding",
         ),
         TaskSpec(
             Task.rerank,
             Head.sequence_classification,  # a one-label cross-encoder
-            frozenset({Capability.scorer, Capability.text_tokenizer}),
+            frozenset({Capability.scorer, Capability.text_tokenizer, Capability.pooler}),
             module="hf_runtime.tasks.rerank",
             refines=Task.sequence_classification,
             detector="hf_runtime.tasks.rerank:is_cross_encoder",

@@ -28,6 +28,7 @@ from hf_runtime.tasks.base import (
     ProcessorOptions,
     kserve_output_tensor,
 )
+from hf_runtime.tasks.class_scores import cross_encoder_head
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import PAIR_INPUTS, Prediction, TensorSpec
 
@@ -143,4 +144,6 @@ def build_processor(
     backend: EncoderBackend, options: ProcessorOptions, model_path: Path
 ) -> RerankProcessor:
     raw = options.rerank_raw_scores or checkpoint_raw_scores(model_path)
-    return RerankProcessor(backend, options, raw_scores=raw)
+    processor = RerankProcessor(backend, options, raw_scores=raw)
+    processor.classifier_head = cross_encoder_head(model_path, raw)
+    return processor

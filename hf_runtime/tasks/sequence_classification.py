@@ -29,6 +29,7 @@ from hf_runtime.tasks.base import (
     rounded_4dp,
     softmax,
 )
+from hf_runtime.tasks.class_scores import read_classifier_head
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Prediction, TensorSpec
 
@@ -108,4 +109,6 @@ def build_processor(
     backend: EncoderBackend, options: ProcessorOptions, model_path: Path
 ) -> SequenceClassificationProcessor:
     id2label, multi_label = read_label_config(model_path)
-    return SequenceClassificationProcessor(backend, options, id2label, multi_label)
+    processor = SequenceClassificationProcessor(backend, options, id2label, multi_label)
+    processor.classifier_head = read_classifier_head(model_path)
+    return processor

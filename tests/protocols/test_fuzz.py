@@ -123,7 +123,10 @@ def test_route_specific_statuses(documents: dict[str, Any]) -> None:
         scoring = responses(document, path, "post")
         assert {"400", "401", "404", "413", "429", "500", "503"} <= set(scoring), path
         assert "501" not in scoring
-    assert set(root["paths"]) == {"/rerank", "/v2/rerank", "/score", "/tokenize", "/detokenize"}
+    assert set(root["paths"]) == {
+        *("/rerank", "/v2/rerank", "/score", "/tokenize", "/detokenize"),
+        *("/classify", "/pooling"),  # vLLM's pooling API: root only
+    }
     for document in (openai, root):
         for path in ("/tokenize", "/detokenize"):
             tokenizing = responses(document, path, "post")
@@ -166,6 +169,7 @@ def test_fuzz_every_protocol() -> None:
         dimensions=8,
         scorer="rerank",
         prompt_names=tuple(FAKE_PROMPTS),
+        classifier="clf",
     )
     with served_app_server(registry, GatewaySettings()) as server:
         published = FuzzRun(server.base_url, {}, registry.names())

@@ -141,6 +141,7 @@ class VLLMEncoderBackend:
         truncate: bool = True,
         add_special_tokens: bool | None = None,
         truncation_side: str = "right",
+        max_length: int | None = None,
     ) -> list[Encoding]:
         """As the huggingface backend's: `truncate=False` keeps every token (the model then
         refuses over-long texts before they reach the engine)."""
@@ -152,7 +153,7 @@ class VLLMEncoderBackend:
         with self._lock, truncating_from(self._tokenizer, truncation_side):
             batch = self._tokenizer(
                 list(texts),
-                max_length=self._max_length,
+                max_length=max_length or self._max_length,
                 truncation=truncate,
                 padding=False,
                 add_special_tokens=add_special_tokens,

@@ -14,6 +14,7 @@ from hf_runtime.protocols.openai.completions import completions_router
 from hf_runtime.protocols.openai.embeddings import embeddings_router
 from hf_runtime.protocols.openai.lora import lora_router
 from hf_runtime.protocols.openai.models import models_router
+from hf_runtime.protocols.openai.pooling import pooling_router
 from hf_runtime.protocols.openai.responses_api.routes import responses_router
 from hf_runtime.protocols.openai.scoring import scoring_router
 from hf_runtime.protocols.openai.tokenize import tokenize_router
@@ -37,9 +38,10 @@ def make_app(registry: ModelRegistry) -> FastAPI:
 
 def make_root_app(registry: ModelRegistry, title: str) -> FastAPI:
     """The OpenAI routes that clients of vLLM, Jina and Cohere call outside "/v1", at their
-    root aliases (hf_runtime.routes)."""
+    root aliases (hf_runtime.routes); vLLM's pooling routes are served only there."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
     install_error_handlers(app, openai_body)
     app.include_router(scoring_router(registry, root=True))
     app.include_router(tokenize_router(registry, root=True))
+    app.include_router(pooling_router(registry, root=True))
     return app

@@ -10,6 +10,7 @@ from hf_runtime.errors import InvalidInput
 from hf_runtime.model import (
     Embedder,
     ModelRegistry,
+    Pooler,
     Scorer,
     ServedModel,
     TextGenerator,
@@ -98,4 +99,12 @@ def require_embedder(model: ServedModel, prefix: str) -> Embedder:
 def require_scorer(model: ServedModel, endpoint: Endpoint, prefix: str) -> Scorer:
     return require_capability(
         model, Scorer, wanted=endpoint.label, alternatives=_alternatives(model, prefix)
+    )
+
+
+def require_pooler(model: ServedModel, wanted: str) -> Pooler:
+    """vLLM's pooling routes (/pooling, /classify) are at the root: their alternatives are
+    named under "/v1"."""
+    return require_capability(
+        model, Pooler, wanted=wanted, alternatives=_alternatives(model, MOUNTS[Surface.OPENAI][0])
     )
