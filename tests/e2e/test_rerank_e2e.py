@@ -152,3 +152,21 @@ def test_the_rerank_model_is_listed_and_refuses_plain_texts(server_url: str) -> 
     assert "reranker" in listed["models"]
     refused = post(server_url, "/v1/models/reranker:predict", {"instances": ["a text"]})
     assert refused.status_code == 400 and "text_pair" in refused.json()["error"]
+
+
+def test_vllm_classify_and_pooling_as_a_vllm_client_calls_them(server_url: str) -> None:
+    """vLLM's pooling API at the root, with plain httpx: /classify's probabilities are KServe
+    V1's (rounded there), /pooling's vectors /v1/embeddings', refusals in vLLM's shape."""
+    classified = ok(post(server_url, "/classify", {"model": "cls", "input": DOCUMENTS}))
+    assert classified["id"].startswith("classify-") and classified["object"] == "list"
+    v1 = ok(post(server_url, "/v1/models/cls:predict", {"instances": DOCUMENTS}))
+    for predicted, entry in zip(v1["predictions"], classified["data"], strict=True):
+        assert entry["num_classes"] == 2 and entry["label"] in ("NEGATIVE", "POSITIVE")
+        assert [predicted[str(j)] for j in range(2)] == [round(p, 4) for p in entry["probs"]]
+    pooled = ok(post(server_url, "/pooling", {"model": "minilm", "input": [QUERY]}))
+    embedded = ok(post(server_url, "/v1/embeddings", {"model": "minilm", "input": [QUERY]}))
+    assert pooled["data"][0]["object"] == "pooling"
+    assert pooled["data"][0]["data"] == embedded["data"][0]["embedding"]
+    refused = post(server_url, "/pooling", {"model": "minilm", "input": "a", "dimensions": 8})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "dimensions"
+    assert post(server_url, "/v1/classify", {"model": "cls", "input": "a"}).status_code == 404

@@ -60,6 +60,18 @@ def test_embeddings_over_openai_v1_and_v2_agree(vllm_url: str) -> None:
     np.testing.assert_allclose(v2.json()["outputs"][0]["data"], via_openai, atol=1e-5)
 
 
+def test_vllm_pooling_equals_embeddings(vllm_url: str) -> None:
+    """vLLM's /pooling, served by the vllm backend: the /v1/embeddings vectors."""
+    texts = ["This is an example sentence.", "Paris is the capital of France."]
+    pooled = httpx.post(f"{vllm_url}/pooling", json={"model": "minilm", "input": texts})
+    assert pooled.status_code == 200, pooled.text
+    embedded = httpx.post(f"{vllm_url}/v1/embeddings", json={"model": "minilm", "input": texts})
+    vectors = [entry["embedding"] for entry in embedded.json()["data"]]
+    assert [entry["data"] for entry in pooled.json()["data"]] == vectors
+    refused = httpx.post(f"{vllm_url}/classify", json={"model": "minilm", "input": "a"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "model"
+
+
 def test_vllm_metrics_and_errors(vllm_url: str) -> None:
     assert "vllm:" in httpx.get(f"{vllm_url}/metrics").text
     response = httpx.post(

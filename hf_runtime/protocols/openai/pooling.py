@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.model import ModelRegistry, Pooler, ServedModel
+from hf_runtime.model import Embedder, ModelRegistry, Pooler, ServedModel
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
 from hf_runtime.protocols.openai.lookup import require_pooler, resolve_model
@@ -33,7 +33,7 @@ from hf_runtime.protocols.openai.pooling_schemas import (
 )
 from hf_runtime.protocols.openai.responses import log_ignored_fields
 from hf_runtime.protocols.openai.sse import dumps
-from hf_runtime.routes import OPENAI_CLASSIFY, OPENAI_POOLING
+from hf_runtime.routes import OPENAI_CLASSIFY, OPENAI_POOLING, openai_routes_naming
 from hf_runtime.types import PooledResult
 
 
@@ -113,7 +113,8 @@ def _classifier(model: ServedModel) -> Pooler:
     if pooler.pooling_task != "classify":
         raise Unsupported(
             f"Model {model.name} ({model.task}) does not support classification: its pooled "
-            "output is an embedding; use /pooling or /v1/embeddings",
+            f"output is an embedding; use {OPENAI_POOLING.root_aliases[0]} or "
+            f"{openai_routes_naming(Embedder.__name__)}",
             param="model",
         )
     return pooler

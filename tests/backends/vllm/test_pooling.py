@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.model import Embedder, ServedModel, TextGenerator, require_capability
+from hf_runtime.model import Embedder, Pooler, ServedModel, TextGenerator, require_capability
 from hf_runtime.tasks.registry import Task
+from hf_runtime.types import PoolingOptions
 from tests.backends.vllm.conftest import (
     LoopRunner,
     load_vllm,
@@ -141,3 +142,48 @@ def test_classifier_serves_raw_logits(classifier: Any, run: LoopRunner) -> None:
     assert prediction.tensors[0].datatype == "BYTES"
     with pytest.raises(Unsupported):
         require_capability(classifier, Embedder)
+
+
+# ---------------------------------------------------------------- vLLM's pooling API (Pooler)
+
+
+def test_pooling_an_embedding_model_equals_its_embeddings(
+    minilm: tuple[Any, Any], run: LoopRunner
+) -> None:
+    """/pooling's vectors on vLLM are /v1/embeddings' and the huggingface backend's."""
+    ours, theirs = minilm
+    pooler = require_capability(ours, Pooler)
+    assert pooler.pooling_task == "embed" and pooler.max_input_tokens == 128
+    pooled, reference = run(pooler.pool(TEXTS)), run(theirs.capability(Pooler).pool(TEXTS))
+    assert pooled.outputs == run(ours.embed(TEXTS)).embeddings
+    np.testing.assert_allclose(pooled.outputs, reference.outputs, atol=1e-5, rtol=0)
+    assert pooled.prompt_tokens == reference.prompt_tokens
+    cut = PoolingOptions(truncate_tokens=4, truncation_side="left", activation=False)
+    mine, theirs_cut = run(pooler.pool(TEXTS, cut)), run(theirs.capability(Pooler).pool(TEXTS, cut))
+    np.testing.assert_allclose(mine.outputs, theirs_cut.outputs, atol=1e-5, rtol=0)
+    assert mine.prompt_tokens == 4 * len(TEXTS)
+
+
+def test_classify_equals_vllms_own_classify_pooler(classifier: Any, run: LoopRunner) -> None:
+    """Our /classify scores (the raw logits, with vLLM's activation rule applied here) equal
+    what vLLM's own classify pooler returns with its default activation."""
+    from vllm.pooling_params import PoolingParams
+
+    from hf_runtime.backends.vllm.async_llm import render_token_prompt
+
+    pooler = require_capability(classifier, Pooler)
+    assert pooler.pooling_task == "classify"
+    result = run(pooler.pool(TEXTS))
+    engine = classifier.encoder.engine
+
+    async def vllm_classify(index: int, text: str) -> list[float]:
+        ids = classifier.encoder.tokenize([text])[0].input_ids
+        prompt = await render_token_prompt(engine, ids)
+        async for output in engine.encode(prompt, PoolingParams(task="classify"), f"own-{index}"):
+            data = output.outputs.data
+        return [float(v) for v in data]
+
+    for index, text in enumerate(TEXTS):
+        expected = run(vllm_classify(index, text))
+        assert result.outputs[index] == pytest.approx(expected, abs=1e-5)
+    assert result.labels == [("NEGATIVE", "POSITIVE")[int(np.argmax(r))] for r in result.outputs]

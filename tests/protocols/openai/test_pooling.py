@@ -19,6 +19,7 @@ import torch
 import transformers
 from starlette.testclient import TestClient
 
+from hf_runtime.errors import Overloaded
 from hf_runtime.tasks.registry import Task
 from tests.encoder_support import model_config, source_for
 from tests.fakes import FakeRegistry, FakeServedModel
@@ -355,3 +356,30 @@ def test_the_bodies_sent_here_are_vllm_requests() -> None:
         jsonschema.validate(body, SCHEMAS["schemas"]["ClassificationRequest"])
     body = {"input": "a", "encoding_format": "base64", "embed_dtype": "bfloat16", "task": "embed"}
     jsonschema.validate(body, SCHEMAS["schemas"]["PoolingRequest"])
+
+
+# ---------------------------------------------------------------- the gateway (fake models)
+
+
+def test_the_gateway_keys_drain_and_limits_cover_the_pooling_routes() -> None:
+    from hf_runtime.protocols.gateway import GatewaySettings, Surface, surface_for
+    from tests.protocols.conftest import make_fake_registry
+
+    key, body = "pooling-test-key-01", {"model": "clf", "input": ["a", "bb"]}
+    assert surface_for("/classify") is surface_for("/pooling") is Surface.OPENAI
+    registry = make_fake_registry()
+    with TestClient(make_served_app(registry, GatewaySettings(api_keys=(key,)))) as client:
+        for path in ("/classify", "/pooling"):
+            assert_error(client.post(path, json=body), 401, None, "API key")
+        keyed = client.post("/classify", json=body, headers={"Authorization": f"Bearer {key}"})
+        assert keyed.status_code == 200 and keyed.json()["data"][1]["label"] == "NEGATIVE"
+    draining = GatewaySettings(is_draining=lambda: True)
+    with TestClient(make_served_app(registry, draining)) as client:
+        assert_error(client.post("/pooling", json=body), 503, None)
+    small = GatewaySettings(max_request_bytes=64)
+    with TestClient(make_served_app(registry, small)) as client:
+        too_big = client.post("/classify", json={"model": "clf", "input": ["x" * 100]})
+        assert_error(too_big, 413, None)
+    busy = FakeRegistry([FakeServedModel("busy", fail_with=Overloaded("full"))])
+    with TestClient(make_served_app(busy)) as client:
+        assert_error(client.post("/classify", json={"input": "a"}), 429, None, "full")
