@@ -127,7 +127,8 @@ class Pooler(Protocol):
 
     @property
     def pooling_task(self) -> PoolingTask:
-        """ "embed" (an embedding per input) or "classify" (class scores per input)."""
+        """vLLM's name for it: "embed" (an embedding per input) or "classify" (class
+        scores per input)."""
 
     @property
     def max_input_tokens(self) -> int:

@@ -191,8 +191,14 @@ class EncoderPooler:
                 )
             if limit is not None and len(ids) > limit:
                 ids = ids[-limit:] if side == "left" else ids[:limit]
-            elif len(ids) > longest:
-                raise too_long(index, len(ids), longest, PARAM)
+            elif len(ids) > longest:  # token ids are never cut unasked, as on /v1/embeddings
+                if not self._model.config.auto_truncate:
+                    raise too_long(index, len(ids), longest, PARAM)
+                raise InvalidInput(
+                    f"input {index} has {len(ids)} tokens; this model takes at most {longest} "
+                    "(truncate_prompt_tokens cuts it)",
+                    param=PARAM,
+                )
             checked.append(ids)
         return checked
 

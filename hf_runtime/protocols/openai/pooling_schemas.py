@@ -151,7 +151,7 @@ class PoolingRequest(PoolingBaseRequest):
 
     @property
     def byte_order(self) -> str:
-        """ "little" or "big": what `endianness` means here ("native": this machine's)."""
+        """The byte order `endianness` names, "little" or "big" ("native": this machine's)."""
         return sys.byteorder if self.endianness == "native" else self.endianness
 
 

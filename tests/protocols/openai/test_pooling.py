@@ -244,6 +244,7 @@ def test_the_root_document_lists_the_routes_with_their_errors(client) -> None:
         ("/classify", {"model": "cls", "input": [1, "a"]}, "input", ""),
         ("/classify", {"model": "cls", "input": [[]]}, "input", "non-empty"),
         ("/classify", {"model": "cls", "input": [10**9]}, "input", "not a token id"),
+        ("/classify", {"model": "cls", "input": [[1] * 5000]}, "input", "at most"),
         ("/classify", {"model": "cls", "input": "a", "normalize": True}, "normalize", "removed"),
         (
             "/classify",
