@@ -215,6 +215,7 @@ def anthropic_messages_request(generator: str, count_only: bool = False) -> dict
             "top_k": integer(0, 50),
             "stop_sequences": {"type": "array", "items": SHORT_TEXT, "maxItems": 2},
             "stream": {"type": "boolean"},
+            "thinking": {"enum": [{"type": "disabled"}, {"type": "adaptive"}]},
         }
         required.append("max_tokens")
     return closed(fields, required)

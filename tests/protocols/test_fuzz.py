@@ -162,6 +162,11 @@ def test_documents_are_served_under_their_mounts() -> None:
 @pytest.mark.slow
 def test_fuzz_every_protocol() -> None:
     registry = make_fake_registry()
+    # A reasoning model: its thinking is split off on chat, Responses and Messages, whatever
+    # else the request asks (n, stops, logprobs, tools, formats, streams).
+    generator = registry.get("gpt")._generator
+    generator.reasoning_parser = "deepseek_r1"
+    generator.reply = "Hm.</think>" + generator.reply
     served = Served(
         registry.names(),
         generator="gpt",
