@@ -86,7 +86,8 @@ class FakeServedModel:
     - text_embedding: `fake_embedding` vectors (FP64 output-0); `embed()` works, and scoring
       (tests/fake_scorer.py: cosine of those vectors);
     - rerank: a fake cross-encoder, scoring only (`fake_relevance`), inputs text, text_pair;
-    - text_generation / text2text_generation: only the TextGenerator capability.
+    - text_generation / text2text_generation: only the TextGenerator capability;
+    - the encoder tasks but token_classification pool (tests/fake_pooler.py: /pooling, /classify).
     `fail_with`, when set, is raised by predict and embed (to test error mapping).
     """
 
