@@ -225,6 +225,12 @@ OPENAI_MODEL = Route(Surface.OPENAI, "GET", "/models/{name}")
 OPENAI_RESPONSES = Route(Surface.OPENAI, "POST", "/responses", runs_model=True, streams=True)
 OPENAI_RESPONSE = Route(Surface.OPENAI, "GET", "/responses/{response_id}")
 OPENAI_RESPONSE_DELETE = Route(Surface.OPENAI, "DELETE", "/responses/{response_id}")
+OPENAI_RESPONSE_INPUT_ITEMS = Route(Surface.OPENAI, "GET", "/responses/{response_id}/input_items")
+# No response runs in the background here: cancelling one is always a 400 (or 404).
+OPENAI_RESPONSE_CANCEL = Route(Surface.OPENAI, "POST", "/responses/{response_id}/cancel")
+# The rendered prompt's length (no model runs: no 429).
+OPENAI_RESPONSES_INPUT_TOKENS = Route(Surface.OPENAI, "POST", "/responses/input_tokens")
+OPENAI_RESPONSES_COMPACT = Route(Surface.OPENAI, "POST", "/responses/compact", never_succeeds=True)
 
 # The Anthropic Messages API (protocols.anthropic), over the same generation.
 ANTHROPIC_MESSAGES = Route(Surface.ANTHROPIC, "POST", "/messages", runs_model=True, streams=True)
@@ -256,7 +262,8 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_TOKENIZE, OPENAI_DETOKENIZE, OPENAI_CLASSIFY, OPENAI_POOLING,
     OPENAI_MODELS, OPENAI_MODEL,
     OPENAI_LOAD_LORA, OPENAI_UNLOAD_LORA,
-    OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE,
+    OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE, OPENAI_RESPONSE_INPUT_ITEMS,
+    OPENAI_RESPONSE_CANCEL, OPENAI_RESPONSES_INPUT_TOKENS, OPENAI_RESPONSES_COMPACT,
     ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
     TEI_EMBED, TEI_EMBED_ALL, TEI_SIMILARITY, TEI_INFO,
     LIVEZ, HEALTHZ, READYZ, METRICS, SCHEMA_JSON, DOCS_JSON,

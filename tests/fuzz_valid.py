@@ -436,6 +436,7 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
         bodies["/completions"] = completion_request(served.generator)
         bodies["/chat/completions"] = chat_request(served.generator)
         bodies["/responses"] = responses_request(served.generator)
+        bodies["/responses/input_tokens"] = responses_request(served.generator)
         bodies["/messages"] = anthropic_messages_request(served.generator)
         bodies["/messages/count_tokens"] = anthropic_messages_request(served.generator, True)
     if served.embedder is not None:

@@ -73,6 +73,23 @@ class ServerConfig(StrictSection):
         "server's disk (what vLLM allows only with VLLM_ALLOW_RUNTIME_LORA_UPDATING). Off: "
         "only the model repository's adapter folders load, by name.",
     )
+    response_store_max_count: int = Field(
+        1024,
+        ge=0,
+        description="Most responses the OpenAI Responses API keeps (`store: true`, OpenAI's "
+        "default) for previous_response_id, GET /v1/responses/{id} and its input_items, per "
+        "process; the oldest go first. 0 turns the store off: nothing is kept, answers say "
+        "`store: false` and previous_response_id is a 400.",
+    )
+    response_store_max_bytes: int = Field(
+        64 * MIB,
+        ge=1024,
+        description="Most bytes (their JSON) the stored responses hold together; a response "
+        "larger than this alone is not kept.",
+    )
+    response_store_max_age_s: float = Field(
+        3600.0, gt=0, description="Seconds a stored response is kept at most."
+    )
     gil_switch_interval_ms: float = Field(
         1.0,
         gt=0,

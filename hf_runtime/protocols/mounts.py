@@ -5,6 +5,8 @@ The prefixes and document paths come from the route table (hf_runtime.routes).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
 from hf_runtime.model import ModelRegistry
@@ -19,6 +21,9 @@ from hf_runtime.routes import (
     V2_DOCUMENT,
     Surface,
 )
+
+if TYPE_CHECKING:
+    from hf_runtime.protocols.openai.responses_api.store import ResponseStore
 
 ROOT = "/"
 ROOT_APP_TITLE = "hf-runtime rerank, score and tokenize (root and /v2 paths)"
@@ -36,11 +41,15 @@ OPENAPI_DOCUMENTS = (
 
 
 def protocol_apps(
-    registry: ModelRegistry, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    registry: ModelRegistry,
+    *,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    response_store: ResponseStore | None = None,
 ) -> list[tuple[str, FastAPI]]:
     """(mount path, app), in mounting order: the first app that routes a path serves it.
 
-    `max_request_bytes` is the Gateway's limit, stated in every app's OpenAPI document.
+    `max_request_bytes` is the Gateway's limit, stated in every app's OpenAPI document;
+    `response_store` the Responses API's store (default: its default bounds).
     """
     from hf_runtime.protocols import kserve_v1, kserve_v2
     from hf_runtime.protocols.anthropic.app import make_app as make_anthropic_app
@@ -56,7 +65,7 @@ def protocol_apps(
     # V2 mounts at "/" with its own prefix: a "/v2" mount answers the bare `GET /v2`
     # with a redirect that tritonclient does not follow.
     v2_app = kserve_v2.make_app(registry, prefix=v2_prefix)
-    openai_app = make_openai_app(registry)
+    openai_app = make_openai_app(registry, response_store)
     anthropic_app = make_anthropic_app(registry)
     # The OpenAI routes' root aliases (hf_runtime.routes): every mount matches only the paths
     # its app routes, and no V2 route matches an alias under "/v2", so it reaches this app.

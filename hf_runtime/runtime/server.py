@@ -102,8 +102,17 @@ class Runtime:
             validate_backend_sections(model)
         registry = Registry.from_config(config)
         from hf_runtime.protocols.mounts import protocol_apps
+        from hf_runtime.protocols.openai.responses_api.store import ResponseStore
 
-        apps = protocol_apps(registry, max_request_bytes=config.server.max_request_bytes)
+        server = config.server
+        store = ResponseStore(
+            max_entries=server.response_store_max_count,
+            max_bytes=server.response_store_max_bytes,
+            max_age_s=server.response_store_max_age_s,
+        )
+        apps = protocol_apps(
+            registry, max_request_bytes=server.max_request_bytes, response_store=store
+        )
         return cls(config=config, registry=registry, apps=apps)
 
     @property

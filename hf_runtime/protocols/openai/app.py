@@ -16,18 +16,22 @@ from hf_runtime.protocols.openai.lora import lora_router
 from hf_runtime.protocols.openai.models import models_router
 from hf_runtime.protocols.openai.pooling import pooling_router
 from hf_runtime.protocols.openai.responses_api.routes import responses_router
+from hf_runtime.protocols.openai.responses_api.store import ResponseStore
 from hf_runtime.protocols.openai.scoring import scoring_router
 from hf_runtime.protocols.openai.tokenize import tokenize_router
 
 
-def make_app(registry: ModelRegistry) -> FastAPI:
-    """Routes are relative (`POST /chat/completions`, ...); every error has OpenAI's shape."""
+def make_app(registry: ModelRegistry, response_store: ResponseStore | None = None) -> FastAPI:
+    """Routes are relative (`POST /chat/completions`, ...); every error has OpenAI's shape.
+    `response_store`: where the Responses API keeps responses (default: the default bounds)."""
     app = FastAPI(title="hf-runtime OpenAI-compatible API", docs_url=None, redoc_url=None)
     install_error_handlers(app, openai_body)
     created = int(time.time())
     app.include_router(completions_router(registry))
     app.include_router(chat_router(registry))
-    app.include_router(responses_router(registry))
+    store = ResponseStore() if response_store is None else response_store  # len() 0 is falsy
+    app.state.response_store = store
+    app.include_router(responses_router(registry, store))
     app.include_router(embeddings_router(registry))
     app.include_router(scoring_router(registry))
     app.include_router(tokenize_router(registry))

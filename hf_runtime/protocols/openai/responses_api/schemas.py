@@ -6,31 +6,51 @@ does); `input` string -> a user message; input items: messages (`input_text` / `
 parts), `function_call` -> an assistant message's `tool_calls`, `function_call_output` -> a
 `tool` message; `text.format` -> `response_format`; function `tools` (flat: name, parameters)
 -> chat tools; `tool_choice` / `parallel_tool_calls` as on chat; `max_output_tokens` ->
-`max_tokens`. Built-in tools (web search, file search, computer use, code interpreter, ...) and
-fields that would change the output and are not implemented are a 400 naming them.
+`max_tokens`; vLLM's sampling extensions (`stop`, `seed`, `top_k`, ...) as they are. Every
+field of the SDK's ResponseCreateParams is either honoured, accepted as changing nothing here
+(ACCEPTED), or a 400 naming it (UNIMPLEMENTED, `include`, ...). Built-in tools (web search,
+file search, computer use, code interpreter, ...) are a 400 naming them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.protocols.openai.schemas import ChatCompletionRequest
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text")
-# Fields that change the output and are not implemented here: 400 unless at their default.
+# The SDK's request fields (openai.types.responses.ResponseCreateParams) that would change the
+# output and are not implemented here: a 400 naming them unless at a value that asks for
+# nothing (None always passes). `include` and `prompt_cache_options` are checked on their own.
 UNIMPLEMENTED: dict[str, tuple[Any, ...]] = {
     "background": (False,),
+    "background_options": ({},),
     "conversation": (),
+    "context_management": ([],),
     "prompt": (),
     "max_tool_calls": (),
+    "moderation": (),
+    "image": ({},),
+    "access_programs": ({},),
+    "personality": (),
     "top_logprobs": (0,),
     "truncation": ("disabled",),
-    "include": ([],),
 }
+# The SDK's fields that change nothing here, accepted (and echoed where OpenAI echoes them):
+# caching hints, identifiers for OpenAI's abuse checks, the tier (answered as "default"), and
+# stream options (no `obfuscation` field is sent).
+ACCEPTED = ("prompt_cache_key", "prompt_cache_retention", "safety_identifier", "service_tier",
+            "stream_options")  # fmt: skip
+# vLLM's sampling extensions of the Responses request (and chat's limits), passed to the chat
+# request, which checks them as on /chat/completions.
+CHAT_SAMPLING = ("stop", "seed", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+                 "repetition_penalty", "logit_bias", "min_tokens", "stop_token_ids",
+                 "ignore_eos")  # fmt: skip
+TEXT_VERBOSITY = (None, "medium")
 
 
 class ResponsesRequest(BaseModel):
@@ -52,15 +72,32 @@ class ResponsesRequest(BaseModel):
     store: bool | None = True
     stream: bool | None = False
     reasoning: dict[str, Any] | None = None
+    include: list[str] | None = None
 
     def ignored_fields(self) -> list[str]:
-        return sorted(self.model_extra or {})
+        known = (*UNIMPLEMENTED, *ACCEPTED, *CHAT_SAMPLING, "prompt_cache_options")
+        return sorted(set(self.model_extra or {}) - set(known))
+
+    def extra(self, name: str) -> Any:
+        return (self.model_extra or {}).get(name)
 
     def check(self) -> None:
         for name, defaults in UNIMPLEMENTED.items():
-            value = (self.model_extra or {}).get(name)
+            value = self.extra(name)
             if value is not None and value not in defaults:
                 raise Unsupported(f"{name} is not supported by this server", param=name)
+        check_include(self.include)
+        cache = self.extra("prompt_cache_options")
+        if isinstance(cache, dict) and cache.get("prewarm"):
+            raise Unsupported(
+                "prompt_cache_options.prewarm is not supported by this server (it would "
+                "answer without generating)",
+                param="prompt_cache_options",
+            )
+        if self.text and self.text.get("verbosity") not in TEXT_VERBOSITY:
+            raise Unsupported(
+                "text.verbosity is not supported by this server (only 'medium')", param="text"
+            )
         if self.reasoning and any(v is not None for v in self.reasoning.values()):
             raise Unsupported(
                 "reasoning options are not supported by this server", param="reasoning"
@@ -78,21 +115,49 @@ class ResponsesRequest(BaseModel):
         many of its messages are the system instructions (left out of what is stored)."""
         self.check()
         system = [{"role": "system", "content": self.instructions}] if self.instructions else []
-        messages = system + history + input_messages(self.input)
+        new = input_messages(self.input) if self.input or not history else []
+        messages = system + history + new
         tools = None if self.tools is None else [_tool(i, t) for i, t in enumerate(self.tools)]
-        chat = ChatCompletionRequest(
-            model=self.model,
-            messages=messages,
-            max_tokens=self.max_output_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            tools=tools,
-            tool_choice=_tool_choice(self.tool_choice),
-            parallel_tool_calls=self.parallel_tool_calls,
-            response_format=_response_format(self.text),
-            stream=bool(self.stream),
-        )
+        sampling = {k: self.extra(k) for k in CHAT_SAMPLING if self.extra(k) is not None}
+        try:
+            chat = ChatCompletionRequest(
+                model=self.model,
+                messages=messages,
+                max_tokens=self.max_output_tokens,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                tools=tools,
+                tool_choice=_tool_choice(self.tool_choice),
+                parallel_tool_calls=self.parallel_tool_calls,
+                response_format=_response_format(self.text),
+                stream=bool(self.stream),
+                **sampling,
+            )
+        except ValidationError as exc:  # a sampling extension of the wrong type
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            param = str(err["loc"][0]) if err["loc"] else None
+            raise InvalidInput(f"{field}: {err['msg']}", param=param) from None
         return chat, len(system)
+
+
+class InputTokensRequest(ResponsesRequest):
+    """POST /responses/input_tokens: a request's fields whose prompt is counted (`input` may be
+    left out when `previous_response_id` carries the conversation)."""
+
+    input: str | list[dict[str, Any]] = []  # type: ignore[assignment]
+    store: bool | None = False
+
+
+def check_include(include: list[str] | None) -> None:
+    """`include` asks for data of items this server never produces (tool results, images,
+    logprobs, encrypted reasoning): every value is refused, naming it."""
+    if include:
+        raise Unsupported(
+            f"include value {str(include[0])[:80]!r} is not supported by this server (it adds "
+            "data this server does not produce)",
+            param="include",
+        )
 
 
 def input_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,10 +180,11 @@ def input_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
-            call_id, output = item.get("call_id"), item.get("output")
-            if not isinstance(call_id, str) or not isinstance(output, str):
+            call_id, output = item.get("call_id"), _output_text(item.get("output"))
+            if not isinstance(call_id, str) or output is None:
                 raise InvalidInput(
-                    f"{where}: function_call_output needs a call_id and an output string",
+                    f"{where}: function_call_output needs a call_id and an output "
+                    "(a string or input_text parts)",
                     param="input",
                 )
             out.append({"role": "tool", "tool_call_id": call_id, "content": output})
@@ -131,6 +197,18 @@ def input_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                 param="input",
             )
     return out
+
+
+def _output_text(output: Any) -> str | None:
+    """A function_call_output's `output`: a string, or text parts (joined)."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list) and all(
+        isinstance(p, dict) and p.get("type") in TEXT_PARTS and isinstance(p.get("text"), str)
+        for p in output
+    ):
+        return "".join(p["text"] for p in output)
+    return None
 
 
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:

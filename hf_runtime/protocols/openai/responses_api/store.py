@@ -1,8 +1,10 @@
 """Stored responses (`store: true`, OpenAI's default): what `previous_response_id` continues and
-`GET` / `DELETE /responses/{id}` read. In memory, per process, bounded three ways: at most
-MAX_STORED_RESPONSES entries, MAX_STORED_BYTES of them (their JSON size), each kept at most
-MAX_STORED_AGE_S; the oldest go first. A response larger than the byte bound alone is not kept.
-Used from the event loop only (no awaits inside: no lock needed).
+`GET` / `DELETE /responses/{id}` and `GET /responses/{id}/input_items` read. In memory, per
+process, bounded three ways (the server's `response_store_*` settings, defaults below): at most
+`max_entries` entries, `max_bytes` of them (their JSON size), each kept at most `max_age_s`;
+the oldest go first. A response larger than the byte bound alone is not kept. `max_entries` 0
+turns the store off: nothing is kept. Used from the event loop only (no awaits inside: no lock
+needed).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class StoredResponse:
     messages: list[dict[str, Any]]  # the conversation (chat messages, output included)
     size: int
     stored_at: float
+    # The conversation as Responses items (with ids), input only: GET .../input_items.
+    input_items: tuple[dict[str, Any], ...] = ()
 
 
 class ResponseStore:
@@ -39,12 +43,23 @@ class ResponseStore:
         self._entries: OrderedDict[str, StoredResponse] = OrderedDict()
         self._bytes = 0
 
-    def put(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-        size = len(json.dumps([body, messages], ensure_ascii=False).encode())
-        if size > self.max_bytes:
+    @property
+    def enabled(self) -> bool:
+        return self.max_entries > 0
+
+    def put(
+        self,
+        body: dict[str, Any],
+        messages: list[dict[str, Any]],
+        input_items: list[dict[str, Any]] | None = None,
+    ) -> None:
+        items = tuple(input_items or ())
+        size = len(json.dumps([body, messages, items], ensure_ascii=False).encode())
+        if not self.enabled or size > self.max_bytes:
             return
         self.delete(body["id"])
-        self._entries[body["id"]] = StoredResponse(body, messages, size, time.monotonic())
+        entry = StoredResponse(body, messages, size, time.monotonic(), items)
+        self._entries[body["id"]] = entry
         self._bytes += size
         self._evict()
 
