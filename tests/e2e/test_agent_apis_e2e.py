@@ -1,10 +1,12 @@
-"""The agent APIs against a real `bentoml serve` (the package's shared server, SmolLM2 on the
-huggingface backend as the default config ships it), with the official SDKs unmodified:
-vLLM's structured_outputs through the `openai` SDK, and the Anthropic Messages API through the
-`anthropic` SDK, whose greedy text equals chat/completions' for the same conversation."""
+"""The agent APIs against a real `bentoml serve` of SmolLM2 as the default config ships it, on
+each backend (the package's shared servers: tests/e2e/conftest.py), with the official SDKs
+unmodified: vLLM's structured_outputs through the `openai` SDK, the Anthropic Messages API
+through the `anthropic` SDK and the Responses API through the `openai` SDK, whose greedy text
+equals chat/completions' for the same conversation."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from typing import Any
@@ -30,14 +32,37 @@ WEATHER = {
 }
 
 
-@pytest.fixture(scope="module")
-def oai(server_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server_url}/v1", api_key="unused", max_retries=0)
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "huggingface",
+        pytest.param(
+            "vllm",
+            marks=[
+                pytest.mark.vllm,
+                pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed"),
+            ],
+        ),
+    ],
+)
+def base_url(request: pytest.FixtureRequest) -> str:
+    """SmolLM2 on one backend: the package's shared servers, so this module starts none."""
+    if request.param == "vllm":
+        return str(request.getfixturevalue("vllm_served").url)
+    return str(request.getfixturevalue("server_url"))
 
 
 @pytest.fixture(scope="module")
-def claude(server_url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server_url, api_key="unused", max_retries=0)
+def oai(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def claude(base_url: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=base_url, api_key="unused", max_retries=0)
 
 
 # ---------------------------------------------------------------- structured_outputs
@@ -148,11 +173,11 @@ def test_forced_tool_use_validates_and_feeds_the_next_turn(claude: anthropic.Ant
     assert answer.content and answer.stop_reason in ("end_turn", "max_tokens")
 
 
-def test_count_tokens_equals_tokenize(server_url: str, claude: anthropic.Anthropic) -> None:
+def test_count_tokens_equals_tokenize(base_url: str, claude: anthropic.Anthropic) -> None:
     messages: Any = [{"role": "user", "content": QUESTION}]
     counted = claude.messages.count_tokens(model="smollm2", messages=messages, system="Hi.")
     tokenized = httpx.post(
-        f"{server_url}/tokenize",
+        f"{base_url}/tokenize",
         json={"model": "smollm2", "messages": [{"role": "system", "content": "Hi."}, *messages]},
         timeout=30,
     ).json()
@@ -194,6 +219,10 @@ def test_responses_text_equals_chat_completions_and_streams_the_same(oai: openai
     assert response.usage.input_tokens == chat.usage.prompt_tokens
     expected = "incomplete" if chat.choices[0].finish_reason == "length" else "completed"
     assert response.status == expected
+    counted = oai.responses.input_tokens.count(
+        model="smollm2", instructions="Be brief.", input=QUESTION
+    )
+    assert counted.input_tokens == response.usage.input_tokens
     events = list(
         oai.responses.create(
             model="smollm2", instructions="Be brief.", input=QUESTION, max_output_tokens=24,
@@ -226,6 +255,10 @@ def test_responses_forced_call_and_previous_response_id(oai: openai.OpenAI) -> N
     assert second.usage is not None and first.usage is not None
     assert second.usage.input_tokens > first.usage.input_tokens
     assert oai.responses.retrieve(second.id).output_text == second.output_text
+    items = list(oai.responses.input_items.list(second.id, order="asc"))
+    assert [i.type for i in items] == ["message", "function_call", "function_call_output"]
+    with pytest.raises(openai.BadRequestError):
+        oai.responses.cancel(second.id)
     oai.responses.delete(second.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(second.id)

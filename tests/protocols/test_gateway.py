@@ -209,3 +209,26 @@ def test_requests_are_counted_while_in_flight_and_timed_by_model() -> None:
     after = histogram.labels(model="clf", protocol="v1", status_class="2xx")._sum.get()
     assert after > before
     assert json.dumps(in_flight.count) == "0"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "protocol"),
+    [
+        ("/v1/responses", {"model": "gpt", "input": "a", "max_output_tokens": 2}, "openai"),
+        ("/v1/responses/input_tokens", {"model": "gpt", "input": "a"}, "openai"),
+        ("/v1/messages", {"model": "gpt", "max_tokens": 2,
+                          "messages": [{"role": "user", "content": "a"}]}, "anthropic"),
+        ("/v1/messages/count_tokens", {"model": "gpt",
+                                       "messages": [{"role": "user", "content": "a"}]},
+         "anthropic"),
+    ],
+)  # fmt: skip
+def test_agent_api_requests_are_timed_under_their_protocol(
+    path: str, body: dict[str, object], protocol: str
+) -> None:
+    histogram = event_metrics().request_duration
+    labels = {"model": "gpt", "protocol": protocol, "status_class": "2xx"}
+    before = histogram.labels(**labels)._sum.get()
+    with client_for() as test_client:
+        assert test_client.post(path, json=body).is_success
+    assert histogram.labels(**labels)._sum.get() > before

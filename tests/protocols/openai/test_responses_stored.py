@@ -145,6 +145,21 @@ def test_the_store_limits_are_server_settings(
     args: dict[str, str], limits: tuple[int, int, float]
 ) -> None:
     runtime = Runtime.from_sources({"model_dir": "/m", **args})
-    stores = [app.state.response_store for _, app in runtime.apps]
+    stores = [getattr(app.state, "response_store", None) for _, app in runtime.apps]
     (store,) = {id(s): s for s in stores if isinstance(s, ResponseStore)}.values()
     assert (store.max_entries, store.max_bytes, store.max_age_s) == limits
+
+
+async def test_parse_reads_a_json_schema_answer(
+    sdk: openai.AsyncOpenAI, generator: ScriptedGenerator
+) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        city: str
+
+    generator.scripts = ['{"city": "Rome"}']
+    parsed = await sdk.responses.parse(model="gpt", input="x", text_format=City)
+    assert parsed.output_parsed == City(city="Rome")
+    structured = generator.requests[0].params.structured
+    assert structured is not None and structured.kind == "json_schema"

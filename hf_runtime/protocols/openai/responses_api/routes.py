@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from hf_runtime.errors import InvalidInput, NotFound, NotImplementedFeature, Unsupported, preview
@@ -36,7 +36,12 @@ from hf_runtime.protocols.openai.responses_api.events import (
     message_item,
     reasoning_item,
 )
-from hf_runtime.protocols.openai.responses_api.items import DEFAULT_LIMIT, page, request_items
+from hf_runtime.protocols.openai.responses_api.items import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    page,
+    request_items,
+)
 from hf_runtime.protocols.openai.responses_api.schemas import (
     InputTokensRequest,
     ResponsesRequest,
@@ -267,20 +272,12 @@ class ResponsesService:
             self.stored(response_id)  # raises: not found
         return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
 
-    def input_items(self, response_id: str, request: Request) -> Response:
+    def input_items(
+        self, response_id: str, request: Request, after: str | None, limit: int, order: str
+    ) -> Response:
         entry = self.stored(response_id)
-        query = request.query_params
         check_include(_query_list(request, "include"))
-        order = query.get("order", "desc")
-        if order not in ("asc", "desc"):
-            raise InvalidInput(
-                f"order must be 'asc' or 'desc', got {preview(order)!r}", param="order"
-            )
-        try:
-            limit = int(query.get("limit", DEFAULT_LIMIT))
-        except ValueError:
-            raise InvalidInput("limit must be an integer", param="limit") from None
-        return JSONResponse(page(entry.input_items, query.get("after"), limit, order))
+        return JSONResponse(page(entry.input_items, after, limit, order))
 
     def cancel(self, response_id: str) -> Response:
         self.stored(response_id)
@@ -324,8 +321,14 @@ def responses_router(registry: ModelRegistry, store: ResponseStore | None = None
         return service.delete(response_id)
 
     @router.get(OPENAI_RESPONSE_INPUT_ITEMS.path, response_model=None)
-    async def list_input_items(response_id: str, request: Request) -> Response:
-        return service.input_items(response_id, request)
+    async def list_input_items(
+        response_id: str,
+        request: Request,
+        after: str | None = Query(None, description="An item id: list the items after it."),
+        limit: int = Query(DEFAULT_LIMIT, description=f"Items per page, 1..{MAX_LIMIT}."),
+        order: Literal["asc", "desc"] = Query("desc", description="desc: newest first."),
+    ) -> Response:
+        return service.input_items(response_id, request, after, limit, order)
 
     @router.post(OPENAI_RESPONSE_CANCEL.path, response_model=None)
     async def cancel_response(response_id: str) -> Response:
