@@ -5,11 +5,12 @@ Translation: `system` -> a system message; a user turn's `tool_result` blocks ->
 messages (before its text); an assistant turn's `tool_use` blocks -> `tool_calls`; `tools`
 (`input_schema`) -> function tools; `tool_choice` auto / any / tool / none -> "auto" /
 "required" / a named function / "none" (forced calls are constrained by the schema, as on
-chat); `stop_sequences` -> `stop`; `thinking` disabled -> chat_template_kwargs
-`enable_thinking: false` (templates such as Qwen3's then leave thinking out), enabled or
-adaptive -> accepted for a model served with a reasoning parser (checked once the model is
-known: `check_thinking`). Anything that would change the output and is not implemented
-(images, documents, thinking without a reasoning parser, server tools, MCP) is a 400 naming it.
+chat); `stop_sequences` -> `stop`; a final assistant text turn is continued (a prefill);
+`thinking` disabled -> chat_template_kwargs `enable_thinking: false` (templates such as Qwen3's
+then leave thinking out), enabled or adaptive -> accepted for a model served with a reasoning
+parser (checked once the model is known: `check_thinking`). Anything that would change the
+output and is not implemented (images, documents, thinking without a reasoning parser, server
+tools, MCP) is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class ConversationFields(BaseModel):
         tools = None if self.tools is None else [_tool(i, t) for i, t in enumerate(self.tools)]
         choice, parallel = _tool_choice(self.tool_choice)
         template_kwargs = {"enable_thinking": False} if kind == "disabled" else None
+        # A final assistant text turn is a prefill: the reply continues it (Anthropic's).
+        last = messages[-1]
+        prefill = last["role"] == "assistant" and not last.get("tool_calls")
         return ChatCompletionRequest(
             model=self.model,
             messages=messages,
@@ -73,6 +77,8 @@ class ConversationFields(BaseModel):
             tool_choice=choice,
             parallel_tool_calls=parallel,
             chat_template_kwargs=template_kwargs,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
             **sampling,
         )
 

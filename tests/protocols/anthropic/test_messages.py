@@ -94,6 +94,20 @@ async def test_a_message(sdk: anthropic.AsyncAnthropic, generator: ScriptedGener
     assert message.usage.input_tokens == len(generator.requests[0].prompt_token_ids)
 
 
+async def test_a_final_assistant_turn_is_a_prefill_the_reply_continues(
+    sdk: anthropic.AsyncAnthropic, generator: ScriptedGenerator
+) -> None:
+    prefill: Any = [*USER, {"role": "assistant", "content": "The answer is ("}]
+    message = await sdk.messages.create(model="gpt", max_tokens=4, messages=prefill)
+    counted = await sdk.messages.count_tokens(model="gpt", messages=prefill)
+    for call in generator.chat_calls:
+        assert call["messages"][-1] == {"role": "assistant", "content": "The answer is ("}
+        assert call["continue_final_message"] and not call["add_generation_prompt"]
+    assert message.usage.input_tokens == counted.input_tokens
+    await sdk.messages.create(model="gpt", max_tokens=4, messages=USER)
+    assert generator.chat_calls[-1]["add_generation_prompt"]  # no prefill: a new turn
+
+
 async def test_max_tokens_and_stop_sequences(sdk: anthropic.AsyncAnthropic) -> None:
     cut = await sdk.messages.create(model="gpt", max_tokens=2, messages=USER, extra_body=GREEDY)
     assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 2
