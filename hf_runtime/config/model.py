@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from hf_runtime.config.base import StrictSection
 from hf_runtime.config.server import ServerConfig
@@ -90,6 +98,31 @@ class SamplingDefaults(StrictSection):
         return found
 
 
+class PrefixCacheConfig(StrictSection):
+    """generation.prefix_cache: reuse the key/value cache of a prompt prefix seen before."""
+
+    enabled: bool = Field(
+        True,
+        description="Cache prompt prefixes. huggingface backend: decoder-only models on the "
+        "padded batch; vllm backend: vLLM's enable_prefix_caching, unless vllm.enable_prefix_"
+        "caching says otherwise.",
+    )
+    max_bytes: ByteSize = Field(
+        ByteSize(128 << 20),
+        gt=0,
+        description="huggingface backend: most bytes of cached keys and values per model "
+        '(e.g. 268435456 or "256MiB"); least recently used blocks go first. vLLM keeps its '
+        "cache in its own KV space (vllm.kv_cache_space).",
+    )
+    block_size: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="huggingface backend: tokens per cached block; prefixes match in whole "
+        "blocks (vLLM: vllm.block_size).",
+    )
+
+
 class GenerationConfig(StrictSection):
     """Generative (text_generation / text2text_generation) settings."""
 
@@ -128,6 +161,7 @@ class GenerationConfig(StrictSection):
         "unset; `none` (or vLLM's `vllm`) ignores them: OpenAI's defaults apply.",
     )
 
+    prefix_cache: PrefixCacheConfig = Field(default_factory=PrefixCacheConfig)
     sampling_defaults: SamplingDefaults = Field(
         default_factory=SamplingDefaults,
         description="vLLM's --override-generation-config: temperature, top_p, top_k, min_p, "

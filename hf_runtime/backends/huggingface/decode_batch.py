@@ -26,6 +26,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from hf_runtime.backends.huggingface.kv_cache import install_gqa_attention
 from hf_runtime.backends.huggingface.padded_batch import PaddedDecodeBatch
 from hf_runtime.backends.huggingface.prefill import PrefilledRow, Prefiller
+from hf_runtime.backends.huggingface.prefix_cache import PrefixCache, PrefixCacheSettings
 
 logger = logging.getLogger("hf_runtime")
 
@@ -34,6 +35,11 @@ RELATIVE_POSITION_SEQ2SEQ = frozenset({"t5", "mt5", "umt5", "longt5"})
 
 
 class DecodeBatch(Protocol):
+    prefix_cache: PrefixCache | None
+
+    def cached_length(self, prompt: Sequence[int]) -> int:
+        """Tokens of `prompt` its prefill would take from the prefix cache."""
+
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, Any]:
         """Run prompts; logits [n, vocab] for their first new tokens, and their state."""
 
@@ -77,7 +83,12 @@ class PerRowDecodeBatch:
         self.model = model
         self.device = device
         self.is_encoder_decoder = self._prefiller.is_encoder_decoder
+        # The model's own caches may be sliding or recurrent: nothing to reuse safely.
+        self.prefix_cache: PrefixCache | None = None
         self.reset()
+
+    def cached_length(self, prompt: Sequence[int]) -> int:
+        return 0
 
     def reset(self) -> None:
         self._rows: list[PrefilledRow] = []
@@ -127,13 +138,23 @@ class PerRowDecodeBatch:
 
 
 def make_decode_batch(
-    model: Any, device: torch.device, *, padded: bool | None = None
+    model: Any,
+    device: torch.device,
+    *,
+    padded: bool | None = None,
+    prefix_cache: PrefixCacheSettings | None = None,
 ) -> DecodeBatch:
-    """The fastest correct batch kind for `model` (`padded` forces a choice, for tests)."""
+    """The fastest correct batch kind for `model` (`padded` forces a choice, for tests),
+    with a prefix cache where `prefix_cache` asks for one and the batch kind can use it."""
     if padded is None:
         padded = supports_padded_batching(model)
     if not padded:
+        if prefix_cache is not None:
+            logger.info("prefix cache off: this model decodes each sequence on its own cache")
         return PerRowDecodeBatch(model, device)
     if not model.config.is_encoder_decoder and install_gqa_attention(model, device):
         logger.info("grouped-query attention without repeated key/value heads (CPU SDPA)")
-    return PaddedDecodeBatch(model, device)
+    if prefix_cache is not None and model.config.is_encoder_decoder:
+        logger.info("prefix cache off: encoder-decoder prompts go to the encoder")
+    cache = PrefixCache(prefix_cache) if prefix_cache is not None else None
+    return PaddedDecodeBatch(model, device, cache)

@@ -37,6 +37,7 @@ from hf_runtime.backends.huggingface import BACKEND
 from hf_runtime.backends.huggingface.decode_batch import DecodeBatch, make_decode_batch
 from hf_runtime.backends.huggingface.delivery import Outbox
 from hf_runtime.backends.huggingface.prefill import prefill_groups
+from hf_runtime.backends.huggingface.prefix_cache import PrefixCache, PrefixCacheSettings
 from hf_runtime.decoding.admission import AdmissionLimit
 from hf_runtime.decoding.detokenize import TokenTextCache
 from hf_runtime.decoding.grammar import Grammar, GrammarCompiler
@@ -83,6 +84,7 @@ class HFGenerationEngine:
         eos_token_ids: Collection[int],
         name: str = "model",
         padded_batching: bool | None = None,
+        prefix_cache: PrefixCacheSettings | None = None,
     ) -> None:
         self.model = model
         self.device = next(model.parameters()).device
@@ -107,7 +109,9 @@ class HFGenerationEngine:
         self.grammars = GrammarCompiler(
             self._tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos_token_ids
         )
-        self._batch: DecodeBatch = make_decode_batch(model, self.device, padded=padded_batching)
+        self._batch: DecodeBatch = make_decode_batch(
+            model, self.device, padded=padded_batching, prefix_cache=prefix_cache
+        )
         self._wakeup = threading.Condition()
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []  # engine thread only; row order of self._batch
@@ -129,9 +133,15 @@ class HFGenerationEngine:
     def ready(self) -> bool:
         return not self._stopping and self.failure is None
 
+    @property
+    def prefix_cache(self) -> PrefixCache | None:
+        return self._batch.prefix_cache
+
     def stats(self) -> dict[str, int]:
+        cache = self._batch.prefix_cache
         return {
             **self._counters,
+            **(cache.stats() if cache is not None else {}),
             "running": self.num_running,
             "waiting": self.num_waiting,
             "rejected_requests": self.admission.rejected,
@@ -301,7 +311,11 @@ class HFGenerationEngine:
         """Admitted sequences join the batch, prompts of similar length prefilled together;
         a prefill that fails fails the prompts it carried."""
         started = [seq for seq in admitted if self._start(seq)]
-        lengths = [len(seq.request.prompt_token_ids) for seq in started]
+        # Grouped by the tokens each must compute: a prefix cache hit computes only its rest.
+        lengths = [
+            len(ids) - self._batch.cached_length(ids)
+            for ids in (seq.request.prompt_token_ids for seq in started)
+        ]
         for indices in prefill_groups(lengths, PREFILL_TOKEN_BUDGET):
             group = [started[i] for i in indices]
             try:

@@ -28,7 +28,7 @@ GQA_ATTENTION = "hf_runtime_sdpa_gqa"
 _MIN_SPARE = 32  # columns of room a fresh buffer gets past what it holds
 
 
-def _capacity(length: int) -> int:
+def capacity_for(length: int) -> int:
     return length + max(_MIN_SPARE, length // 4)
 
 
@@ -57,7 +57,7 @@ class GrowableLayer(DynamicLayer):
 
     def _grow(self, key_like: torch.Tensor, value_like: torch.Tensor, needed: int) -> None:
         batch, heads, _, dim = key_like.shape
-        capacity = _capacity(needed)
+        capacity = capacity_for(needed)
         keys = key_like.new_empty(batch, heads, capacity, dim)
         values = value_like.new_empty(batch, heads, capacity, value_like.shape[-1])
         if self._key_buffer is not None and self._value_buffer is not None:
@@ -90,9 +90,19 @@ class GrowableLayer(DynamicLayer):
         padded with zeros (the attention mask hides them)."""
         layer = cls()
         layer.lazy_initialization(keys[0], values[0])
-        capacity = _capacity(length)
+        capacity = capacity_for(length)
         layer._key_buffer = stack_rows(keys, capacity, dim=2, end=length)
         layer._value_buffer = stack_rows(values, capacity, dim=2, end=length)
+        layer._set_length(length)
+        return layer
+
+    @classmethod
+    def from_buffers(cls, keys: torch.Tensor, values: torch.Tensor, length: int) -> GrowableLayer:
+        """A layer over buffers already holding `length` filled columns (adopted, not
+        copied); their further columns are the room it grows into."""
+        layer = cls()
+        layer.lazy_initialization(keys, values)
+        layer._key_buffer, layer._value_buffer = keys, values
         layer._set_length(length)
         return layer
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import BackendParts, EncoderParts, GenerationParts
 from hf_runtime.backends.generation_defaults import checked_sampling_defaults, diff_sampling_param
@@ -20,6 +20,9 @@ from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.registry import Head, Task
+
+if TYPE_CHECKING:
+    from hf_runtime.backends.huggingface.prefix_cache import PrefixCacheSettings
 
 logger = logging.getLogger("hf_runtime")
 
@@ -132,10 +135,13 @@ def load_generation_parts(
         max_queue_size=config.generation.max_queue_size,
         eos_token_ids=_eos_token_ids(model, tokenizer),
         name=config.model_name,
+        prefix_cache=_prefix_cache_settings(config),
     )
+    cache = engine.prefix_cache
     logger.info(
-        "model %s: %s on %s (%s), max_model_len %d, %s",
+        "model %s: %s on %s (%s), max_model_len %d, %s, prefix cache %s",
         config.model_name, type(model).__name__, device, dtype, max_model_len, engine.batch_kind,
+        f"{cache.max_bytes} bytes in blocks of {cache.block_size}" if cache else "off",
     )  # fmt: skip
     sampling_defaults = checked_sampling_defaults(
         config, lambda: diff_sampling_param(_generation_config_diff(source.model_path, model))
@@ -147,6 +153,15 @@ def load_generation_parts(
         chat_template=chat_template,
         sampling_defaults=sampling_defaults,
     )
+
+
+def _prefix_cache_settings(config: ModelConfig) -> PrefixCacheSettings | None:
+    from hf_runtime.backends.huggingface.prefix_cache import PrefixCacheSettings
+
+    section = config.generation.prefix_cache
+    if not section.enabled:
+        return None
+    return PrefixCacheSettings(max_bytes=int(section.max_bytes), block_size=section.block_size)
 
 
 def _generation_config_diff(model_path: Path, model: Any) -> dict[str, Any]:

@@ -28,16 +28,21 @@ from hf_runtime.backends.huggingface.prefill import (
     Prefiller,
     self_attention_cache,
 )
+from hf_runtime.backends.huggingface.prefix_cache import PrefixCache, past_cache, reusable_tokens
 
 
 class PaddedDecodeBatch:
     """All rows in one left-padded cache; one forward pass per decoding step."""
 
-    def __init__(self, model: Any, device: torch.device) -> None:
+    def __init__(
+        self, model: Any, device: torch.device, prefix_cache: PrefixCache | None = None
+    ) -> None:
         self._prefiller = Prefiller(model, device, plain_cache=True)
         self.model = model
         self.device = device
         self.is_encoder_decoder = self._prefiller.is_encoder_decoder
+        # Decoder-only: a prompt's keys and values depend on its tokens alone.
+        self.prefix_cache = None if self.is_encoder_decoder else prefix_cache
         self.reset()
 
     def reset(self) -> None:
@@ -51,8 +56,24 @@ class PaddedDecodeBatch:
     def __len__(self) -> int:
         return len(self._next) + sum(len(rows) for _, rows, _ in self._pending)
 
+    def cached_length(self, prompt: Sequence[int]) -> int:
+        """Tokens of `prompt` the prefix cache holds (what its prefill would skip)."""
+        return 0 if self.prefix_cache is None else self.prefix_cache.lookup(prompt).length
+
     def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, PrefilledGroup]:
-        return self._prefiller.prefill_group(prompts)
+        cache = self.prefix_cache
+        if cache is None or not cache.enabled:
+            return self._prefiller.prefill_group(prompts)
+        prefixes = [cache.lookup(prompt) for prompt in prompts]
+        reused = reusable_tokens(prompts, prefixes)
+        past = past_cache(prompts, prefixes, reused) if any(reused) else None
+        logits, group = self._prefiller.prefill_group(prompts, past)
+        layers = _kv(group.cache)
+        width = int(group.mask.shape[1])
+        for row, (prompt, count) in enumerate(zip(prompts, reused, strict=True)):
+            cache.count(len(prompt), count)
+            cache.store(prompt, layers, row, width - len(prompt))
+        return logits, group
 
     def add(self, group: PrefilledGroup, rows: Sequence[int], next_tokens: Sequence[int]) -> None:
         # Merged at the next decode/retain, so several groups cost one copy of the cache.

@@ -49,6 +49,14 @@ class PrefilledGroup:
         return int(self.mask.shape[0])
 
 
+@dataclass
+class PastColumns:
+    """The first `width` columns of a left-padded prefill group, computed before."""
+
+    cache: Cache
+    width: int
+
+
 # Padding a group of prompts may waste this many token slots, or a quarter of its real tokens
 # if more, before a prompt starts a group of its own: a second forward pass reads every weight
 # again, which costs more than computing a few padded positions.
@@ -127,9 +135,11 @@ class Prefiller:
     # ---------------------------------------------------------------- several prompts, padded
 
     def prefill_group(
-        self, prompts: Sequence[Sequence[int]]
+        self, prompts: Sequence[Sequence[int]], past: PastColumns | None = None
     ) -> tuple[torch.Tensor, PrefilledGroup]:
-        """Several prompts in one forward; logits [n, vocab] for their first new tokens."""
+        """Several prompts in one forward; logits [n, vocab] for their first new tokens.
+        `past` (decoder-only): the group's first columns, already computed (a prefix cache
+        hit): only the columns after them run through the model."""
         if not prompts:
             raise ValueError("prefill_group() needs at least one prompt")
         if self.is_encoder_decoder:
@@ -150,6 +160,11 @@ class Prefiller:
             "past_key_values": self._new_cache(),
             "use_cache": True,
         }
+        if past is not None and past.width > 0:
+            # Same layout and positions as without them; the model sees the mask's full width.
+            kwargs["past_key_values"] = past.cache
+            kwargs["input_ids"] = ids[:, past.width :]
+            kwargs["position_ids"] = position_ids[:, past.width :]
         if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1
         out = self.model(**kwargs)
