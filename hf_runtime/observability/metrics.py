@@ -166,8 +166,36 @@ _STATE = [  # (name, kind, help, stats key)
     ("decode_steps", "counter", "Batched decoding steps run.", "decode_steps"),
     ("decoded_sequences", "counter", "Sum of decoding step sizes.", "decoded_sequences"),
     ("largest_decode_batch", "gauge", "Largest decoding step so far.", "largest_decode_batch"),
+    (
+        "prefix_cache_queries",
+        "counter",
+        "Prompt tokens looked up in the prefix cache (vLLM: vllm:prefix_cache_queries).",
+        "prefix_cache_queries",
+    ),
+    (
+        "prefix_cache_hits",
+        "counter",
+        "Prompt tokens whose keys and values came from the prefix cache.",
+        "prefix_cache_hits",
+    ),
+    ("prefix_cache_blocks", "gauge", "Blocks in the prefix cache.", "prefix_cache_blocks"),
+    ("prefix_cache_bytes", "gauge", "Bytes of the prefix cache.", "prefix_cache_bytes"),
+    (
+        "prefix_cache_evicted_blocks",
+        "counter",
+        "Prefix cache blocks evicted (least recently used first) to stay within max_bytes.",
+        "prefix_cache_evicted_blocks",
+    ),
 ]
 STATE_FAMILIES = tuple(StateFamily(*row) for row in _STATE)
+# A ratio of two counters above, exported beside them: hits / queries since the start.
+HIT_RATE = StateFamily(
+    "prefix_cache_hit_rate",
+    "gauge",
+    "Share of prompt tokens served from the prefix cache since the start (hits / queries; "
+    "rate(hits) / rate(queries) gives it over a window).",
+    "prefix_cache_queries",
+)
 
 
 StatsSource = Callable[[], Iterable[tuple[str, str, dict[str, int]]]]
@@ -203,6 +231,17 @@ class ModelStatsCollector:
             for model, backend, value in present:
                 metric.add_metric([model, backend], float(value))
             yield metric
+        rates = [(m, b, s) for m, b, s in rows if HIT_RATE.key in s and "prefix_cache_hits" in s]
+        if rates:
+            gauge = GaugeMetricFamily(
+                PREFIX + HIT_RATE.name, HIT_RATE.help, labels=list(MODEL_LABELS)
+            )
+            for model, backend, stats in rates:
+                queries = stats[HIT_RATE.key]
+                gauge.add_metric(
+                    [model, backend], stats["prefix_cache_hits"] / queries if queries else 0.0
+                )
+            yield gauge
 
 
 def prometheus_multiprocess_mode() -> bool:
