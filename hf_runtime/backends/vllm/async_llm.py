@@ -89,6 +89,10 @@ def build_engine_args(
         kwargs["kv_cache_memory_bytes"] = engine_config.kv_cache_space * GIB
     if engine_config.lora_enabled:
         kwargs["enable_lora"] = True
+    if engine_config.enable_prefix_caching is None and runner == "generate":
+        # generation.prefix_cache.enabled, the setting both backends read (on by default,
+        # as vLLM's own default for generation).
+        kwargs["enable_prefix_caching"] = config.generation.prefix_cache.enabled
     kwargs.update(engine_config.engine_args)
 
     unknown = sorted(set(kwargs) - ENGINE_ARG_NAMES)

@@ -85,3 +85,16 @@ def test_auto_dtype_follows_the_checkpoint_like_the_huggingface_backend() -> Non
     assert engine_dtype("auto", {"torch_dtype": "bfloat16"}) == "bfloat16"
     assert engine_dtype("auto", {}) == "auto"
     assert engine_dtype("float16", {"dtype": "float32"}) == "float16"
+
+
+def test_prefix_caching_follows_generation_prefix_cache_unless_the_section_says(
+    tiny_models: dict[str, Path],
+) -> None:
+    folder = tiny_models["gpt2-chat"]
+    assert engine_args(folder).enable_prefix_caching is True  # on by default
+    off = {"prefix_cache": {"enabled": False}}
+    assert engine_args(folder, generation=off).enable_prefix_caching is False
+    both = engine_args(folder, generation=off, vllm={"enable_prefix_caching": True})
+    assert both.enable_prefix_caching is True  # the vllm section wins
+    with pytest.raises(ConfigError, match="engine_args repeats"):
+        engine_args(folder, vllm={"engine_args": {"enable_prefix_caching": False}})

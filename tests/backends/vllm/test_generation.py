@@ -480,3 +480,18 @@ def test_the_reasoning_parser_reaches_the_shared_splitter_on_vllm(
     deltas = [json.loads(e[len("data: ") :])["choices"] for e in events[:-1]]
     streamed = "".join(c[0]["delta"].get("reasoning_content") or "" for c in deltas if c)
     assert streamed == expected
+
+
+def test_prefix_caching_is_on_and_its_counters_reach_metrics(llama: Any, run: LoopRunner) -> None:
+    """generation.prefix_cache (on by default) switches vLLM's own prefix caching on; its
+    token counters (hit rate = vllm:prefix_cache_hits / vllm:prefix_cache_queries) reach the
+    collector BentoML's /metrics reads."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    assert llama.engine.engine.vllm_config.cache_config.enable_prefix_caching
+    run(collect(llama, [1, 2, 3, 4], temperature=0, max_tokens=2))
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    text = generate_latest(registry).decode()
+    assert 'vllm:prefix_cache_queries_total{engine="0",model_name="m"}' in text
+    assert 'vllm:prefix_cache_hits_total{engine="0",model_name="m"}' in text
