@@ -4,6 +4,7 @@ hits and misses, under eviction, and with seeded sampling; plus the block store 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,43 @@ def test_lru_eviction_takes_prefix_tails_first() -> None:
     cache.store([200 + t for t in range(41)], _kv(41), 0, 0)  # 10 blocks: the first 3 fit
     assert len(cache) == 3 and cache.evicted_blocks == evicted + 3  # 7 never copied
     assert cache.lookup([200 + t for t in range(41)]).length == 12
+
+
+@pytest.mark.slow
+def test_smollm2_agent_chats_with_and_without_the_cache(smollm2_dir: Path) -> None:
+    """A system prompt of tool definitions shared by chats arriving together, and chats with
+    the template's default system prompt: the same greedy tokens with the cache (hits and
+    misses in one burst) as without it."""
+    loaded = _load(smollm2_dir, seq2seq=False)
+    tools = "You can call: " + " ".join(
+        f"get_{w}(city) returns the {w} of a city." for w in ("weather", "time", "mayor") * 4
+    )
+    questions = ["What is the capital of France?", "Count to five.", "Who wrote Hamlet?"]
+    chats = [
+        [{"role": "system", "content": tools}, {"role": "user", "content": q}] for q in questions
+    ] + [[{"role": "user", "content": q}] for q in questions]
+    prompts = [
+        loaded.tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        for chat in chats
+    ]
+
+    async def burst(engine: HFGenerationEngine) -> list[list[int]]:
+        outs = await asyncio.gather(
+            *(generate(engine, p, f"c{i}", max_tokens=12, temperature=0)
+              for i, p in enumerate(prompts))
+        )  # fmt: skip
+        return [out.token_ids for out in outs]
+
+    results = []
+    for settings in (None, PrefixCacheSettings(max_bytes=64 << 20, block_size=16)):
+        engine = make_engine(loaded, max_model_len=2048, prefix_cache=settings)
+        try:
+            greedy(engine, prompts[0], 1)  # the tool prompt is cached (with the cache)
+            results.append(run(burst(engine)))
+            if settings is not None:
+                assert engine.stats()["prefix_cache_hits"] > 0
+        finally:
+            engine.close()
+    assert results[0] == results[1]
