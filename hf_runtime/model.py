@@ -2,7 +2,8 @@
 
 A served model is registered with the capabilities it really has, decided once when it loads:
   - `Predictor`: KServe V1/V2 inference on encoder tasks (texts in, task outputs out);
-  - `Embedder`: embedding vectors (text_embedding);
+  - `Embedder`: embedding vectors (text_embedding; sparse_embedding's written out densely);
+  - `SparseEmbedder`: sparse (SPLADE) vectors, their non-zero entries (sparse_embedding);
   - `TextGenerator`: generation (text_generation, text2text_generation);
   - `Scorer`: relevance of (query, document) pairs (rerank: a cross-encoder's score;
     text_embedding: the cosine similarity of the two texts' embeddings);
@@ -39,6 +40,7 @@ from hf_runtime.types import (
     Prediction,
     RepositoryEntry,
     ScoreResult,
+    SparseEmbeddingResult,
     TokenEmbeddings,
     Truncation,
 )
@@ -82,6 +84,21 @@ class Embedder(Protocol):
     ) -> TokenEmbeddings:
         """Every token's last hidden state, unpooled (TEI's /embed_all): one [tokens, hidden]
         list per input, special tokens and the prompt included."""
+
+
+class SparseEmbedder(Protocol):
+    """Sparse embeddings (sparse_embedding: SPLADE), one vocabulary-sized vector per input
+    given by its non-zero entries."""
+
+    async def embed_sparse(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+    ) -> SparseEmbeddingResult:
+        """Token-id inputs allowed (embedded as given). `prompt_name` and `truncation` as
+        `Embedder.embed`'s."""
 
 
 class Scorer(Protocol):
@@ -209,6 +226,7 @@ C = TypeVar("C")
 CAPABILITY_LABELS: dict[type, str] = {
     Predictor: "KServe V1/V2 inference",
     Embedder: "embeddings",
+    SparseEmbedder: "sparse embeddings",
     TextGenerator: "text generation",
     Scorer: "rerank / score (text pairs)",
     TextTokenizer: "tokenize / detokenize",

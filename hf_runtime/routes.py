@@ -242,6 +242,7 @@ ANTHROPIC_COUNT_TOKENS = Route(Surface.ANTHROPIC, "POST", "/messages/count_token
 # the one served (or a `model` field).
 TEI_EMBED = Route(Surface.TEI, "POST", "/embed", "Embedder", runs_model=True)
 TEI_EMBED_ALL = Route(Surface.TEI, "POST", "/embed_all", "Embedder", runs_model=True)
+TEI_EMBED_SPARSE = Route(Surface.TEI, "POST", "/embed_sparse", "SparseEmbedder", runs_model=True)
 TEI_SIMILARITY = Route(Surface.TEI, "POST", "/similarity", "Embedder", runs_model=True)
 TEI_INFO = Route(Surface.TEI, "GET", "/info")
 
@@ -265,7 +266,7 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE, OPENAI_RESPONSE_INPUT_ITEMS,
     OPENAI_RESPONSE_CANCEL, OPENAI_RESPONSES_INPUT_TOKENS, OPENAI_RESPONSES_COMPACT,
     ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
-    TEI_EMBED, TEI_EMBED_ALL, TEI_SIMILARITY, TEI_INFO,
+    TEI_EMBED, TEI_EMBED_ALL, TEI_EMBED_SPARSE, TEI_SIMILARITY, TEI_INFO,
     LIVEZ, HEALTHZ, READYZ, METRICS, SCHEMA_JSON, DOCS_JSON,
 )  # fmt: skip
 

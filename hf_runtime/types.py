@@ -93,11 +93,14 @@ class Prediction:
 
     `predictions` is what KServe V1 returns under "predictions" (one entry per instance).
     `tensors` is what KServe V2 returns under "outputs" (tensors[0] is "output-0"); the V1
-    response carries tensors[1:] under "outputs" (KServe does this for offset_mapping).
+    response carries tensors[1:] under "outputs" (KServe does this for offset_mapping), unless
+    `v1_outputs` is off: where every tensor is a part of each prediction (a sparse vector's
+    indices and values), V1 says it once, in "predictions".
     """
 
     predictions: list[Any]
     tensors: list[OutputTensor]
+    v1_outputs: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,23 @@ class TokenEmbeddings:
 
     embeddings: list[list[list[float]]]
     prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse embedding's non-zero entries, by ascending index (a vocabulary token id)."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass
+class SparseEmbeddingResult:
+    """One SparseVector per input; `dimension` is the dense size (the vocabulary's)."""
+
+    vectors: list[SparseVector]
+    dimension: int
+    prompt_tokens: int  # real tokens (special tokens counted, padding not)
 
 
 # The V2 inputs of a pair request (and a rerank model's declared inputs), in pair order.

@@ -24,6 +24,7 @@ from hf_runtime.model import (
     Pooler,
     Predictor,
     Scorer,
+    SparseEmbedder,
     TextGenerator,
     TextTokenizer,
     require_ready,
@@ -46,6 +47,7 @@ from hf_runtime.types import (
 )
 from tests.fake_pooler import FakePooler
 from tests.fake_scorer import FakeScorer
+from tests.fake_sparse import SPARSE_OUTPUTS, FakeSparseEmbedder
 
 BOS_ID = 256
 EOS_ID = 257
@@ -85,6 +87,8 @@ class FakeServedModel:
       to the longest text, plus an `offset_mapping` tensor when `offsets=True`;
     - text_embedding: `fake_embedding` vectors (FP64 output-0); `embed()` works, and scoring
       (tests/fake_scorer.py: cosine of those vectors);
+    - sparse_embedding: tests/fake_sparse.py's vectors (V1 indices/values objects, V2 INT64
+      `indices` and FP32 `values`), embed_sparse() and embed() (written out densely);
     - rerank: a fake cross-encoder, scoring only (`fake_relevance`), inputs text, text_pair;
     - text_generation / text2text_generation: only the TextGenerator capability;
     - the encoder tasks but token_classification pool (tests/fake_pooler.py: /pooling, /classify).
@@ -123,6 +127,8 @@ class FakeServedModel:
         )
         pooling = task in (*SCORING_TASKS, "sequence_classification")
         self.pooler = FakePooler(self, task) if pooling else None
+        sparse = task == "sparse_embedding"
+        self.sparse = FakeSparseEmbedder(self, FAKE_PROMPTS) if sparse else None
         # Every model tokenizes: a generator with its own vocabulary, an encoder with CLS/SEP.
         self.tokenizer: Any = generator if generator is not None else FakeEncoderTokenizer()
 
@@ -149,7 +155,9 @@ class FakeServedModel:
         if kind is TextGenerator:
             return self._generator
         if kind is Embedder:
-            return self if self._task == "text_embedding" else None
+            return self if self._task == "text_embedding" else self.sparse
+        if kind is SparseEmbedder:
+            return self.sparse
         if kind is Scorer:
             return self.scorer
         if kind is TextTokenizer:
@@ -182,6 +190,8 @@ class FakeServedModel:
             outputs = [TensorSpec("output-0", self._output_datatype(), self._output_shape())]
             if self._task == "token_classification" and self.offsets:
                 outputs.append(TensorSpec("offset_mapping", "INT64", [-1, -1, 2]))
+            if self.sparse is not None:
+                outputs = list(SPARSE_OUTPUTS)
         return ModelMetadata(
             name=self._name,
             task=self._task,
@@ -211,6 +221,8 @@ class FakeServedModel:
         texts = list(instances)
         self.predict_calls.append(texts)
         n = len(texts)
+        if self.sparse is not None:
+            return await self.sparse.predict(texts)
         if self._task == "text_embedding":
             vectors = [fake_embedding([ord(c) for c in t]) for t in texts]
             flat = [x for v in vectors for x in v]

@@ -35,6 +35,7 @@ class Served:
     scorer: str | None = None
     prompt_names: tuple[str, ...] = ()  # the embedder's prompts (OpenAI `prompt_name`)
     classifier: str | None = None  # a sequence classifier (vLLM's /classify)
+    sparse_embedder: str | None = None  # a sparse (SPLADE) model: encoding_format "sparse"
 
     @property
     def scorers(self) -> list[str]:
@@ -257,10 +258,14 @@ def responses_request(generator: str) -> dict[str, Any]:
 
 
 def embedding_request(
-    embedder: str, dimensions: int, prompt_names: tuple[str, ...] = ()
+    embedder: str,
+    dimensions: int,
+    prompt_names: tuple[str, ...] = (),
+    sparse_embedder: str | None = None,
 ) -> dict[str, Any]:
     """Texts (with one of the model's prompts, when it has some) or token ids (no prompt:
-    one cannot apply to them)."""
+    one cannot apply to them); a sparse model's in each encoding, sparse included (no
+    dimensions: its vectors have one value per vocabulary entry)."""
     texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
     common = {
         "model": {"const": embedder},
@@ -273,7 +278,17 @@ def embedding_request(
         required=["model", "input"],
     )
     by_ids = closed({**common, "input": TOKEN_IDS}, required=["model", "input"])
-    return {"anyOf": [by_text, by_ids]}
+    if sparse_embedder is None:
+        return {"anyOf": [by_text, by_ids]}
+    sparse = closed(
+        {
+            "model": {"const": sparse_embedder},
+            "encoding_format": {"enum": ["float", "base64", "sparse"]},
+            "input": {"anyOf": [SHORT_TEXT, texts, TOKEN_IDS]},
+        },
+        required=["model", "input"],
+    )
+    return {"anyOf": [by_text, by_ids, sparse]}
 
 
 def tei_embed_request(embedder: str, dimensions: int, prompt_names: tuple[str, ...]) -> Any:
@@ -298,6 +313,23 @@ def tei_embed_request(embedder: str, dimensions: int, prompt_names: tuple[str, .
     )
     by_ids = closed({"inputs": TOKEN_IDS, **truncation}, required=["inputs"])
     return {"anyOf": [by_text, by_ids]}
+
+
+def tei_embed_sparse_request(sparse_embedder: str, prompt_names: tuple[str, ...]) -> Any:
+    """TEI's /embed_sparse: texts or token ids, truncation and a prompt (its prompts are the
+    fakes' too), naming the sparse model."""
+    texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
+    prompted = {"prompt_name": {"enum": list(prompt_names)}} if prompt_names else {}
+    return closed(
+        {
+            "model": {"const": sparse_embedder},
+            "inputs": {"anyOf": [SHORT_TEXT, texts, TOKEN_IDS]},
+            "truncate": {"type": "boolean"},
+            "truncation_direction": {"enum": ["Left", "Right", "left", "right"]},
+            **prompted,
+        },
+        required=["model", "inputs"],
+    )
 
 
 def tei_similarity_request(embedder: str) -> dict[str, Any]:
@@ -441,12 +473,16 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
         bodies["/messages/count_tokens"] = anthropic_messages_request(served.generator, True)
     if served.embedder is not None:
         bodies["/embeddings"] = embedding_request(
-            served.embedder, served.dimensions, served.prompt_names
+            served.embedder, served.dimensions, served.prompt_names, served.sparse_embedder
         )
         bodies["/embed"] = bodies["/embed_all"] = tei_embed_request(
             served.embedder, served.dimensions, served.prompt_names
         )
         bodies["/similarity"] = tei_similarity_request(served.embedder)
+    if served.sparse_embedder is not None:
+        bodies["/embed_sparse"] = tei_embed_sparse_request(
+            served.sparse_embedder, served.prompt_names
+        )
     if served.scorers:
         bodies["/rerank"] = bodies["/v2/rerank"] = rerank_request(served.scorers)
         bodies["/score"] = score_request(served.scorers)

@@ -161,3 +161,54 @@ def build_st_checkpoint(out: Path, spec: Checkpoint, bert_dir: Path | None = Non
     )
     model.save(str(out), safe_serialization=spec.safetensors)
     return out
+
+
+@dataclass(frozen=True)
+class SparseCheckpoint:
+    """A SparseEncoder (SPLADE) over the tiny masked-LM BERT. `legacy`: the MLMTransformer
+    module older checkpoints list, in place of v6's Transformer (fill-mask)."""
+
+    strategy: str = "max"
+    activation: str = "relu"
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    max_active_dims: int | None = None
+    legacy: bool = False
+
+
+SPARSE_CHECKPOINTS: dict[str, SparseCheckpoint] = {
+    "splade-max": SparseCheckpoint(),
+    "splade-sum-log1p-relu-legacy": SparseCheckpoint(
+        strategy="sum", activation="log1p_relu", legacy=True
+    ),
+    "splade-prompts-max-active-dims": SparseCheckpoint(
+        prompts=PROMPTS, default_prompt_name="query", max_active_dims=12
+    ),
+}
+
+
+def build_sparse_checkpoint(out: Path, spec: SparseCheckpoint, mlm_dir: Path) -> Path:
+    """Save `spec` as a SparseEncoder checkpoint in `out` (over the masked-LM BERT in
+    `mlm_dir`, tests/tiny_models.build_bert_mlm); returns `out`."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import (
+        MLMTransformer,
+        SpladePooling,
+        Transformer,
+    )
+
+    transformer = (
+        MLMTransformer(str(mlm_dir))
+        if spec.legacy
+        else Transformer(str(mlm_dir), transformer_task="fill-mask")
+    )
+    pooling = SpladePooling(spec.strategy, activation_function=spec.activation)
+    model = SparseEncoder(
+        modules=[transformer, pooling],
+        prompts=dict(spec.prompts) or None,
+        default_prompt_name=spec.default_prompt_name,
+        max_active_dims=spec.max_active_dims,
+        device="cpu",
+    )
+    model.save(str(out))
+    return out

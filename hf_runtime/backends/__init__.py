@@ -67,6 +67,21 @@ class LayerWeighting:
     num_hidden_layers: int
 
 
+# sentence-transformers' SpladePooling settings, the names `SparsePooling` takes.
+SPARSE_STRATEGIES = ("max", "sum")
+SPARSE_ACTIVATIONS = ("relu", "log1p_relu")
+
+
+@dataclass(frozen=True)
+class SparsePooling:
+    """SPLADE over a masked-LM head's logits: per token `log1p(relu(logits))` (`log1p_relu`:
+    log1p once more), then the max or sum over the text's real tokens -> one vocabulary-sized
+    vector per text (sentence-transformers' SpladePooling; `hf_runtime.backends.pooling`)."""
+
+    strategy: str = "max"
+    activation: str = "relu"
+
+
 @dataclass(frozen=True)
 class Encoding:
     """One tokenized text, unpadded. `offsets` are character spans (fast tokenizers only);
@@ -115,12 +130,14 @@ class ForwardSpec:
     positions a ForwardItem asks for). Non-empty: the last hidden states pooled per text with
     these modes, concatenated in order (sentence-transformers' convention), then passed
     through `sentence_modules` in order. `layer_weighting`: pool a weighted average of every
-    layer's states instead of the last layer's.
+    layer's states instead of the last layer's. `sparse`: the head's vocabulary logits pooled
+    per text (SPLADE), one vocabulary-sized vector each.
     """
 
     pooling: tuple[str, ...] = ()
     sentence_modules: tuple[SentenceModule, ...] = ()
     layer_weighting: LayerWeighting | None = None
+    sparse: SparsePooling | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from hf_runtime.backends import POOLING_MODES
+from hf_runtime.backends import POOLING_MODES, SparsePooling
 
 
 def pool_hidden_states(
@@ -68,3 +68,20 @@ def pool_token_states(
     batch = hidden.unsqueeze(0)
     mask = torch.ones(batch.shape[:2], dtype=torch.long, device=batch.device)
     return pool_hidden_states(batch, mask, modes, [prompt_length])[0]
+
+
+def pool_vocabulary_logits(
+    logits: torch.Tensor, mask: torch.Tensor, pooling: SparsePooling
+) -> torch.Tensor:
+    """[B, L, V] masked-LM logits -> [B, V] SPLADE vectors (sentence-transformers'
+    SpladePooling): log1p(relu(logits)) (twice log1p for `log1p_relu`), max or sum over the
+    real tokens. Works in place on `logits` (the batch's own, which nobody reads after): a
+    [B, L, V] copy is the largest tensor of the pass. Padded positions give 0, which neither
+    the max nor the sum of non-negative values sees."""
+    values = logits.float() if logits.dtype != torch.float32 else logits
+    values.mul_(mask.to(values.dtype).unsqueeze(-1)).relu_().log1p_()
+    if pooling.activation == "log1p_relu":
+        values.log1p_()
+    if pooling.strategy == "sum":
+        return values.sum(dim=1)
+    return values.amax(dim=1)

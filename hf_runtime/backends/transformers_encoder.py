@@ -22,7 +22,7 @@ import transformers
 
 from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, LayerWeighting, TokenStrings
 from hf_runtime.backends.checkpoint import derive_max_model_len
-from hf_runtime.backends.pooling import pool_hidden_states
+from hf_runtime.backends.pooling import pool_hidden_states, pool_vocabulary_logits
 from hf_runtime.backends.sentence_head import LayerWeights, SentenceHead
 from hf_runtime.backends.tokenizer_rules import (
     encoder_max_length,
@@ -310,14 +310,17 @@ class TransformersEncoder(ABC):
 
     def forward(self, items: Sequence[ForwardItem], spec: ForwardSpec) -> list[np.ndarray]:
         """One padded forward pass over `items`; per item a float32 array:
-        pooled [H*modes] (through the spec's sentence modules) / sequence logits [C] / token
-        logits [positions, C]."""
+        pooled [H*modes] (through the spec's sentence modules) / SPLADE vector [V] / sequence
+        logits [C] / token logits [positions, C]."""
         if not items:
             return []
         inputs, starts = self._pad(items)
         feed = {name: inputs[name] for name in self._feed_names if name in inputs}
         with torch.inference_mode():
             output = self._run_model(feed, spec)
+            if spec.sparse is not None:  # masked-LM logits [B, L, V], pooled per text
+                vectors = pool_vocabulary_logits(output, inputs["attention_mask"], spec.sparse)
+                return list(vectors.cpu().numpy())
             if spec.pooling:
                 pooled = pool_hidden_states(
                     output,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hf_runtime.backends import EncoderBackend, Encoding
 from hf_runtime.config import ModelConfig
-from hf_runtime.errors import InvalidInput, TooLarge
+from hf_runtime.errors import InvalidInput, TooLarge, Unsupported
 from hf_runtime.model import Pooler
 from hf_runtime.observability.context import current_request_id
 from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
@@ -31,12 +31,13 @@ from hf_runtime.types import (
     OutputOptions,
     Prediction,
     ScoreResult,
+    SparseEmbeddingResult,
     TokenEmbeddings,
     Truncation,
 )
 
 if TYPE_CHECKING:
-    from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
+    from hf_runtime.tasks.embedding_base import EmbeddingProcessor
 
 request_logger = logging.getLogger("hf_runtime.requests")
 
@@ -203,7 +204,14 @@ class EncoderModel(ServedModelBase):
         *,
         truncation: Truncation | None = None,
     ) -> TokenEmbeddings:
-        self._embedding_processor()
+        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
+
+        if not isinstance(self._embedding_processor(), TextEmbeddingProcessor):
+            raise Unsupported(
+                f"Model {self.name} ({self.task}) has no per-token embeddings: a sparse "
+                "embedding model's vectors are pooled from its masked-LM head",
+                param="model",
+            )
 
         def finish(encodings: list[Encoding], outputs: list[Any]) -> TokenEmbeddings:
             vectors = [[list(map(float, row)) for row in states] for states in outputs]
@@ -212,12 +220,31 @@ class EncoderModel(ServedModelBase):
         job = await self._embedding_job(inputs, prompt_name, truncation, finish, True)
         return await self.batcher.run(job)
 
-    def _embedding_processor(self) -> TextEmbeddingProcessor:
-        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
+    async def embed_sparse(
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+    ) -> SparseEmbeddingResult:
+        from hf_runtime.tasks.sparse_embedding import SparseEmbeddingProcessor
 
         processor = self.processor
-        # Embedder is offered only for text_embedding (see __init__): never reached otherwise.
-        assert isinstance(processor, TextEmbeddingProcessor), self.task
+        # SparseEmbedder is offered only for sparse_embedding: never reached otherwise.
+        assert isinstance(processor, SparseEmbeddingProcessor), self.task
+
+        def finish(encodings: list[Encoding], outputs: list[Any]) -> SparseEmbeddingResult:
+            return processor.sparse_result(encodings, outputs)
+
+        job = await self._embedding_job(inputs, prompt_name, truncation, finish)
+        return await self.batcher.run(job)
+
+    def _embedding_processor(self) -> EmbeddingProcessor:
+        from hf_runtime.tasks.embedding_base import EmbeddingProcessor
+
+        processor = self.processor
+        # Embedder is offered only for the embedding tasks: never reached otherwise.
+        assert isinstance(processor, EmbeddingProcessor), self.task
         return processor
 
     async def _embedding_job(
@@ -246,7 +273,7 @@ class EncoderModel(ServedModelBase):
             finish=lambda _, outputs: finish(encodings, outputs),
         )
 
-    def _token_id_encodings(self, processor: TextEmbeddingProcessor, inputs: Any) -> list[Encoding]:
+    def _token_id_encodings(self, processor: EmbeddingProcessor, inputs: Any) -> list[Encoding]:
         """Blocking: OpenAI `input` token lists checked against the vocabulary and length."""
         decoded = processor.decode_embedding_inputs(inputs, auto_truncate=self.config.auto_truncate)
         token_lists = [list(ids) for ids in decoded if not isinstance(ids, str)]

@@ -11,6 +11,7 @@ from hf_runtime.model import (
     Pooler,
     Predictor,
     Scorer,
+    SparseEmbedder,
     TextGenerator,
     TextTokenizer,
 )
@@ -21,6 +22,7 @@ from hf_runtime.types import ModelFacts, ModelState, ModelStatus
 CAPABILITY_INTERFACES: dict[Capability, type] = {
     Capability.predictor: Predictor,
     Capability.embedder: Embedder,
+    Capability.sparse_embedder: SparseEmbedder,
     Capability.scorer: Scorer,
     Capability.text_tokenizer: TextTokenizer,
     Capability.text_generator: TextGenerator,

@@ -25,6 +25,9 @@ class Task(str, Enum):
     # A cross-encoder: one relevance score per (query, document) pair. Inferred from a
     # one-label ...ForSequenceClassification checkpoint marked as one (see tasks.rerank).
     rerank = "rerank"
+    # SPLADE: one sparse vocabulary-sized vector per text (max-pooled log(1 + relu(logits))).
+    # Inferred from a ...ForMaskedLM checkpoint saved as a sentence-transformers SparseEncoder.
+    sparse_embedding = "sparse_embedding"
     text_generation = "text_generation"
     text2text_generation = "text2text_generation"
 
@@ -63,6 +66,7 @@ class Capability(str, Enum):
 
     predictor = "Predictor"
     embedder = "Embedder"
+    sparse_embedder = "SparseEmbedder"
     scorer = "Scorer"
     text_tokenizer = "TextTokenizer"
     text_generator = "TextGenerator"
@@ -88,6 +92,9 @@ class TaskSpec:
     pair_inputs: bool = False
     # Reads each token's character offsets (and text), when the tokenizer can give them.
     token_offsets: bool = False
+    # Pools the head's vocabulary logits over the sequence into one vector per text (SPLADE),
+    # rather than reading per-token logits: a backend may run it where it has no logits.
+    vocabulary_pooling: bool = False
 
 
 _ENCODER = frozenset({Capability.predictor, Capability.text_tokenizer})
@@ -132,6 +139,17 @@ TASKS: dict[Task, TaskSpec] = {
             refines=Task.sequence_classification,
             detector="hf_runtime.tasks.rerank:is_cross_encoder",
             pair_inputs=True,
+        ),
+        TaskSpec(
+            Task.sparse_embedding,
+            Head.masked_lm,
+            # Embedder: the sparse vector written out densely (vocabulary-sized), as TEI's
+            # /embed and vLLM's /v1/embeddings serve a SPLADE model.
+            _ENCODER | {Capability.sparse_embedder, Capability.embedder},
+            module="hf_runtime.tasks.sparse_embedding",
+            refines=Task.fill_mask,
+            detector="hf_runtime.tasks.sparse_checkpoint:is_sparse_encoder",
+            vocabulary_pooling=True,
         ),
         TaskSpec(
             Task.text_generation,

@@ -73,7 +73,7 @@ class SentenceTransformerSettings:
 def read_settings(model_path: Path) -> SentenceTransformerSettings:
     """The checkpoint's settings; ConfigError for an unreadable file or unsupported module."""
     model_path = Path(model_path)
-    prompts, default_name, truncate_dim = _read_prompt_settings(model_path / SETTINGS_FILE)
+    prompts, default_name, truncate_dim = read_prompt_settings(model_path / SETTINGS_FILE)
     entries = (
         _read_json(model_path / MODULES_FILE) if (model_path / MODULES_FILE).is_file() else None
     )
@@ -223,7 +223,7 @@ def _dimension(config: dict[str, Any], key: str, folder: Path) -> int:
     return value
 
 
-def _read_prompt_settings(path: Path) -> tuple[dict[str, str], str | None, int | None]:
+def read_prompt_settings(path: Path) -> tuple[dict[str, str], str | None, int | None]:
     if not path.is_file():
         return {}, None, None
     settings = _read_json(path)

@@ -31,13 +31,8 @@ from hf_runtime.backends import (
     NormalizeModule,
 )
 from hf_runtime.errors import ConfigError, InvalidInput
-from hf_runtime.tasks.base import (
-    OUTPUT_NAME,
-    EncoderTaskProcessor,
-    ProcessorOptions,
-    kserve_output_tensor,
-    too_long,
-)
+from hf_runtime.tasks.base import OUTPUT_NAME, ProcessorOptions, kserve_output_tensor
+from hf_runtime.tasks.embedding_base import EmbeddingProcessor, is_token_id
 from hf_runtime.tasks.registry import Task
 from hf_runtime.tasks.st_checkpoint import (
     DEFAULT_POOLING,
@@ -67,7 +62,7 @@ def l2_normalize(vector: np.ndarray) -> np.ndarray:
     return vector / max(norm, np.float32(1e-12))
 
 
-class TextEmbeddingProcessor(EncoderTaskProcessor):
+class TextEmbeddingProcessor(EmbeddingProcessor):
     task = Task.text_embedding
 
     def __init__(
@@ -78,8 +73,8 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
     ) -> None:
         """Blocking (tokenizes the prompts, loads the modules' weights): call it off the loop.
         ConfigError for a pipeline the model or the backend cannot run."""
-        super().__init__(backend, options)
         settings = settings or SentenceTransformerSettings()
+        super().__init__(backend, options, settings.prompts, settings.default_prompt_name)
         unknown = [mode for mode in settings.pooling if mode not in _POOLING_NAMES]
         if unknown or not settings.pooling:
             raise ValueError(f"unknown pooling mode(s) {unknown}; known: {sorted(_POOLING_NAMES)}")
@@ -87,8 +82,6 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
         self.full_dimension = self._check_dimensions(settings)
         truncate = settings.truncate_dim
         self.dimension = min(truncate, self.full_dimension) if truncate else self.full_dimension
-        self.prompts = dict(settings.prompts)
-        self.default_prompt = self._default_prompt(settings)
         # A prompt's tokens (special tokens before it included, a special token closing it
         # not) that pooling leaves out, as SentenceTransformer measures them.
         self._prompt_lengths: dict[str, int] = {}
@@ -132,20 +125,6 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
                 size = module.out_features
         return size
 
-    def _default_prompt(self, settings: SentenceTransformerSettings) -> str | None:
-        options = self.options
-        if options.default_prompt is not None:
-            return options.default_prompt or None
-        name = options.default_prompt_name or settings.default_prompt_name
-        if name is None:
-            return None
-        if name not in self.prompts:
-            raise ConfigError(
-                f"default_prompt_name {name!r} is not one of the checkpoint's prompts "
-                f"({', '.join(self.prompts) or 'it has none'})"
-            )
-        return self.prompts[name] or None
-
     def _measure_prompt(self, prompt: str) -> int:
         ids = self.backend.tokenize([prompt])[0].input_ids
         closes = bool(ids) and self.backend.token_strings(ids[-1:]).special[0]
@@ -155,36 +134,9 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
     def forward_spec(self) -> ForwardSpec:
         return self._spec
 
-    # ------------------------------------------------------------------ prompts
-
-    def prompt(self, options: ProcessorOptions | None = None) -> str | None:
-        """The prompt a request gets: the one it names, else the model's default. An unknown
-        name is InvalidInput (the protocols' 400)."""
-        name = (options or self.options).prompt_name
-        if name is None:
-            return self.default_prompt
-        if name not in self.prompts:
-            known = ", ".join(sorted(self.prompts)) or "none"
-            raise InvalidInput(
-                f"prompt_name {name!r} is not one of this model's prompts ({known})",
-                param="prompt_name",
-            )
-        return self.prompts[name] or None
-
-    def with_prompt(
-        self, texts: Sequence[str], options: ProcessorOptions | None = None
-    ) -> list[str]:
-        prompt = self.prompt(options)
-        return [prompt + text for text in texts] if prompt else list(texts)
-
     def prompt_length(self, options: ProcessorOptions | None = None) -> int:
         prompt = self.prompt(options)
         return self._prompt_lengths.get(prompt, 0) if prompt else 0
-
-    def decode_instances(
-        self, instances: Any, options: ProcessorOptions | None = None
-    ) -> list[str]:
-        return self.with_prompt(super().decode_instances(instances), options)
 
     # ------------------------------------------------------------------ vectors
 
@@ -215,59 +167,10 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
     def output_specs(self) -> list[TensorSpec]:
         return [TensorSpec(OUTPUT_NAME, "FP64", [-1, self.dimension])]
 
-    # ------------------------------------------------------------------ OpenAI embeddings
-
-    def decode_embedding_inputs(
-        self, inputs: Any, *, auto_truncate: bool = True
-    ) -> list[str] | list[list[int]]:
-        """OpenAI `input`: a string, a list of strings, a token list or a list of token lists.
-
-        Returns the texts, or the token lists (validated against the vocabulary and length).
-        Token lists are never cut: one over the maximum length is InvalidInput, or TooLarge
-        when the model is configured with `auto_truncate: false` (as its texts would be).
-        """
-        if isinstance(inputs, str):
-            return [inputs]
-        if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise InvalidInput(
-                "input must be a non-empty string, list of strings or list of token ids",
-                param="input",
-            )
-        if all(isinstance(x, str) for x in inputs):
-            return list(inputs)
-        if all(_is_token_id(x) for x in inputs):
-            return [self._checked_ids(inputs, 0, auto_truncate)]
-        if all(isinstance(x, (list, tuple)) for x in inputs):
-            return [self._checked_ids(ids, i, auto_truncate) for i, ids in enumerate(inputs)]
-        raise InvalidInput(
-            "input must be all strings or all token-id lists, not a mix", param="input"
-        )
-
-    def _checked_ids(self, ids: Sequence[Any], index: int, auto_truncate: bool) -> list[int]:
-        if not ids:
-            raise InvalidInput(f"input {index} is an empty token list", param="input")
-        vocab = self.backend.vocab_size
-        for token in ids:
-            if not _is_token_id(token) or not 0 <= token < vocab:
-                raise InvalidInput(
-                    f"input {index}: {token!r} is not a token id of this model "
-                    f"(integers 0..{vocab - 1})",
-                    param="input",
-                )
-        if len(ids) > self.backend.max_length:
-            if not auto_truncate:
-                raise too_long(index, len(ids), self.backend.max_length, "input")
-            raise InvalidInput(
-                f"input {index} has {len(ids)} tokens; this model takes at most "
-                f"{self.backend.max_length}",
-                param="input",
-            )
-        return [int(t) for t in ids]
-
     def check_dimensions(self, dimensions: int | None) -> None:
         if dimensions is None:
             return
-        if not _is_token_id(dimensions) or not 1 <= dimensions <= self.dimension:
+        if not is_token_id(dimensions) or not 1 <= dimensions <= self.dimension:
             raise InvalidInput(
                 f"dimensions must be an integer from 1 to {self.dimension} (this model's "
                 f"embedding size), got {dimensions!r}",
@@ -286,14 +189,6 @@ class TextEmbeddingProcessor(EncoderTaskProcessor):
         vectors = [vector.tolist() for vector in self.vectors(outputs, dimensions, normalize)]
         return EmbeddingResult(vectors, prompt_tokens=sum(len(e) for e in encodings))
 
-    def check_token_input_prompt(self, options: ProcessorOptions | None) -> None:
-        """Token-id inputs are embedded as given, without a prompt: naming one is an error."""
-        if options is not None and options.prompt_name is not None:
-            raise InvalidInput(
-                "prompt_name applies to text inputs; token-id inputs are embedded as given",
-                param="prompt_name",
-            )
-
 
 def cosine_scores(
     first: Sequence[Sequence[float]], second: Sequence[Sequence[float]]
@@ -305,10 +200,6 @@ def cosine_scores(
     left = np.asarray(first, dtype=np.float64)
     right = np.asarray(second, dtype=np.float64)
     return [float(value) for value in np.sum(left * right, axis=1)]
-
-
-def _is_token_id(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def build_processor(

@@ -122,3 +122,14 @@ def test_vllm_installed_asks_find_spec_without_importing(
     result = vllm_backend.vllm_installed()
     monkeypatch.undo()
     assert (result, asked) == (installed, ["vllm"])
+
+
+def test_sparse_embedding_stays_on_huggingface_and_vllm_refuses_it(
+    vllm_present: list[str],
+) -> None:
+    """auto keeps a SPLADE model on huggingface (which serves every sparse surface); vLLM,
+    configured, refuses it saying why."""
+    chosen, _ = select_backend(config(), source("BertForMaskedLM"), Task.sparse_embedding)
+    assert chosen == "huggingface"
+    with pytest.raises(ConfigError, match="sparse_embedding is not available on the vllm.*"):
+        select_backend(config("vllm"), source("BertForMaskedLM"), Task.sparse_embedding)

@@ -192,6 +192,28 @@ def test_fuzz_every_protocol() -> None:
 
 
 @pytest.mark.slow
+def test_fuzz_a_sparse_embedding_model() -> None:
+    """A SPLADE model (and a dense one beside it) through every protocol: its sparse and dense
+    encodings, V1/V2 predictions, and the routes it refuses."""
+    registry = FakeRegistry(
+        [FakeServedModel("splade", "sparse_embedding"), FakeServedModel("embed", "text_embedding")]
+    )
+    served = Served(
+        registry.names(),
+        embedder="embed",
+        prompt_names=tuple(FAKE_PROMPTS),
+        sparse_embedder="splade",
+    )
+    with served_app_server(registry, GatewaySettings()) as server:
+        valid = FuzzRun(server.base_url, {}, registry.names())
+        for document in OPENAPI_DOCUMENTS:
+            valid.fuzz(document, examples(15), valid_for=served)
+    print("\n" + valid.summary("a sparse embedding model"))
+    sparse = registry.get("splade").sparse
+    assert valid.statuses[200] > 0 and sparse is not None and sparse.calls
+
+
+@pytest.mark.slow
 def test_fuzz_while_a_model_loads() -> None:
     """Its routes, and /v2/health/ready, answer their documented 503; nothing else is 5xx."""
     loading = FakeServedModel("loading", ready=False)

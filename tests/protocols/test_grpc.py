@@ -114,6 +114,19 @@ def test_infer_equals_v2_rest(
         assert values == rest["data"]
 
 
+def test_sparse_embeddings_are_two_typed_outputs() -> None:
+    """A SPLADE model's V2 outputs over gRPC: INT64 indices and FP32 values, [n, k], as REST."""
+    registry = FakeRegistry([FakeServedModel("splade", "sparse_embedding")])
+    with GrpcLiveServer(registry) as live, triton.InferenceServerClient(live.url) as client:
+        result = client.infer("splade", [text_input()])
+        expected = rest_outputs(registry, "splade", TEXTS)
+        for output, rest in zip(result.get_response().outputs, expected, strict=True):
+            assert (output.name, output.datatype) == (rest["name"], rest["datatype"])
+            assert list(output.shape) == rest["shape"]
+            assert result.as_numpy(output.name).reshape(-1).tolist() == rest["data"]
+    assert [o["datatype"] for o in expected] == ["INT64", "FP32"]
+
+
 def test_requested_outputs_filter(client: triton.InferenceServerClient) -> None:
     outputs = [triton.InferRequestedOutput("offset_mapping")]
     result = client.infer("ner", [text_input()], outputs=outputs)

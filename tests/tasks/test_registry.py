@@ -7,7 +7,15 @@ import importlib
 import pytest
 
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, UNSUPPORTED_REASONS
-from hf_runtime.model import Embedder, Pooler, Predictor, Scorer, TextGenerator, TextTokenizer
+from hf_runtime.model import (
+    Embedder,
+    Pooler,
+    Predictor,
+    Scorer,
+    SparseEmbedder,
+    TextGenerator,
+    TextTokenizer,
+)
 from hf_runtime.runtime.served_model import CAPABILITY_INTERFACES
 from hf_runtime.tasks.registry import TASKS, Capability, Head, Task, infer_task_name
 
@@ -42,7 +50,15 @@ def test_a_refining_task_names_its_detector() -> None:
 
 def test_every_capability_has_its_interface() -> None:
     assert set(CAPABILITY_INTERFACES) == set(Capability)
-    interfaces = {Predictor, Embedder, Scorer, TextTokenizer, TextGenerator, Pooler}
+    interfaces = {
+        Predictor,
+        Embedder,
+        SparseEmbedder,
+        Scorer,
+        TextTokenizer,
+        TextGenerator,
+        Pooler,
+    }
     assert set(CAPABILITY_INTERFACES.values()) == interfaces
 
 

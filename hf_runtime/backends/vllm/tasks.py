@@ -22,9 +22,19 @@ UNSUPPORTED_REASONS: dict[Head, str] = {
     Head.masked_lm: "vLLM's pooling runner returns no masked-LM logits",
 }
 
+# vLLM 0.32 pools SPLADE vectors only in its own BertSpladeSparseEmbeddingModel: BERT alone,
+# max pooling of relu only, and it cannot load the masked-LM head as transformers saves it
+# (its decoder weight tied to the word embeddings, its bias under another name).
+VOCABULARY_POOLING_REASON = (
+    "vLLM pools SPLADE vectors only with its BertSpladeSparseEmbeddingModel (BERT, max "
+    "pooling, relu), which cannot load a masked-LM head saved with tied word embeddings"
+)
+
 
 def unsupported_reason(task: Task) -> str | None:
     """Why the vLLM backend cannot serve `task`, or None when it can."""
+    if task.spec.vocabulary_pooling:
+        return VOCABULARY_POOLING_REASON
     head = task.spec.head
     if head.is_generative or head in POOLING_TASKS:
         return None

@@ -91,7 +91,7 @@ def prediction_json(prediction: Prediction) -> bytes:
     every value in Python first (orjson converts numpy values through `_plain` when it meets
     them)."""
     body: dict[str, Any] = {"predictions": prediction.predictions}
-    if len(prediction.tensors) > 1:
+    if len(prediction.tensors) > 1 and prediction.v1_outputs:
         body["outputs"] = [encode_output(t) for t in prediction.tensors[1:]]
     return dumps(body)
 
@@ -122,7 +122,7 @@ def _plain(value: Any) -> Any:
 
 def encode_prediction(prediction: Prediction) -> dict[str, Any]:
     body: dict[str, Any] = {"predictions": encode_json_value(prediction.predictions)}
-    if len(prediction.tensors) > 1:  # tensors[0] is what "predictions" already says
+    if len(prediction.tensors) > 1 and prediction.v1_outputs:  # tensors[0]: "predictions"
         body["outputs"] = [encode_output(t) for t in prediction.tensors[1:]]
     return body
 

@@ -18,13 +18,14 @@ from hf_runtime.protocols.openai.lookup import (
     Endpoint,
     mount_prefix,
     require_embedder,
+    require_sparse_embedder,
     resolve_model,
 )
 from hf_runtime.protocols.openai.responses import log_ignored_fields
-from hf_runtime.protocols.openai.schemas import EmbeddingRequest
+from hf_runtime.protocols.openai.schemas import SPARSE_ENCODING, EmbeddingRequest
 from hf_runtime.protocols.openai.sse import dumps
 from hf_runtime.routes import OPENAI_EMBEDDINGS
-from hf_runtime.types import EmbeddingResult
+from hf_runtime.types import EmbeddingResult, SparseEmbeddingResult
 
 
 def encode_base64(vector: list[float]) -> str:
@@ -32,12 +33,21 @@ def encode_base64(vector: list[float]) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
-def _embedding_json(model: str, result: EmbeddingResult, encoding_format: str) -> bytes:
-    """The whole response body. Runs in a thread: thousands of vectors take a while to format."""
-    encode = encode_base64 if encoding_format == "base64" else (lambda v: v)
+def _embedding_json(
+    model: str, result: EmbeddingResult | SparseEmbeddingResult, encoding_format: str
+) -> bytes:
+    """The whole response body. Runs in a thread: thousands of vectors take a while to format.
+    Sparse vectors are `{"indices": [...], "values": [...]}` in place of the list of floats."""
+    embeddings: list[Any]
+    if isinstance(result, SparseEmbeddingResult):
+        embeddings = [{"indices": v.indices, "values": v.values} for v in result.vectors]
+    elif encoding_format == "base64":
+        embeddings = [encode_base64(vector) for vector in result.embeddings]
+    else:
+        embeddings = result.embeddings
     data: list[dict[str, Any]] = [
-        {"object": "embedding", "index": i, "embedding": encode(vector)}
-        for i, vector in enumerate(result.embeddings)
+        {"object": "embedding", "index": i, "embedding": embedding}
+        for i, embedding in enumerate(embeddings)
     ]
     body = {
         "object": "list",
@@ -55,7 +65,13 @@ async def create_embeddings(
     body.check()
     inputs = body.input_batch()
     model = resolve_model(registry, body.model)
-    embedder = require_embedder(model, mount_prefix(request, Endpoint.embeddings))
+    prefix = mount_prefix(request, Endpoint.embeddings)
+    if body.encoding_format == SPARSE_ENCODING:
+        sparse = require_sparse_embedder(model, prefix)
+        found = await sparse.embed_sparse(inputs, prompt_name=body.prompt_name)
+        content = await run_in_threadpool(_embedding_json, model.name, found, SPARSE_ENCODING)
+        return Response(content=content, media_type="application/json")
+    embedder = require_embedder(model, prefix)
     if body.prompt_name is None:
         result = await embedder.embed(inputs, body.dimensions)
     else:

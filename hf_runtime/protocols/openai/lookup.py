@@ -13,6 +13,7 @@ from hf_runtime.model import (
     Pooler,
     Scorer,
     ServedModel,
+    SparseEmbedder,
     TextGenerator,
     require_capability,
     require_ready,
@@ -108,3 +109,17 @@ def require_pooler(model: ServedModel, wanted: str) -> Pooler:
     return require_capability(
         model, Pooler, wanted=wanted, alternatives=_alternatives(model, MOUNTS[Surface.OPENAI][0])
     )
+
+
+def require_sparse_embedder(model: ServedModel, prefix: str) -> SparseEmbedder:
+    """A sparse embedding model, for `encoding_format: "sparse"`; a dense one is told to ask
+    for float or base64."""
+    alternatives = (
+        'encoding_format "float" or "base64"'
+        if model.capability(Embedder) is not None
+        else _alternatives(model, prefix)
+    )
+    return require_capability(
+        model, SparseEmbedder, wanted='sparse embeddings (encoding_format "sparse")',
+        alternatives=alternatives,
+    )  # fmt: skip

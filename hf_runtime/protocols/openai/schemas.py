@@ -396,6 +396,9 @@ def _decoded_tool_call(call: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- embeddings
 
 EmbeddingInput = str | list[str] | list[StrictInt] | list[list[StrictInt]]
+# "sparse" (ours, opt-in): a sparse embedding model's vectors as {"indices", "values"}.
+SPARSE_ENCODING = "sparse"
+ENCODING_FORMATS = ("float", "base64", SPARSE_ENCODING)
 
 
 class EmbeddingRequest(OpenAIRequest):
@@ -406,11 +409,14 @@ class EmbeddingRequest(OpenAIRequest):
     prompt_name: str | None = None
 
     def check(self) -> None:
-        if self.encoding_format not in (None, "float", "base64"):
+        if self.encoding_format not in (None, *ENCODING_FORMATS):
             raise InvalidInput(
-                f"encoding_format must be 'float' or 'base64', got {self.encoding_format!r}",
+                "encoding_format must be 'float' or 'base64' ('sparse' for a sparse "
+                f"embedding model), got {self.encoding_format!r}",
                 param="encoding_format",
             )
+        if self.encoding_format == SPARSE_ENCODING and self.dimensions is not None:
+            raise InvalidInput("dimensions does not apply to sparse embeddings", param="dimensions")
         if self.dimensions is not None and self.dimensions < 1:
             raise InvalidInput(
                 f"dimensions must be at least 1, got {self.dimensions}", param="dimensions"

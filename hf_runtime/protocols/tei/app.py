@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.tei.embed import embed_router
+from hf_runtime.protocols.tei.embed_sparse import embed_sparse_router
 from hf_runtime.protocols.tei.errors import install_tei_error_handlers
 from hf_runtime.protocols.tei.info import info_router
 
@@ -16,5 +17,6 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None)
     install_tei_error_handlers(app)
     app.include_router(embed_router(registry))
+    app.include_router(embed_sparse_router(registry))
     app.include_router(info_router(registry))
     return app

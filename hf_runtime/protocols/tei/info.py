@@ -23,6 +23,8 @@ def model_type(task: str, facts: ModelFacts | None) -> dict[str, Any]:
     if task == "text_embedding":
         pooling = "+".join(facts.pooling) if facts and facts.pooling else "mean"
         return {"embedding": {"pooling": pooling}}
+    if task == "sparse_embedding":  # TEI's name for SPLADE pooling
+        return {"embedding": {"pooling": "splade"}}
     kind = _CLASSIFIER_TASKS.get(task)
     if kind is None:
         return {task: {}}

@@ -49,6 +49,11 @@ class EmbedRequest(TruncatedRequest):
     dimensions: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
+class EmbedSparseRequest(TruncatedRequest):
+    inputs: Input
+    prompt_name: StrictStr | None = None
+
+
 class EmbedAllRequest(TruncatedRequest):
     inputs: Input
     prompt_name: StrictStr | None = None

@@ -18,7 +18,13 @@ from hf_runtime.tasks.processors import make_processor
 from hf_runtime.tasks.registry import Task
 from tests.backends.onnxruntime.conftest import LoopRunner, requires_onnxruntime
 from tests.encoder_support import load_processor, model_config, source_for
-from tests.st_checkpoints import CHECKPOINTS, build_st_checkpoint
+from tests.st_checkpoints import (
+    CHECKPOINTS,
+    SPARSE_CHECKPOINTS,
+    build_sparse_checkpoint,
+    build_st_checkpoint,
+)
+from tests.tiny_models import build_bert_mlm
 
 pytestmark = requires_onnxruntime
 
@@ -88,6 +94,28 @@ def test_sentence_transformers_modules_and_prompts_as_on_torch(
     by_name = run(served.embed(TEXTS, prompt_name="doc")).embeddings
     other = reference.encode(TEXTS, prompt_name="doc", normalize_embeddings=True)
     np.testing.assert_allclose(by_name, other, atol=TOLERANCE)
+    run(served.aclose())
+
+
+def test_sparse_embeddings_equal_sparse_encoder(
+    tmp_path_factory: pytest.TempPathFactory, onnx_cache: Path, run: LoopRunner
+) -> None:
+    """A SPLADE checkpoint (sum of log1p_relu, the legacy MLMTransformer): the masked-LM
+    logits from ONNX Runtime, pooled as on torch, give SparseEncoder.encode's vectors."""
+    from sentence_transformers import SparseEncoder
+
+    from tests.loading import load_on
+
+    name = "splade-sum-log1p-relu-legacy"
+    root = tmp_path_factory.mktemp("sparse")
+    (root / "mlm").mkdir()
+    build_bert_mlm(root / "mlm")
+    folder = build_sparse_checkpoint(root / name, SPARSE_CHECKPOINTS[name], root / "mlm")
+    config = model_config(folder, backend="onnxruntime")
+    served = run(load_on("onnxruntime", config, source_for(folder), Task.sparse_embedding))
+    expected = SparseEncoder(str(folder), device="cpu").encode(TEXTS).to_dense().numpy()
+    dense = np.array(run(served.embed(TEXTS)).embeddings)
+    np.testing.assert_allclose(dense, expected, atol=TOLERANCE, rtol=0)
     run(served.aclose())
 
 
