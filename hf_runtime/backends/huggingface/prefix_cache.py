@@ -209,8 +209,8 @@ def past_cache(
     sample = next(prefix.blocks[0].kv for prefix, r in zip(prefixes, reused, strict=True) if r)
     layers, _, heads, _, dim = sample.shape
     buffer = sample.new_empty(layers, 2, len(prompts), heads, capacity_for(longest), dim)
-    buffer[:, :, :, :, :width].zero_()  # padding: masked, but must not be NaN
     for row, (prefix, count) in enumerate(zip(prefixes, reused, strict=True)):
+        buffer[:, :, row, :, : width - count].zero_()  # padding: masked, but must not be NaN
         if count:
             prefix.copy_into(buffer[:, :, row, :, width - count : width], count)
     cache = GrowableCache(
