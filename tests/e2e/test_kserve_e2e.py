@@ -171,3 +171,29 @@ def test_metrics_exposes_bentoml_and_batching_counters(server_url: str) -> None:
     text = httpx.get(f"{server_url}/metrics").text
     assert "bentoml_service_request_total" in text
     assert "hf_runtime_" in text and 'model="minilm"' in text
+
+
+def test_a_repeated_system_prompt_hits_the_prefix_cache(server_url: str) -> None:
+    """The default config caches prompt prefixes: the same chat twice, the second prefilled
+    mostly from the cache, answers the same (greedy); /metrics counts the hit."""
+    system = "You are a terse assistant for a travel agency. " * 8
+    body = {
+        "model": "smollm2",
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+        "max_tokens": 12,
+        "temperature": 0,
+    }
+    before = httpx.get(f"{server_url}/metrics").text
+    answers = [
+        httpx.post(f"{server_url}/v1/chat/completions", json=body, timeout=120).json()
+        for _ in range(2)
+    ]
+    texts = [answer["choices"][0]["message"]["content"] for answer in answers]
+    assert texts[0] == texts[1] and texts[0]
+    text = httpx.get(f"{server_url}/metrics").text
+    hits = metric(text, "hf_runtime_prefix_cache_hits", "smollm2")
+    assert hits - metric(before, "hf_runtime_prefix_cache_hits", "smollm2") >= 80
+    assert 0 < metric(text, "hf_runtime_prefix_cache_hit_rate", "smollm2") <= 1
