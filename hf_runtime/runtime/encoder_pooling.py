@@ -65,14 +65,15 @@ def decode_pooling_inputs(inputs: Any) -> list[str] | list[list[int]]:
 
 class EncoderPooler:
     """`hf_runtime.model.Pooler` over an EncoderModel of a pooling task (text_embedding,
+    sparse_embedding: its vector written out densely, as vLLM pools a SPLADE model;
     sequence_classification, rerank)."""
 
     def __init__(self, model: EncoderModel) -> None:
-        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
+        from hf_runtime.tasks.embedding_base import EmbeddingProcessor
 
         self._model = model
         processor = model.processor
-        self._embedding = processor if isinstance(processor, TextEmbeddingProcessor) else None
+        self._embedding = processor if isinstance(processor, EmbeddingProcessor) else None
         self._head = processor.classifier_head
         if self._embedding is None and self._head is None:
             raise TypeError(f"task {model.task} has no pooled output")  # tasks.registry's bug
@@ -208,8 +209,8 @@ class EncoderPooler:
         tokens = sum(len(e) for e in encodings)
         if self._embedding is not None:
             normalize = None if options.activation else False  # None: the model's setting
-            vectors = self._embedding.vectors(outputs, None, normalize)
-            return PooledResult([v.tolist() for v in vectors], tokens)
+            result = self._embedding.embedding_result(encodings, outputs, None, normalize)
+            return PooledResult(result.embeddings, tokens)
         head = self._head
         assert head is not None  # see __init__
         rows = [head.scores(np.asarray(o), options.activation) for o in outputs]

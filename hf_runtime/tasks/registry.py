@@ -145,7 +145,8 @@ TASKS: dict[Task, TaskSpec] = {
             Head.masked_lm,
             # Embedder: the sparse vector written out densely (vocabulary-sized), as TEI's
             # /embed and vLLM's /v1/embeddings serve a SPLADE model.
-            _ENCODER | {Capability.sparse_embedder, Capability.embedder},
+            # Pooler: vLLM's /pooling, the same dense vector.
+            _ENCODER | {Capability.sparse_embedder, Capability.embedder, Capability.pooler},
             module="hf_runtime.tasks.sparse_embedding",
             refines=Task.fill_mask,
             detector="hf_runtime.tasks.sparse_checkpoint:is_sparse_encoder",

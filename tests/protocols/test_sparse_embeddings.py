@@ -1,6 +1,7 @@
 """Sparse (SPLADE) embeddings of sentence-transformers SparseEncoder checkpoints equal
 `SparseEncoder.encode`'s within 1e-5, through every surface that serves them (in-process,
-huggingface backend): TEI's /embed_sparse (and /embed, written out densely), OpenAI
+huggingface backend): TEI's /embed_sparse (and /embed and vLLM's /pooling, written out
+densely), OpenAI
 /v1/embeddings (`encoding_format: "sparse"`, and float / base64 written out densely), KServe
 V1 ({"indices", "values"} per text) and V2 (INT64 `indices`, FP32 `values`, rows padded with
 -1 / 0). The checkpoints are built and saved by sentence-transformers
@@ -126,6 +127,10 @@ async def served_vectors(
             vectors[encoding] = np.array(decoded, dtype=np.float64)
         else:
             vectors[encoding] = np.array(rows)
+    if not extra:  # vLLM's /pooling takes no prompt: the model's default one applies
+        pooled = await client.post("/pooling", json={"model": model, "input": TEXTS})
+        assert pooled.status_code == 200, pooled.text
+        vectors["vllm /pooling"] = np.array([item["data"] for item in pooled.json()["data"]])
     tei = await client.post("/embed_sparse", json={"model": model, "inputs": TEXTS, **extra})
     assert tei.status_code == 200, tei.text
     vectors["tei"] = np.array(
@@ -266,6 +271,8 @@ async def test_bad_requests_are_400s_in_each_protocols_shape(client: httpx.Async
         body = {"model": "splade-max" + STRICT, "inputs": "a " * 300, "truncate": True}
         cut = await client.post("/embed_sparse", json={**body, "truncation_direction": side})
         assert cut.status_code == 200, cut.text
+    classify = await client.post("/classify", json={"model": "splade-max", "input": "a"})
+    assert classify.status_code == 400 and "/pooling" in classify.json()["error"]["message"]
     no_states = await client.post("/embed_all", json={"model": "splade-max", "inputs": "a"})
     assert no_states.status_code == 424 and "per-token" in no_states.json()["error"]
     v1 = await client.post("/v1/models/splade-max:predict", json={"instances": [3]})
