@@ -4,11 +4,12 @@ The pipeline is the checkpoint's (`hf_runtime.tasks.st_checkpoint`): pooled last
 (its Pooling's modes: cls / mean / max / mean_sqrt_len / weightedmean / lasttoken,
 concatenated when several are on; mean, as KServe, without one), then its Dense / LayerNorm /
 Normalize modules, run by the backend. Its prompts are prepended as SentenceTransformer.encode
-does (the default one unless a request names another), their tokens left out of the pooling
-when the Pooling says `include_prompt: false`; `truncate_dim` keeps the first values. Every
+does (the default one unless a request names another: `hf_runtime.tasks.embedding_base`, which
+also checks OpenAI's token-id inputs), their tokens left out of the pooling when the Pooling
+says `include_prompt: false`; `truncate_dim` keeps the first values. Every
 vector is then L2-normalised, as KServe does (`normalize_embeddings: false` keeps
 sentence-transformers' own vectors). V1 per text: the vector (list of float); V2: FP64
-[n, dim] (KServe's datatype). `embed` serves OpenAI: token-id inputs and `dimensions`
+[n, dim] (KServe's datatype). `embedding_result` serves OpenAI and TEI: `dimensions`
 (truncate, then normalise); `cosine_scores` the rerank and score routes.
 """
 

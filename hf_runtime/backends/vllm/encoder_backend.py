@@ -15,7 +15,8 @@ the model's raw outputs and apply KServe's semantics ourselves:
     the huggingface backend; the pair's token types reach the model as vLLM's own score
     route passes them (`compressed_token_type_ids`: where the document starts).
 Token classification and fill-mask are not offered: KServe labels every padded position of a
-request and returns masked-LM logits, neither of which vLLM's pooling runner computes.
+request and returns masked-LM logits, neither of which vLLM's pooling runner computes; nor are
+sparse (SPLADE) embeddings (see `hf_runtime.backends.vllm.tasks`).
 """
 
 from __future__ import annotations
