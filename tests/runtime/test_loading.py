@@ -66,7 +66,15 @@ class FakeEncoder:
     def __init__(self) -> None:
         self.ready = True
 
-    def tokenize(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoding]:
+    def tokenize(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool = True,
+        add_special_tokens: bool | None = None,
+        truncation_side: str = "right",
+        max_length: int | None = None,
+    ) -> list[Encoding]:
         return [Encoding(input_ids=(1, 2)) for _ in texts]
 
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
