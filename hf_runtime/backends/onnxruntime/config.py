@@ -30,6 +30,12 @@ class OnnxRuntimeConfig(BaseModel):
     intra_op_threads: int | None = Field(
         None, ge=1, description="Threads per forward pass; default: the torch rule (cores)."
     )
+    allow_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's intra-op threads busy-wait for the next task (its own "
+        "default). Off here: spinning threads take the cores from the server's event loop and "
+        "tokenizer (paired over HTTP: 2.9x the requests at c=1 and 1.7x at c=64 with it off).",
+    )
 
 
 def parse_onnxruntime_section(

@@ -44,6 +44,7 @@ def test_generative_tasks_and_bad_settings_are_config_errors() -> None:
         ({"onnxruntime": {"graph_optimisation": "all"}}, "onnxruntime.graph_optimisation"),
         ({"onnxruntime": {"graph_optimization_level": "max"}}, "graph_optimization_level"),
         ({"onnxruntime": {"intra_op_threads": 0}}, "intra_op_threads"),
+        ({"onnxruntime": {"allow_spinning": "sometimes"}}, "allow_spinning"),
         ({"backend": "onnxruntime", "dtype": "float16"}, "dtype: float16 is not available"),
     ]
     for values, message in bad:
@@ -51,6 +52,20 @@ def test_generative_tasks_and_bad_settings_are_config_errors() -> None:
             validate_backend_sections(ModelConfig(model_dir="/m", **values))
     with pytest.raises(ValueError, match="valid dictionary"):  # the schema's own check
         ModelConfig(model_dir="/m", onnxruntime="all")
+
+
+def test_session_options() -> None:
+    from hf_runtime.backends.onnxruntime.config import parse_onnxruntime_section
+    from hf_runtime.backends.onnxruntime.session import session_options
+
+    default = session_options(parse_onnxruntime_section(None))
+    assert default.inter_op_num_threads == 1
+    assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    section = {"allow_spinning": True, "intra_op_threads": 3, "graph_optimization_level": "basic"}
+    chosen = session_options(parse_onnxruntime_section(section))
+    assert chosen.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert chosen.intra_op_num_threads == 3
+    assert str(chosen.graph_optimization_level).endswith("ORT_ENABLE_BASIC")
 
 
 def test_the_export_is_cached_and_reused(
