@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from hf_runtime.errors import ModelLoadFailed, ModelNotReady, Unsupported
 from hf_runtime.types import (
+    Classification,
     EmbeddingResult,
     GenerationDelta,
     GenerationRequest,
@@ -41,7 +42,9 @@ from hf_runtime.types import (
     RepositoryEntry,
     ScoreResult,
     SparseEmbeddingResult,
+    TextPair,
     TokenEmbeddings,
+    TokenSpan,
     Truncation,
 )
 
@@ -121,6 +124,26 @@ class Scorer(Protocol):
         over-long texts (a pair's document) are cut (None: the model's rule)."""
 
 
+class Classifier(Protocol):
+    """Every class's score for texts and text pairs (TEI's /predict and /rerank)."""
+
+    @property
+    def max_inputs(self) -> int:
+        """The most texts or pairs one request may hold (`batching.max_queue_size`)."""
+
+    async def classify(
+        self,
+        inputs: Sequence[str | TextPair],
+        *,
+        raw_scores: bool = False,
+        truncation: Truncation | None = None,
+    ) -> Classification:
+        """Scores as TEI gives them: the logits with `raw_scores`, else sigmoid for a
+        one-label head and softmax otherwise. A pair is read as one sequence (a
+        cross-encoder's input). Raises InvalidInput for bad inputs, Overloaded when the queue
+        is full."""
+
+
 class TextTokenizer(Protocol):
     """The model's tokenizer as vLLM's /tokenize and /detokenize expose it: exactly the ids
     the model would be given, special tokens as asked, nothing truncated."""
@@ -131,11 +154,15 @@ class TextTokenizer(Protocol):
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
 
-    async def detokenize(self, token_ids: Sequence[int]) -> str:
-        """Special tokens kept. Raises InvalidInput for an id outside the vocabulary."""
+    async def detokenize(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        """Special tokens kept unless skipped. Raises InvalidInput for an id outside the
+        vocabulary."""
 
     async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
         """The tokenizer's own string per id (`convert_ids_to_tokens`, e.g. "Ġhello")."""
+
+    async def token_spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        """`text`'s tokens with the characters each covers (TEI's /tokenize), untruncated."""
 
 
 class Pooler(Protocol):
@@ -229,6 +256,7 @@ CAPABILITY_LABELS: dict[type, str] = {
     SparseEmbedder: "sparse embeddings",
     TextGenerator: "text generation",
     Scorer: "rerank / score (text pairs)",
+    Classifier: "classification scores (TEI's /predict)",
     TextTokenizer: "tokenize / detokenize",
     Pooler: "pooling / classify",
 }

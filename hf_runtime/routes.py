@@ -243,7 +243,9 @@ ANTHROPIC_COUNT_TOKENS = Route(Surface.ANTHROPIC, "POST", "/messages/count_token
 TEI_EMBED = Route(Surface.TEI, "POST", "/embed", "Embedder", runs_model=True)
 TEI_EMBED_ALL = Route(Surface.TEI, "POST", "/embed_all", "Embedder", runs_model=True)
 TEI_EMBED_SPARSE = Route(Surface.TEI, "POST", "/embed_sparse", "SparseEmbedder", runs_model=True)
+TEI_PREDICT = Route(Surface.TEI, "POST", "/predict", "Classifier", runs_model=True)
 TEI_SIMILARITY = Route(Surface.TEI, "POST", "/similarity", "Embedder", runs_model=True)
+TEI_DECODE = Route(Surface.TEI, "POST", "/decode", "TextTokenizer")
 TEI_INFO = Route(Surface.TEI, "GET", "/info")
 
 # BentoML's own: its health probes, /metrics and its API documents (our gateway sees them too).
@@ -266,7 +268,8 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_RESPONSES, OPENAI_RESPONSE, OPENAI_RESPONSE_DELETE, OPENAI_RESPONSE_INPUT_ITEMS,
     OPENAI_RESPONSE_CANCEL, OPENAI_RESPONSES_INPUT_TOKENS, OPENAI_RESPONSES_COMPACT,
     ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
-    TEI_EMBED, TEI_EMBED_ALL, TEI_EMBED_SPARSE, TEI_SIMILARITY, TEI_INFO,
+    TEI_EMBED, TEI_EMBED_ALL, TEI_EMBED_SPARSE, TEI_PREDICT, TEI_SIMILARITY, TEI_DECODE,
+    TEI_INFO,
     LIVEZ, HEALTHZ, READYZ, METRICS, SCHEMA_JSON, DOCS_JSON,
 )  # fmt: skip
 
@@ -275,6 +278,8 @@ PROBE_PATHS = frozenset(path for route in ROUTES if route.probe for path in rout
 OPENAI_ROOT_PATHS = frozenset(
     {alias for route in ROUTES for alias in route.root_aliases} | {ROOT_DOCUMENT}
 )
+# The root aliases where TEI's body is served beside vLLM's (protocols.tei.shared_paths).
+TEI_SHARED_PATHS = frozenset({OPENAI_RERANK.root_aliases[0], OPENAI_TOKENIZE.root_aliases[0]})
 TEI_PATHS = frozenset(
     {path for route in ROUTES if route.surface is Surface.TEI for path in route.paths}
     | {TEI_DOCUMENT}

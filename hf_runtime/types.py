@@ -145,6 +145,26 @@ class SparseEmbeddingResult:
     prompt_tokens: int  # real tokens (special tokens counted, padding not)
 
 
+@dataclass(frozen=True)
+class TokenSpan:
+    """One token of a tokenized text: its id, whether the tokenizer added it (special), and
+    the characters of the text it covers (None for a special token or without offsets)."""
+
+    id: int
+    special: bool
+    start: int | None = None
+    stop: int | None = None
+
+
+@dataclass
+class Classification:
+    """Per text (or text pair), every class's score in class order; `labels` names them."""
+
+    scores: list[list[float]]
+    labels: list[str]
+    prompt_tokens: int
+
+
 # The V2 inputs of a pair request (and a rerank model's declared inputs), in pair order.
 PAIR_INPUTS = ("text", "text_pair")
 

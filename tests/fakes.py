@@ -20,6 +20,7 @@ from hf_runtime.errors import (
     ModelNotFound,
 )
 from hf_runtime.model import (
+    Classifier,
     Embedder,
     Pooler,
     Predictor,
@@ -31,6 +32,7 @@ from hf_runtime.model import (
 )
 from hf_runtime.observability.context import note_model
 from hf_runtime.types import (
+    Classification,
     EmbeddingResult,
     GenerationDelta,
     GenerationRequest,
@@ -41,12 +43,14 @@ from hf_runtime.types import (
     Prediction,
     RepositoryEntry,
     TensorSpec,
+    TextPair,
     TokenEmbeddings,
     TokenLogprob,
+    TokenSpan,
     Truncation,
 )
 from tests.fake_pooler import FakePooler
-from tests.fake_scorer import FakeScorer
+from tests.fake_scorer import FakeScorer, fake_relevance
 from tests.fake_sparse import SPARSE_OUTPUTS, FakeSparseEmbedder
 
 BOS_ID = 256
@@ -118,6 +122,7 @@ class FakeServedModel:
         self.predict_calls: list[list[str]] = []
         self.predict_options: list[Any] = []  # the options each predict call was given
         self.embed_options: list[Any] = []  # (truncation, normalize) of each embed call
+        self.classify_calls: list[Any] = []  # (inputs, raw_scores, truncation) per call
         if task in GENERATIVE_TASKS and generator is None:
             generator = FakeTextGenerator(is_encoder_decoder=task == "text2text_generation")
         self._generator = generator
@@ -166,7 +171,37 @@ class FakeServedModel:
             return self if self._task not in (*GENERATIVE_TASKS, "rerank") else None
         if kind is Pooler:
             return self.pooler
+        if kind is Classifier:
+            return self if self._task in ("sequence_classification", "rerank") else None
         return None
+
+    # The Classifier: two classes scored as fake_probabilities (a pair: text + " " + pair);
+    # a rerank model's one class is fake_relevance. Raw scores are the scores' logits.
+    max_inputs = 64
+
+    async def classify(
+        self,
+        inputs: Sequence[str | TextPair],
+        *,
+        raw_scores: bool = False,
+        truncation: Truncation | None = None,
+    ) -> Classification:
+        self._check_ready()
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.classify_calls.append((list(inputs), raw_scores, truncation))
+        rows = []
+        for item in inputs:
+            if self._task == "rerank":
+                query, document = (item, "") if isinstance(item, str) else item
+                row = [fake_relevance(query, document)]
+            else:
+                text = item if isinstance(item, str) else f"{item.text} {item.text_pair}"
+                row = list(fake_probabilities(text).values())
+            row = [min(max(p, 1e-4), 1 - 1e-4) for p in row]
+            rows.append([math.log(p / (1 - p)) if raw_scores else p for p in row])
+        labels = ["LABEL_0"] if self._task == "rerank" else ["NEGATIVE", "POSITIVE"]
+        return Classification(rows, labels, 3 * len(rows))
 
     def stats(self) -> dict[str, int]:
         return {}
@@ -379,10 +414,13 @@ class FakeTextGenerator:
         ids = list(text.encode("utf-8"))
         return [BOS_ID, *ids] if add_special_tokens else ids
 
-    async def detokenize(self, token_ids: Sequence[int]) -> str:
+    async def detokenize(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         if any(not 0 <= t <= EOS_ID for t in token_ids):
             raise InvalidInput(f"token ids must be between 0 and {EOS_ID}", param="prompt")
         return bytes(t for t in token_ids if t < 256).decode("utf-8", errors="replace")
+
+    async def token_spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        return byte_spans(text, [BOS_ID] if add_special_tokens else [], [])
 
     async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
         names = {BOS_ID: "<s>", EOS_ID: "</s>"}
@@ -543,6 +581,14 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return longest
 
 
+def byte_spans(text: str, before: list[int], after: list[int]) -> list[TokenSpan]:
+    """The fakes' byte tokens of `text` with their character spans, specials around them."""
+    spans = [TokenSpan(t, True) for t in before]
+    for index, char in enumerate(text):
+        spans += [TokenSpan(byte, False, index, index + 1) for byte in char.encode("utf-8")]
+    return spans + [TokenSpan(t, True) for t in after]
+
+
 class FakeEncoderTokenizer:
     """An encoder's TextTokenizer over bytes: CLS_ID before a text and SEP_ID after it."""
 
@@ -552,12 +598,18 @@ class FakeEncoderTokenizer:
         ids = list(text.encode("utf-8"))
         return [CLS_ID, *ids, SEP_ID] if add_special_tokens else ids
 
-    async def detokenize(self, token_ids: Sequence[int]) -> str:
+    async def detokenize(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         bad = next((t for t in token_ids if not 0 <= t <= SEP_ID), None)
         if bad is not None:
             raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {SEP_ID + 1})")
         names = {CLS_ID: "[CLS]", SEP_ID: "[SEP]"}
+        if skip_special_tokens:
+            token_ids = [t for t in token_ids if t not in names]
         return "".join(names.get(t) or chr(t) for t in token_ids)
+
+    async def token_spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        special = add_special_tokens
+        return byte_spans(text, [CLS_ID] if special else [], [SEP_ID] if special else [])
 
     async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
         names = {CLS_ID: "[CLS]", SEP_ID: "[SEP]"}

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from hf_runtime.types import GenerationDelta, GenerationRequest
+from hf_runtime.types import GenerationDelta, GenerationRequest, TokenSpan
 
 # sentence-transformers' pooling modes, the names `ForwardSpec.pooling` takes. Their formulas
 # live in one place, `hf_runtime.backends.pooling`, which every backend that pools calls.
@@ -153,6 +153,29 @@ class TokenStrings:
     join: Any  # Callable[[list[str]], str]
 
 
+def token_spans(tokenizer: Any, text: str, add_special_tokens: bool) -> list[TokenSpan]:
+    """`text`'s tokens with their character spans (a fast tokenizer's offsets; a slow one
+    gives none). Call under the tokenizer's lock (every backend's and the generative model's)."""
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    batch = tokenizer(
+        text,
+        add_special_tokens=add_special_tokens,
+        truncation=False,
+        return_offsets_mapping=fast,
+        return_special_tokens_mask=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    ids = batch["input_ids"]
+    special = batch.get("special_tokens_mask") or [0] * len(ids)
+    offsets = batch.get("offset_mapping") or [None] * len(ids)
+    spans = []
+    for token, is_special, offset in zip(ids, special, offsets, strict=True):
+        start, stop = (None, None) if is_special or offset is None else map(int, offset)
+        spans.append(TokenSpan(int(token), bool(is_special), start, stop))
+    return spans
+
+
 class EncoderBackend(Protocol):
     """A loaded encoder model plus its tokenizer. Every method but `aclose` blocks: call them
     off the loop."""
@@ -219,7 +242,10 @@ class EncoderBackend(Protocol):
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         """Wrap caller-provided token ids as encodings (no special tokens are added)."""
 
-    def decode(self, token_ids: Sequence[int]) -> str: ...
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str: ...
+
+    def token_spans(self, text: str, add_special_tokens: bool) -> list[TokenSpan]:
+        """`text`'s tokens with their character spans (tokenizer_rules.token_spans)."""
 
     def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
         """The tokenizer's view of these tokens, for entity grouping (transformers'

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_runtime.backends import Encoding, TokenStrings
+from hf_runtime.backends import token_spans as token_spans  # re-exported for the backends
 from hf_runtime.errors import ConfigError
 
 # Tokenizers report a huge sentinel (int(1e30)) when they know no limit.

@@ -27,6 +27,7 @@ from hf_runtime.backends.sentence_head import LayerWeights, SentenceHead
 from hf_runtime.backends.tokenizer_rules import (
     encoder_max_length,
     encodings_from_batch,
+    token_spans,
     token_strings,
     tokenize_pairs,
     truncating_from,
@@ -35,6 +36,7 @@ from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.registry import Head, Task
+from hf_runtime.types import TokenSpan
 
 logger = logging.getLogger("hf_runtime")
 
@@ -245,9 +247,15 @@ class TransformersEncoder(ABC):
             for ids in token_ids
         ]
 
-    def decode(self, token_ids: Sequence[int]) -> str:
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         with self._lock:
-            return str(self._tokenizer.decode(list(token_ids)))
+            return str(
+                self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
+            )
+
+    def token_spans(self, text: str, add_special_tokens: bool) -> list[TokenSpan]:
+        with self._lock:
+            return token_spans(self._tokenizer, text, add_special_tokens)
 
     def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
         with self._lock:

@@ -162,7 +162,7 @@ def error_response(
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     """One readable line from pydantic's errors, plus the first offending field."""
     parts, param = [], None
     for err in exc.errors():
@@ -194,7 +194,7 @@ def install_error_handlers(app: FastAPI, body: BodyBuilder, status: StatusOf = s
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message, param = _validation_message(exc)
+        message, param = validation_message(exc)
         return error_response(ErrorKind.INVALID_INPUT, message, param, body, status=status)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:

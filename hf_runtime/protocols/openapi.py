@@ -335,7 +335,7 @@ def _set_request_body(route: APIRoute, body: dict[str, Any]) -> None:
 
 
 def _v2_request_body() -> dict[str, Any]:
-    schema = _inline_defs(InferenceRequestBody.model_json_schema())
+    schema = inline_defs(InferenceRequestBody.model_json_schema())
     schema["title"] = "V2InferenceRequest"
     binary = {
         "type": "string",
@@ -349,7 +349,7 @@ def _v2_request_body() -> dict[str, Any]:
     }
 
 
-def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
     """pydantic's `$defs` inlined: a route-level schema cannot add document components, and
     "#/$defs/..." would resolve against the OpenAPI document, not this schema."""
     defs = schema.pop("$defs", {})

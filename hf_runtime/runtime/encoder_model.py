@@ -21,6 +21,7 @@ from hf_runtime.errors import InvalidInput, TooLarge, Unsupported
 from hf_runtime.model import Pooler
 from hf_runtime.observability.context import current_request_id
 from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
+from hf_runtime.runtime.encoder_classification import EncoderClassification
 from hf_runtime.runtime.encoder_pooling import EncoderPooler
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
@@ -33,6 +34,7 @@ from hf_runtime.types import (
     ScoreResult,
     SparseEmbeddingResult,
     TokenEmbeddings,
+    TokenSpan,
     Truncation,
 )
 
@@ -44,7 +46,7 @@ request_logger = logging.getLogger("hf_runtime.requests")
 MAX_LOGGED_INSTANCES = 8  # per request log line; the line also gives the total count
 
 
-class EncoderModel(ServedModelBase):
+class EncoderModel(ServedModelBase, EncoderClassification):
     """A loaded encoder-task model on any backend. Implements hf_runtime.model.ServedModel.
 
     `platform` is the backend's name (metadata, metric labels); `encoder` runs the model.
@@ -60,7 +62,7 @@ class EncoderModel(ServedModelBase):
         platform: str,
     ) -> None:
         # Capabilities: those the task declares (tasks.registry); this class implements them
-        # all (Predictor, Embedder, Scorer, TextTokenizer) but Pooler (EncoderPooler's).
+        # all (Predictor, Embedder, Scorer, TextTokenizer, Classifier) but Pooler (EncoderPooler's).
         super().__init__(config, task, platform)
         self.encoder = encoder
         self.processor = processor
@@ -321,7 +323,10 @@ class EncoderModel(ServedModelBase):
         return ScoreResult(scores, tokens)
 
     def _pair_job(
-        self, pairs: list[tuple[str, str]], truncation: Truncation | None = None
+        self,
+        pairs: list[tuple[str, str]],
+        truncation: Truncation | None = None,
+        finish: Callable[[list[Encoding], list[Any]], Any] | None = None,
     ) -> EncoderJob:
         """(query, document) pairs scored by a cross-encoder; without auto_truncate a pair
         longer than the model takes is refused (TooLarge) rather than scored on a cut
@@ -341,12 +346,12 @@ class EncoderModel(ServedModelBase):
                     )
             return self._forward_items(encodings)
 
-        def finish(encodings: list[Encoding], outputs: list[Any]) -> ScoreResult:
+        def scores(encodings: list[Encoding], outputs: list[Any]) -> ScoreResult:
             prediction = self.processor.postprocess(encodings, outputs, None)
             return ScoreResult(list(prediction.predictions), sum(len(e) for e in encodings))
 
         key = ("pairs", *self._truncating(truncation))
-        return EncoderJob(pairs, tokenize=key, prepare=prepare, finish=finish)
+        return EncoderJob(pairs, tokenize=key, prepare=prepare, finish=finish or scores)
 
     async def _embed_texts(
         self, texts: Sequence[str], truncation: Truncation | None = None
@@ -377,21 +382,24 @@ class EncoderModel(ServedModelBase):
         )
         return list(encodings[0].input_ids)
 
-    async def detokenize(self, token_ids: Sequence[int]) -> str:
-        return await asyncio.to_thread(self._decode_checked, list(token_ids))
+    async def detokenize(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        return await asyncio.to_thread(self._decode_checked, list(token_ids), skip_special_tokens)
+
+    async def token_spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        return await asyncio.to_thread(self.encoder.token_spans, text, add_special_tokens)
 
     async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
         strings = await asyncio.to_thread(self.encoder.token_strings, list(token_ids))
         return list(strings.tokens)
 
-    def _decode_checked(self, token_ids: list[int]) -> str:
+    def _decode_checked(self, token_ids: list[int], skip_special_tokens: bool = False) -> str:
         """Blocking (a long id list takes a while to check): ids outside the model's
         embeddings are refused before the tokenizer sees them."""
         limit = self.encoder.vocab_size
         bad = next((t for t in token_ids if not 0 <= t < limit), None)
         if bad is not None:
             raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {limit})")
-        return self.encoder.decode(token_ids)
+        return self.encoder.decode(token_ids, skip_special_tokens)
 
     def _log_request(self, texts: Sequence[str], request_id: str | None = None) -> None:
         """Log the inputs unless disabled; max_log_len shortens the LOG only, never the input

@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hf_runtime.backends import GenerationEngine, LoRAEngine
+from hf_runtime.backends import GenerationEngine, LoRAEngine, token_spans
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.reasoning import THINK_END, THINK_START
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.registry import Task
-from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata
+from hf_runtime.types import GenerationDelta, GenerationRequest, ModelMetadata, TokenSpan
 
 logger = logging.getLogger("hf_runtime")
 
@@ -140,8 +140,15 @@ class GenerativeModel(ServedModelBase):
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self._encode, text, add_special_tokens)
 
-    async def detokenize(self, token_ids: Sequence[int]) -> str:
-        return await asyncio.to_thread(self._decode_checked, list(token_ids))
+    async def detokenize(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        return await asyncio.to_thread(self._decode_checked, list(token_ids), skip_special_tokens)
+
+    async def token_spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        return await asyncio.to_thread(self._token_spans, text, add_special_tokens)
+
+    def _token_spans(self, text: str, add_special_tokens: bool) -> list[TokenSpan]:
+        with self._tokenizer_lock:
+            return token_spans(self._tokenizer, text, add_special_tokens)
 
     async def token_strings(self, token_ids: Sequence[int]) -> list[str]:
         return await asyncio.to_thread(self._token_strings, list(token_ids))
@@ -201,17 +208,17 @@ class GenerativeModel(ServedModelBase):
         with self._tokenizer_lock:
             return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
-    def _decode(self, token_ids: list[int]) -> str:
+    def _decode(self, token_ids: list[int], skip_special_tokens: bool = False) -> str:
         with self._tokenizer_lock:
-            return str(self._tokenizer.decode(token_ids, skip_special_tokens=False))
+            return str(self._tokenizer.decode(token_ids, skip_special_tokens=skip_special_tokens))
 
-    def _decode_checked(self, token_ids: list[int]) -> str:
+    def _decode_checked(self, token_ids: list[int], skip_special_tokens: bool = False) -> str:
         # Checked here, in the thread: a long id list takes a while to check.
         limit = self.engine.input_vocab_size
         bad = next((t for t in token_ids if not 0 <= t < limit), None)
         if bad is not None:
             raise InvalidInput(f"token id {bad} is outside the vocabulary [0, {limit})")
-        return self._decode(token_ids)
+        return self._decode(token_ids, skip_special_tokens)
 
     def _token_strings(self, token_ids: list[int]) -> list[str]:
         with self._tokenizer_lock:

@@ -7,6 +7,7 @@ from typing import Any
 from hf_runtime.config import ModelConfig
 from hf_runtime.model import (
     C,
+    Classifier,
     Embedder,
     Pooler,
     Predictor,
@@ -27,6 +28,7 @@ CAPABILITY_INTERFACES: dict[Capability, type] = {
     Capability.text_tokenizer: TextTokenizer,
     Capability.text_generator: TextGenerator,
     Capability.pooler: Pooler,
+    Capability.classifier: Classifier,
 }
 
 

@@ -71,6 +71,7 @@ class Capability(str, Enum):
     text_tokenizer = "TextTokenizer"
     text_generator = "TextGenerator"
     pooler = "Pooler"
+    classifier = "Classifier"
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(
             Task.sequence_classification,
             Head.sequence_classification,
-            _ENCODER | {Capability.pooler},
+            _ENCODER | {Capability.pooler, Capability.classifier},
             ("ForSequenceClassification",),
             module="hf_runtime.tasks.sequence_classification",
         ),
@@ -134,7 +135,14 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(
             Task.rerank,
             Head.sequence_classification,  # a one-label cross-encoder
-            frozenset({Capability.scorer, Capability.text_tokenizer, Capability.pooler}),
+            frozenset(
+                {
+                    Capability.scorer,
+                    Capability.text_tokenizer,
+                    Capability.pooler,
+                    Capability.classifier,
+                }
+            ),
             module="hf_runtime.tasks.rerank",
             refines=Task.sequence_classification,
             detector="hf_runtime.tasks.rerank:is_cross_encoder",

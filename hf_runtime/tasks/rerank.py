@@ -109,7 +109,12 @@ class RerankProcessor(EncoderTaskProcessor):
     task = Task.rerank
 
     def __init__(
-        self, backend: EncoderBackend, options: ProcessorOptions, *, raw_scores: bool = False
+        self,
+        backend: EncoderBackend,
+        options: ProcessorOptions,
+        *,
+        raw_scores: bool = False,
+        id2label: dict[int, str] | None = None,
     ) -> None:
         super().__init__(backend, options)
         if backend.num_labels != 1:
@@ -120,6 +125,7 @@ class RerankProcessor(EncoderTaskProcessor):
                 "embedding model (task: text_embedding scores by cosine similarity)"
             )
         self.raw_scores = raw_scores
+        self.id2label = id2label or {}  # its one class's name (TEI's /predict, /info)
 
     def postprocess(
         self,
@@ -144,6 +150,9 @@ def build_processor(
     backend: EncoderBackend, options: ProcessorOptions, model_path: Path
 ) -> RerankProcessor:
     raw = options.rerank_raw_scores or checkpoint_raw_scores(model_path)
-    processor = RerankProcessor(backend, options, raw_scores=raw)
+    from hf_runtime.tasks.sequence_classification import read_label_config
+
+    id2label, _ = read_label_config(model_path)
+    processor = RerankProcessor(backend, options, raw_scores=raw, id2label=id2label)
     processor.classifier_head = cross_encoder_head(model_path, raw)
     return processor

@@ -44,6 +44,24 @@ def read_label_config(model_path: Path | None) -> tuple[dict[int, str], bool]:
     return labels, config.get("problem_type") == "multi_label_classification"
 
 
+def class_scores(logits: np.ndarray, raw_scores: bool) -> list[float]:
+    """TEI's scores for one row of logits: raw, else sigmoid for a one-label head and
+    softmax otherwise (TEI does not read problem_type)."""
+    row = np.asarray(logits, dtype=np.float32).reshape(-1)
+    if raw_scores:
+        values = row
+    elif row.size == 1:
+        values = np.float32(1) / (np.float32(1) + np.exp(-row))
+    else:
+        values = softmax(row)
+    return [float(v) for v in values]
+
+
+def class_names(id2label: dict[int, str], count: int) -> list[str]:
+    """Each class's name: id2label's, else transformers' default "LABEL_<i>"."""
+    return [id2label.get(index, f"LABEL_{index}") for index in range(count)]
+
+
 class SequenceClassificationProcessor(EncoderTaskProcessor):
     task = Task.sequence_classification
 

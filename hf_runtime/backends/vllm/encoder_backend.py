@@ -39,6 +39,7 @@ from hf_runtime.backends.pooling import pool_token_states
 from hf_runtime.backends.sentence_head import SentenceHead
 from hf_runtime.backends.tokenizer_rules import (
     encodings_from_batch,
+    token_spans,
     token_strings,
     tokenize_pairs,
     truncating_from,
@@ -51,6 +52,7 @@ from hf_runtime.backends.vllm.async_llm import (
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError, ModelLoadFailed
 from hf_runtime.tasks.registry import Task
+from hf_runtime.types import TokenSpan
 
 
 class VLLMEncoderBackend:
@@ -186,9 +188,15 @@ class VLLMEncoderBackend:
     def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
         return [Encoding(input_ids=tuple(int(t) for t in ids)) for ids in token_ids]
 
-    def decode(self, token_ids: Sequence[int]) -> str:
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         with self._lock:
-            return str(self._tokenizer.decode(list(token_ids)))
+            return str(
+                self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
+            )
+
+    def token_spans(self, text: str, add_special_tokens: bool) -> list[TokenSpan]:
+        with self._lock:
+            return token_spans(self._tokenizer, text, add_special_tokens)
 
     def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
         with self._lock:

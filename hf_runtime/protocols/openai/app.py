@@ -1,5 +1,6 @@
 """The OpenAI-compatible API as one FastAPI app (mounted at /openai/v1 and at /v1), and the
-root app serving some of its routes outside those prefixes."""
+root app serving some of its routes outside those prefixes (at two of them, TEI's bodies
+too: protocols.tei.shared_paths)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from hf_runtime.protocols.openai.responses_api.routes import responses_router
 from hf_runtime.protocols.openai.responses_api.store import ResponseStore
 from hf_runtime.protocols.openai.scoring import scoring_router
 from hf_runtime.protocols.openai.tokenize import tokenize_router
+from hf_runtime.protocols.tei.shared_paths import shared_paths_router
+from hf_runtime.routes import TEI_SHARED_PATHS
 
 
 def make_app(registry: ModelRegistry, response_store: ResponseStore | None = None) -> FastAPI:
@@ -45,7 +48,9 @@ def make_root_app(registry: ModelRegistry, title: str) -> FastAPI:
     root aliases (hf_runtime.routes); vLLM's pooling routes are served only there."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
     install_error_handlers(app, openai_body)
-    app.include_router(scoring_router(registry, root=True))
-    app.include_router(tokenize_router(registry, root=True))
+    # The root /rerank and /tokenize take TEI's bodies too (told apart by the body).
+    app.include_router(shared_paths_router(registry))
+    app.include_router(scoring_router(registry, root=True, skip=TEI_SHARED_PATHS))
+    app.include_router(tokenize_router(registry, root=True, skip=TEI_SHARED_PATHS))
     app.include_router(pooling_router(registry, root=True))
     return app

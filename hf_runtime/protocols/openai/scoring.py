@@ -100,8 +100,11 @@ async def score(registry: ModelRegistry, body: ScoreRequest, request: Request) -
     return Response(content=content, media_type="application/json")
 
 
-def scoring_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
-    """The routes under the OpenAI app's mounts, or (`root`) at their root aliases."""
+def scoring_router(
+    registry: ModelRegistry, *, root: bool = False, skip: frozenset[str] = frozenset()
+) -> APIRouter:
+    """The routes under the OpenAI app's mounts, or (`root`) at their root aliases; not at
+    the paths in `skip` (served by another router: protocols.tei.shared_paths)."""
     router = APIRouter(route_class=JSONBodyRoute)
 
     async def rerank_route(body: RerankRequest, request: Request) -> Response:
@@ -111,6 +114,8 @@ def scoring_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
         return await cancel_on_disconnect(request, score(registry, body, request))
 
     for path in OPENAI_RERANK.app_paths(root):
+        if path in skip:
+            continue
         router.add_api_route(
             path,
             rerank_route,

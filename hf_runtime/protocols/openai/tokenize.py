@@ -128,8 +128,11 @@ async def detokenize(registry: ModelRegistry, body: DetokenizeRequest) -> Respon
     return await _json_response({"prompt": text}, len(body.tokens))
 
 
-def tokenize_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter:
-    """The routes under the OpenAI app's mounts, or (`root`) at their root aliases."""
+def tokenize_router(
+    registry: ModelRegistry, *, root: bool = False, skip: frozenset[str] = frozenset()
+) -> APIRouter:
+    """The routes under the OpenAI app's mounts, or (`root`) at their root aliases; not at
+    the paths in `skip` (served by another router: protocols.tei.shared_paths)."""
     router = APIRouter(route_class=JSONBodyRoute)
 
     async def tokenize_route(body: TokenizeRequest) -> Response:
@@ -139,6 +142,8 @@ def tokenize_router(registry: ModelRegistry, *, root: bool = False) -> APIRouter
         return await detokenize(registry, body)
 
     for path in OPENAI_TOKENIZE.app_paths(root):
+        if path in skip:
+            continue
         router.add_api_route(
             path,
             tokenize_route,

@@ -9,6 +9,8 @@ from hf_runtime.protocols.tei.embed import embed_router
 from hf_runtime.protocols.tei.embed_sparse import embed_sparse_router
 from hf_runtime.protocols.tei.errors import install_tei_error_handlers
 from hf_runtime.protocols.tei.info import info_router
+from hf_runtime.protocols.tei.predict import predict_router
+from hf_runtime.protocols.tei.tokens import decode_router
 
 TITLE = "hf-runtime text-embeddings-inference (TEI) API"
 
@@ -18,5 +20,7 @@ def make_app(registry: ModelRegistry) -> FastAPI:
     install_tei_error_handlers(app)
     app.include_router(embed_router(registry))
     app.include_router(embed_sparse_router(registry))
+    app.include_router(predict_router(registry))
+    app.include_router(decode_router(registry))
     app.include_router(info_router(registry))
     return app

@@ -82,7 +82,7 @@ class SimilarityRequest(BaseModel):
 
 # TEI's `PredictInput`: a text, a pair of texts, or a batch of texts ([text]) and pairs.
 PredictItem = Annotated[list[StrictStr], Field(min_length=1, max_length=2)]
-PredictInput = StrictStr | list[StrictStr] | list[PredictItem]
+PredictInput = StrictStr | list[StrictStr | PredictItem]
 
 
 class PredictRequest(TruncatedRequest):
