@@ -193,7 +193,9 @@ class FakeServedModel:
         rows = []
         for item in inputs:
             if self._task == "rerank":
-                query, document = (item, "") if isinstance(item, str) else item
+                query, document = (
+                    (item, "") if isinstance(item, str) else (item.text, item.text_pair)
+                )
                 row = [fake_relevance(query, document)]
             else:
                 text = item if isinstance(item, str) else f"{item.text} {item.text_pair}"

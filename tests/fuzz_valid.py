@@ -343,6 +343,59 @@ def tei_similarity_request(embedder: str) -> dict[str, Any]:
     )
 
 
+def tei_predict_request(classifier: str) -> dict[str, Any]:
+    """A text, a pair, or a batch of texts and pairs (TEI's PredictInput)."""
+    pair = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 2}
+    batch = {"type": "array", "items": {"anyOf": [SHORT_TEXT, pair]}, "minItems": 1, "maxItems": 4}
+    return closed(
+        {
+            "model": {"const": classifier},
+            "inputs": {"anyOf": [SHORT_TEXT, batch]},
+            "raw_scores": {"type": "boolean"},
+            "truncate": {"type": "boolean"},
+            "truncation_direction": {"enum": ["Left", "Right"]},
+        },
+        required=["model", "inputs"],
+    )
+
+
+def tei_rerank_request(scorer: str) -> dict[str, Any]:
+    texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 6}
+    return closed(
+        {
+            "model": {"const": scorer},
+            "query": SHORT_TEXT,
+            "texts": texts,
+            "raw_scores": {"type": "boolean"},
+            "return_text": {"type": "boolean"},
+            "truncate": {"type": "boolean"},
+        },
+        required=["model", "query", "texts"],
+    )
+
+
+def tei_tokenize_request(models: list[str]) -> dict[str, Any]:
+    texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 3}
+    return closed(
+        {
+            "model": {"enum": models},
+            "inputs": {"anyOf": [SHORT_TEXT, texts]},
+            "add_special_tokens": {"type": "boolean"},
+        },
+        required=["model", "inputs"],
+    )
+
+
+def tei_decode_request(models: list[str]) -> dict[str, Any]:
+    ids = {
+        "anyOf": [TOKEN_IDS, {"type": "array", "items": TOKEN_IDS, "minItems": 1, "maxItems": 3}]
+    }
+    return closed(
+        {"model": {"enum": models}, "ids": ids, "skip_special_tokens": {"type": "boolean"}},
+        required=["model", "ids"],
+    )
+
+
 def rerank_request(scorers: list[str]) -> dict[str, Any]:
     documents = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 6}
     return closed(
@@ -490,9 +543,13 @@ def valid_requests(document: dict[str, Any], served: Served) -> dict[str, Any]:
         bodies["/classify"] = pooling_request(served.classifiers, pooling=False)
     if served.poolers:
         bodies["/pooling"] = pooling_request(served.poolers, pooling=True)
+    if served.scorer is not None:  # a cross-encoder: TEI's /rerank body, its /predict
+        bodies["/rerank"] = {"anyOf": [bodies["/rerank"], tei_rerank_request(served.scorer)]}
+        bodies["/predict"] = tei_predict_request(served.scorer)
     # Every model tokenizes (generative and encoder models alike).
-    bodies["/tokenize"] = tokenize_request(served)
+    bodies["/tokenize"] = {"anyOf": [tokenize_request(served), tei_tokenize_request(served.models)]}
     bodies["/detokenize"] = detokenize_request(served.models)
+    bodies["/decode"] = tei_decode_request(served.models)
     for path, item in document["paths"].items():
         for operation in item.values():
             for parameter in operation.get("parameters", []):
