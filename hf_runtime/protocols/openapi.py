@@ -29,7 +29,15 @@ from starlette.routing import Route as StarletteRoute
 from hf_runtime.protocols.codecs.v2_json import InferenceRequestBody
 from hf_runtime.protocols.gateway import GatewaySettings
 from hf_runtime.protocols.openai import schemas as openai_schemas
-from hf_runtime.routes import V1_PREDICT, V2_INFER, V2_READY, V2_VERSION_INFER, Route, route_at
+from hf_runtime.routes import (
+    TEI_SHARED_PATHS,
+    V1_PREDICT,
+    V2_INFER,
+    V2_READY,
+    V2_VERSION_INFER,
+    Route,
+    route_at,
+)
 
 DEFAULT_MAX_REQUEST_BYTES = GatewaySettings.max_request_bytes
 JSON = "application/json"
@@ -105,6 +113,11 @@ TEI_ERROR: dict[str, Any] = {
 EITHER_ERROR: dict[str, Any] = {
     "title": "KServeOrOpenAIError",
     "anyOf": [OPENAI_ERROR, KSERVE_ERROR],
+}
+# The root /rerank and /tokenize: OpenAI's shape for vLLM's bodies, TEI's for TEI's.
+OPENAI_OR_TEI_ERROR: dict[str, Any] = {
+    "title": "OpenAIOrTEIError",
+    "anyOf": [OPENAI_ERROR, TEI_ERROR],
 }
 
 # Before OpenAPI 3.2 (FastAPI writes 3.1), an event stream's `schema` describes one event.
@@ -192,7 +205,8 @@ def document_app(
     for route in app.routes:
         if isinstance(route, APIRoute):
             declared = _declared(route, prefixes)
-            _document_route(route, declared, shape)
+            shared = not prefixes[0] and route.path in TEI_SHARED_PATHS
+            _document_route(route, declared, shape, shared_with_tei=shared)
             if declared.never_succeeds:  # FastAPI documents a 200 it never answers
                 never_succeed.append(route.path)
     app.description = limits_description(max_request_bytes)
@@ -281,7 +295,9 @@ def _declared(route: APIRoute, prefixes: Sequence[str]) -> Route:
     return declared
 
 
-def _document_route(route: APIRoute, declared: Route, shape: ErrorShape) -> None:
+def _document_route(
+    route: APIRoute, declared: Route, shape: ErrorShape, *, shared_with_tei: bool = False
+) -> None:
     error = {
         ErrorShape.KSERVE: KSERVE_ERROR,
         ErrorShape.OPENAI: OPENAI_ERROR,
@@ -290,9 +306,13 @@ def _document_route(route: APIRoute, declared: Route, shape: ErrorShape) -> None
     }[shape]
     if declared.shadowed_by_kserve():
         error = EITHER_ERROR
+    statuses = set(declared.error_statuses())
+    if shared_with_tei:  # TEI's bodies answer in TEI's shape, 424 included
+        error = OPENAI_OR_TEI_ERROR
+        statuses.add(424)
 
     responses: dict[int | str, Any] = route.responses
-    for status in sorted(declared.error_statuses()):
+    for status in sorted(statuses):
         responses.setdefault(status, _error_response(status, error))
     if declared is V2_READY:
         responses.setdefault(503, _response("Not every model has loaded.", READY_STATE))
