@@ -170,3 +170,20 @@ def test_vllm_classify_and_pooling_as_a_vllm_client_calls_them(server_url: str) 
     refused = post(server_url, "/pooling", {"model": "minilm", "input": "a", "dimensions": 8})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "dimensions"
     assert post(server_url, "/v1/classify", {"model": "cls", "input": "a"}).status_code == 404
+
+
+def test_tei_rerank_and_predict(server_url: str, tiny_models: dict[str, Path]) -> None:
+    """TEI's bodies on the root /rerank and on /predict, as a TEI client sends them."""
+    body = {"model": "reranker", "query": QUERY, "texts": DOCUMENTS, "return_text": True}
+    ranks = ok(post(server_url, "/rerank", body))
+    expected = reference_scores(tiny_models["bert-cross-encoder"], QUERY, DOCUMENTS)
+    assert [r["index"] for r in ranks] == list(np.argsort(expected)[::-1])
+    for rank in ranks:
+        assert rank["score"] == pytest.approx(expected[rank["index"]], abs=1e-5)
+        assert rank["text"] == DOCUMENTS[rank["index"]]
+    predicted = ok(
+        post(server_url, "/predict", {"model": "reranker", "inputs": [QUERY, DOCUMENTS[1]]})
+    )
+    assert predicted == [{"score": pytest.approx(expected[1], abs=1e-5), "label": "LABEL_0"}]
+    refused = post(server_url, "/rerank", {"model": "reranker", "query": QUERY, "texts": []})
+    assert refused.status_code == 400 and refused.json()["error_type"] == "empty"

@@ -125,3 +125,33 @@ def test_sparse_embeddings_for_tei_and_openai_clients(
     )
     assert refused.status_code == 424, refused.text
     assert refused.json()["error_type"] == "backend"
+
+
+def test_tei_client_gets_the_same_vectors(server_url: str, checkpoint: Path) -> None:
+    """TEI's routes as a TEI client calls them (httpx; `model` names the model, as two are
+    served here)."""
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(checkpoint), device="cpu")
+    tei = httpx.Client(base_url=server_url, timeout=30)
+    embedded = tei.post("/embed", json={"inputs": TEXTS, "prompt_name": "doc", "model": "st"})
+    assert embedded.status_code == 200, embedded.text
+    expected = reference.encode(TEXTS, prompt_name="doc", normalize_embeddings=True)
+    np.testing.assert_allclose(embedded.json(), expected, atol=1e-5, rtol=0)
+    body = {"inputs": {"source_sentence": TEXTS[0], "sentences": TEXTS}, "model": "st"}
+    scores = tei.post("/similarity", json=body).json()
+    default = reference.encode(TEXTS, normalize_embeddings=True)
+    np.testing.assert_allclose(scores, default @ default[0], atol=1e-5, rtol=0)
+    states = tei.post(
+        "/embed_all", json={"inputs": TEXTS[0], "truncation_direction": "Left", "model": "st"}
+    )
+    assert states.status_code == 200 and len(states.json()[0][0]) == 64  # hidden size
+    info = tei.get("/info", params={"model": "st"}).json()
+    assert info["model_type"] == {"embedding": {"pooling": "mean"}} and info["model_id"]
+    tokens = tei.post("/tokenize", json={"inputs": "hello world", "model": "st"}).json()
+    assert [t["text"] for t in tokens[0][1:-1]] == ["hello", "world"]
+    ids = [t["id"] for t in tokens[0]]
+    assert tei.post("/decode", json={"ids": ids, "model": "st"}).json() == ["hello world"]
+    refused = tei.post("/embed", json={"inputs": [], "model": "st"})
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "Batch is empty", "error_type": "empty"}
