@@ -8,6 +8,7 @@ import pytest
 
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, UNSUPPORTED_REASONS
 from hf_runtime.model import (
+    Classifier,
     Embedder,
     Pooler,
     Predictor,
@@ -58,6 +59,7 @@ def test_every_capability_has_its_interface() -> None:
         TextTokenizer,
         TextGenerator,
         Pooler,
+        Classifier,
     }
     assert set(CAPABILITY_INTERFACES.values()) == interfaces
 

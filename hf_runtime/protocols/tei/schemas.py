@@ -112,3 +112,20 @@ class DecodeRequest(BaseModel):
     model: StrictStr | None = None
     ids: TokenIds | list[TokenIds]
     skip_special_tokens: StrictBool = True
+
+
+# ---------------------------------------------------------------- responses (documented)
+
+
+class Rank(BaseModel):
+    index: int
+    score: float
+    text: str | None = None  # only with return_text
+
+
+class SimpleToken(BaseModel):
+    id: int
+    text: str
+    special: bool
+    start: int | None  # UTF-8 byte offsets in the input; null for a special token
+    stop: int | None

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, RootModel, TypeAdapter, ValidationError
 
 from hf_runtime.errors import ErrorKind, HFRuntimeError, InvalidInput
 from hf_runtime.model import ModelRegistry
@@ -36,7 +36,7 @@ from hf_runtime.protocols.openai.tokenize_schemas import (
 from hf_runtime.protocols.tei import predict as tei_predict
 from hf_runtime.protocols.tei import tokens as tei_tokens
 from hf_runtime.protocols.tei.errors import tei_error
-from hf_runtime.protocols.tei.schemas import RerankRequest, TokenizeRequest
+from hf_runtime.protocols.tei.schemas import Rank, RerankRequest, SimpleToken, TokenizeRequest
 from hf_runtime.routes import OPENAI_RERANK, OPENAI_TOKENIZE
 from hf_runtime.routes import TEI_SHARED_PATHS as TEI_SHARED
 
@@ -94,6 +94,14 @@ def _either(first: type[BaseModel], second: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+class RerankResponseOrTEIRanks(RootModel[VLLMRerankResponse | list[Rank]]):
+    """vLLM's (Cohere's) rerank answer, or TEI's ranks (for a body with `texts`)."""
+
+
+class TokenizeResponseOrTEITokens(RootModel[VLLMTokenizeResponse | list[list[SimpleToken]]]):
+    """vLLM's tokenize answer, or TEI's tokens per text (for a body with `inputs`)."""
+
+
 def shared_paths_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(route_class=JSONBodyRoute)
 
@@ -129,7 +137,7 @@ def shared_paths_router(registry: ModelRegistry) -> APIRouter:
         rerank_route,
         methods=["POST"],
         name="rerank",
-        response_model=VLLMRerankResponse,
+        response_model=RerankResponseOrTEIRanks,
         summary="Rerank documents by relevance to a query (vLLM's / Cohere's body), or texts "
         "(TEI's body, answered [{index, score, text?}])",
         openapi_extra=_either(VLLMRerankRequest, RerankRequest),
@@ -139,7 +147,7 @@ def shared_paths_router(registry: ModelRegistry) -> APIRouter:
         tokenize_route,
         methods=["POST"],
         name="tokenize",
-        response_model=VLLMTokenizeResponse,
+        response_model=TokenizeResponseOrTEITokens,
         summary="Tokenize a text or a chat (vLLM's body), or texts (TEI's body, answered "
         "with each token's id, text, special flag and byte span)",
         openapi_extra=_either(VLLMTokenizeRequest, TokenizeRequest),
