@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 from starlette.testclient import TestClient
 
+from hf_runtime.protocols.gateway import GatewaySettings
 from hf_runtime.types import Truncation
 from tests.fakes import FakeRegistry, fake_embedding
 from tests.protocols.tei.conftest import assert_tei_error, assert_tei_shape
+from tests.served_app import make_served_app
 
 
 def test_embed_one_text_and_a_batch(tei: TestClient) -> None:
@@ -80,3 +82,17 @@ def test_bad_requests_get_tei_errors(tei: TestClient) -> None:
     assert_tei_error(tei.post("/similarity", json=empty), 400, "empty")
     prompt = {"inputs": "a", "prompt_name": "nope"}
     assert_tei_error(tei.post("/embed", json=prompt), 400, "validation", "prompt_name")
+
+
+def test_the_gateway_answers_tei_routes_in_tei_shape(registry: FakeRegistry) -> None:
+    """API keys, the body limit and the drain, on TEI's paths, in TEI's error body."""
+    draining = False
+    settings = GatewaySettings(api_keys=("k",), max_request_bytes=200, is_draining=lambda: draining)
+    with TestClient(make_served_app(registry, settings), raise_server_exceptions=False) as tei:
+        assert_tei_error(tei.post("/embed", json={"inputs": "a"}), 401, "validation")
+        keyed = {"Authorization": "Bearer k"}
+        assert tei.post("/embed", json={"inputs": "a"}, headers=keyed).status_code == 200
+        big = tei.post("/embed", json={"inputs": "a" * 500}, headers=keyed)
+        assert_tei_error(big, 413, "validation", "max_request_bytes")
+        draining = True
+        assert_tei_error(tei.get("/info", headers=keyed), 503, "unhealthy", "shutting down")
