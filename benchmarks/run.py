@@ -2,9 +2,9 @@
 
 One invocation measures, on this machine and in this run:
   encoder (all-MiniLM-L6-v2, one short sentence per KServe V1 predict request)
-    1. the ceiling: the model's own best throughput in this process (ceiling.py);
-    2. the per-request baseline server (baseline_server.py);
-    3. BentoML's adaptive batching (bentoml_batching_service.py), unless --variants none;
+    1. the ceiling: the model's own best throughput in this process (peers/ceiling.py);
+    2. the per-request baseline server (peers/baseline_server.py);
+    3. BentoML's adaptive batching (peers/bentoml_batching_service.py), unless --variants none;
     4. hf-runtime under a real `bentoml serve service:HFRuntime` with the default config;
   each at every --concurrency, for every --dtype (baseline and variants at the first only);
   generation (SmolLM2-135M-Instruct, streaming /v1/chat/completions) per --backends.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -25,40 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
-from benchmarks.phases import encoder_phase, generation_phase, log
-from benchmarks.servers import REPO_ROOT
-from benchmarks.settings import parse_settings
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine_info() -> dict[str, Any]:
-    import bentoml
-    import torch
-    import transformers
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": usable,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "bentoml": bentoml.__version__,
-        "python": platform.python_version(),
-        # Other work on the machine skews every number: recorded so a reader can tell.
-        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+from benchmarks.core.machine import log, machine_info
+from benchmarks.core.settings import REPO_ROOT, parse_settings
+from benchmarks.phases.encoder import encoder_phase
+from benchmarks.phases.generation import generation_phase
+from benchmarks.reports.plots import plot
+from benchmarks.reports.summary import markdown
+from benchmarks.reports.targets import evaluate_targets
 
 
 def _portable(value: Any) -> Any:
@@ -72,9 +44,9 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> str:
     """latest.json, latest.md and throughput.png under `out_dir`; returns the Markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    summary = report.markdown(results)
+    summary = markdown(results)
     (out_dir / "latest.md").write_text(summary)
-    report.plot(results, out_dir / "throughput.png")
+    plot(results, out_dir / "throughput.png")
     return summary
 
 
@@ -93,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["encoder"] = encoder_phase(s)
     if "generation" in s.phases:
         results["generation"] = generation_phase(s)
-    results["targets"] = report.evaluate_targets(results)
+    results["targets"] = evaluate_targets(results)
     results["duration_s"] = round(time.monotonic() - started, 1)
     summary = write_outputs(results, s.out_dir)
     print("\n" + summary, flush=True)

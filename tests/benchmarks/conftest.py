@@ -17,7 +17,7 @@ def fake_server() -> Iterator[str]:
     """The fake app under uvicorn on a free loopback port, in a background thread."""
     import uvicorn
 
-    from benchmarks.servers import free_port
+    from benchmarks.peers.servers import free_port
 
     port = free_port()
     config = uvicorn.Config(make_fake_app(), host="127.0.0.1", port=port, log_level="warning")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import REPO_ROOT
+from benchmarks.core.settings import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

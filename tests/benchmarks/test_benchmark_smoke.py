@@ -15,18 +15,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks import report
-from benchmarks.loadgen import percentile, require_loopback, run_load, run_streams
-from benchmarks.run import write_outputs
-from benchmarks.servers import config_subset, serve_process
-from benchmarks.settings import DEFAULT_CONFIG, Settings, parse_settings
-from benchmarks.workload import (
+from benchmarks.core.settings import DEFAULT_CONFIG, Settings, parse_settings
+from benchmarks.core.workload import (
     CHAT_PATH,
     SENTENCES,
     V1_PREDICT_PATH,
     chat_stream_body,
     v1_predict_body,
 )
+from benchmarks.loadgen.pyload import percentile, require_loopback, run_load, run_streams
+from benchmarks.peers.servers import config_subset, serve_process
+from benchmarks.reports.targets import evaluate_targets
+from benchmarks.run import write_outputs
 from tests.benchmarks.fake_server import FAKE_TOKENS_PER_STREAM
 
 
@@ -166,7 +166,8 @@ def _fake_server_command(port: int) -> list[str]:
 
 
 def test_measure_encoder_server_checks_answers_and_loads(tmp_path: Path) -> None:
-    from benchmarks.phases import EncoderServer, measure_encoder_server, v1_route
+    from benchmarks.phases.encoder import measure_encoder_server
+    from benchmarks.phases.encoder_servers import EncoderServer, v1_route
 
     s = _fast_settings(tmp_path)
     server = EncoderServer("fake", _fake_server_command, (v1_route("fake"), v1_route("again")))
@@ -185,7 +186,7 @@ def test_measure_encoder_server_checks_answers_and_loads(tmp_path: Path) -> None
 
 
 async def test_generation_levels_against_fake_server(fake_server: str, tmp_path: Path) -> None:
-    from benchmarks.phases import _generation_levels
+    from benchmarks.phases.streams import _generation_levels
 
     levels = await _generation_levels(fake_server, _fast_settings(tmp_path), "fake")
     assert [lv["concurrency"] for lv in levels] == [1, 2]
@@ -205,7 +206,7 @@ def test_config_subset_keeps_named_models(tmp_path: Path) -> None:
 def test_baseline_server_embeds(tiny_embedder: Path) -> None:
     from starlette.testclient import TestClient
 
-    from benchmarks.baseline_server import make_app
+    from benchmarks.peers.baseline_server import make_app
 
     with TestClient(make_app(tiny_embedder)) as client:
         response = client.post(V1_PREDICT_PATH, content=v1_predict_body(0))
@@ -217,7 +218,7 @@ def test_baseline_server_embeds(tiny_embedder: Path) -> None:
 
 
 def test_ceiling_and_dtype_difference(tiny_embedder: Path) -> None:
-    from benchmarks.ceiling import bf16_vs_fp32_difference, measure_ceiling
+    from benchmarks.peers.ceiling import bf16_vs_fp32_difference, measure_ceiling
 
     ceiling = measure_ceiling(tiny_embedder, batch_sizes=(1, 4), seconds_per_size=0.01)
     assert [row["batch_size"] for row in ceiling["sweep"]] == [1, 4]
@@ -228,7 +229,7 @@ def test_ceiling_and_dtype_difference(tiny_embedder: Path) -> None:
 
 
 def test_bentoml_variant_is_a_batchable_service() -> None:
-    from benchmarks.bentoml_batching_service import MAX_BATCH_SIZE, MiniLMBentoBatching
+    from benchmarks.peers.bentoml_batching_service import MAX_BATCH_SIZE, MiniLMBentoBatching
 
     api = MiniLMBentoBatching.apis["embed"]
     assert api.batchable and api.max_batch_size == MAX_BATCH_SIZE
@@ -285,7 +286,7 @@ def _fake_results() -> dict[str, object]:
 
 def test_targets_and_report(tmp_path: Path) -> None:
     results = _fake_results()
-    targets = {t["target"]: t for t in report.evaluate_targets(results)}
+    targets = {t["target"]: t for t in evaluate_targets(results)}
     assert targets["c=64 throughput vs ceiling (float32)"]["measured"] == 0.9
     assert targets["c=64 throughput vs ceiling (float32)"]["met"] is True
     assert targets["c=64 throughput vs baseline (float32)"]["measured"] == 9.0

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report
-from benchmarks.cload import build_hfload, compiler, measure_level, run_hfload
-from benchmarks.floor import attainable_share, make_trivial_app
-from benchmarks.workload import V1_PREDICT_PATH, v1_predict_body
+from benchmarks.core.workload import V1_PREDICT_PATH, v1_predict_body
+from benchmarks.loadgen.hfload import build_hfload, compiler, measure_level, run_hfload
+from benchmarks.peers.floor import make_trivial_app
+from benchmarks.reports.encoder import attainable_share, encoder_ratios, floor_summary
+from benchmarks.reports.plots import plot
+from benchmarks.reports.summary import markdown
+from benchmarks.reports.targets import evaluate_targets
 
 needs_cc = pytest.mark.skipif(compiler() is None, reason="no C compiler")
 
@@ -61,7 +64,7 @@ async def test_the_python_generator_stands_in(fake_server: str) -> None:
 def test_trivial_route_answers_a_kserve_body() -> None:
     from starlette.testclient import TestClient
 
-    from benchmarks.floor import TRIVIAL_PATH
+    from benchmarks.peers.floor import TRIVIAL_PATH
 
     with TestClient(make_trivial_app()) as client:
         assert client.post(TRIVIAL_PATH, content=v1_predict_body(0)).json() == {
@@ -109,22 +112,20 @@ def test_report_shows_the_floor_and_the_cpu_breakdown(tmp_path: Path) -> None:
             },
         },
     }  # fmt: skip
-    encoder["floor"] = report.floor_summary(encoder)
+    encoder["floor"] = floor_summary(encoder)
     shares = {row["server"]: row["attainable_share_of_ceiling"] for row in encoder["floor"]}
     assert shares == {"floor-uvicorn": 0.941, "floor-bentoml-fast-path": 0.9}
-    assert all(
-        r["hf_runtime_vs"] == {"hf-runtime-before": 1.8} for r in report.encoder_ratios(encoder)
-    )
+    assert all(r["hf_runtime_vs"] == {"hf-runtime-before": 1.8} for r in encoder_ratios(encoder))
     results = {"machine": {"cpu_model": "Test CPU", "cpu_count": 2, "usable_cores": 2,
                            "torch_threads": 2, "torch": "x", "transformers": "y", "bentoml": "z",
                            "load_avg_at_start": [0.1]}, "encoder": encoder}  # fmt: skip
-    targets = {t["target"]: t for t in report.evaluate_targets(results)}
+    targets = {t["target"]: t for t in evaluate_targets(results)}
     assert targets["c=64 throughput vs ceiling, before (float32)"]["measured"] == 0.5
     assert targets["most of the ceiling the BentoML floor (fast path) leaves"]["met"] is True
-    summary = report.markdown({**results, "targets": list(targets.values())})
+    summary = markdown({**results, "targets": list(targets.values())})
     assert "| floor-bentoml-fast-path | 64 | 4500.0 |" in summary and "0.90x" in summary
     assert "floor-bentoml | - | failed: did not start" in summary
     assert "| without OpenTelemetryMiddleware | 200.0 | 300.0 |" in summary
     assert "| tokenize | 30.0 |" in summary
-    report.plot(results, tmp_path / "throughput.png")
+    plot(results, tmp_path / "throughput.png")
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"

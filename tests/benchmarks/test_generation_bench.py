@@ -1,4 +1,4 @@
-"""The generation benchmark's own pieces (benchmarks/generation.py, generation_report.py):
+"""The generation benchmark's own pieces (benchmarks/phases/generation.py, reports/generation.py):
 scenarios against the fake server, raw generate() on a tiny model, ratios and targets.
 Nothing here asserts on speed."""
 
@@ -10,19 +10,18 @@ from typing import Any
 
 import pytest
 
-from benchmarks import generation_report, report
-from benchmarks.generation import (
-    HF_BEFORE,
-    VLLM_SERVER,
+from benchmarks.core.names import HF_BEFORE, VLLM_SERVER
+from benchmarks.core.settings import parse_settings
+from benchmarks.peers.raw_generate import raw_generate
+from benchmarks.peers.vllm_server import vllm_server_command, vllm_server_env
+from benchmarks.phases.generation import (
     generation_servers,
-    raw_generate,
     served_backend,
     short_chats,
     simultaneous_arrivals,
-    vllm_server_command,
-    vllm_server_env,
 )
-from benchmarks.settings import parse_settings
+from benchmarks.reports import generation as generation_report
+from benchmarks.reports.targets import evaluate_targets
 from tests.benchmarks.fake_server import FAKE_TOKENS_PER_STREAM
 
 
@@ -115,7 +114,7 @@ def test_ratios_targets_and_markdown(tmp_path: Path) -> None:
     }
     assert ratios["vllm_vs_vllm_server"][1]["tokens_per_s"] == 0.94
     generation["ratios"] = ratios
-    targets = {t["target"]: t for t in report.evaluate_targets({"generation": generation})}
+    targets = {t["target"]: t for t in evaluate_targets({"generation": generation})}
     assert targets["huggingface tokens/s, 1 streams vs raw generate() batch 1"]["met"] is True
     assert targets["huggingface tokens/s, 8 streams vs raw generate() batch 8"]["met"] is False
     assert targets["huggingface TTFT p50, 8 sent at once vs alone"]["met"] is False

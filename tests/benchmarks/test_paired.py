@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.generation import serve_raw_generate
-from benchmarks.paired import Pair, Side, alternate, summarize
-from benchmarks.paired_report import paired_markdown, paired_targets
-from benchmarks.phases import _mean_batch, batcher_totals
-from benchmarks.report import ceiling_at, evaluate_targets
+from benchmarks.peers.raw_generate import serve_raw_generate
+from benchmarks.phases.encoder import _mean_batch, batcher_totals
+from benchmarks.phases.rounds import Pair, Side, alternate, summarize
+from benchmarks.reports.encoder import ceiling_at
+from benchmarks.reports.paired import paired_markdown, paired_targets
+from benchmarks.reports.targets import evaluate_targets
 
 
 def test_alternate_rotates_which_side_goes_first() -> None:

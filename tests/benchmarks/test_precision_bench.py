@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import precision
-from benchmarks.precision_texts import TEXTS
+from benchmarks.core.precision_texts import TEXTS
+from benchmarks.phases import precision
 
 
 def test_the_text_set_is_fixed_varied_and_unique() -> None:

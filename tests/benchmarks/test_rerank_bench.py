@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import rerank
+from benchmarks.phases import rerank
 
 
 def test_rerank_benchmark_runs_in_process(tiny_models: dict[str, Path], tmp_path: Path) -> None:

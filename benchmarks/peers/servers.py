@@ -20,8 +20,14 @@ from pathlib import Path
 import httpx
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.core.settings import REPO_ROOT
+
 HOST = "127.0.0.1"
+SERVER_START_TIMEOUT_S = 600.0  # the first start converts SmolLM2's GGUF to safetensors
+# hf-runtime keeps serving (503) when a model fails to load; its log says so at once.
+HF_RUNTIME_LOAD_FAILED = "failed to load"
+# The encoder runs measure HTTP; a gRPC port would also collide between servers of one run.
+NO_GRPC = {"HF_RUNTIME_GRPC_PORT": "0"}
 
 
 def free_port() -> int:
@@ -191,7 +197,7 @@ def baseline_command(dtype: str) -> Callable[[int], list[str]]:
         return [
             sys.executable,
             "-m",
-            "benchmarks.baseline_server",
+            "benchmarks.peers.baseline_server",
             "--port",
             str(port),
             "--dtype",
@@ -208,7 +214,7 @@ def bentoml_batching_command() -> Callable[[int], list[str]]:
         return [
             _venv_tool("bentoml"),
             "serve",
-            "benchmarks.bentoml_batching_service:MiniLMBentoBatching",
+            "benchmarks.peers.bentoml_batching_service:MiniLMBentoBatching",
             "--host",
             HOST,
             "--port",
@@ -253,7 +259,7 @@ def floor_bentoml_command() -> Callable[[int], list[str]]:
 
     def command(port: int) -> list[str]:
         return [
-            _venv_tool("bentoml"), "serve", "benchmarks.floor_service:TrivialService",
+            _venv_tool("bentoml"), "serve", "benchmarks.peers.floor_service:TrivialService",
             "--host", HOST, "--port", str(port),
         ]  # fmt: skip
 
@@ -262,6 +268,6 @@ def floor_bentoml_command() -> Callable[[int], list[str]]:
 
 def floor_uvicorn_command() -> Callable[[int], list[str]]:
     def command(port: int) -> list[str]:
-        return [sys.executable, "-m", "benchmarks.floor", "--port", str(port)]
+        return [sys.executable, "-m", "benchmarks.peers.floor", "--port", str(port)]
 
     return command

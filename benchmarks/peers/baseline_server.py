@@ -5,7 +5,7 @@ event loop: while a request computes, no other request is even parsed, so concur
 nothing. This is deliberately naive; it is the reference hf-runtime's batching is measured
 against, not code to imitate.
 
-Run: python -m benchmarks.baseline_server --port 8081 [--model-dir DIR] [--dtype float32]
+Run: python -m benchmarks.peers.baseline_server --port 8081 [--model-dir DIR] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from benchmarks.minilm import DTYPES, embed, load_minilm
-from benchmarks.workload import ENCODER_MODEL_NAME, minilm_dir
+from benchmarks.core.workload import ENCODER_MODEL_NAME, minilm_dir
+from benchmarks.peers.minilm import DTYPES, embed, load_minilm
 
 
 def make_app(model_dir: Path, dtype: str = "float32") -> FastAPI:

@@ -1,9 +1,9 @@
-"""The trivial route (benchmarks/floor.py) mounted in `bentoml serve`, like hf-runtime's apps.
+"""The trivial route (peers/floor.py) mounted in `bentoml serve`, like hf-runtime's apps.
 
 BENCH_FLOOR_MODE: `bentoml` (the mount alone), `gateway` (hf-runtime's gateway in front, as
 service.py adds it, fast path off) or `fast-path` (the gateway with hf-runtime's BentoML fast
 path, decided by hf_runtime.fast_path exactly as service.py decides it).
-Run: BENCH_FLOOR_MODE=fast-path bentoml serve benchmarks.floor_service:TrivialService
+Run: BENCH_FLOOR_MODE=fast-path bentoml serve benchmarks.peers.floor_service:TrivialService
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 
 import bentoml
 
-from benchmarks.floor import make_trivial_app
+from benchmarks.peers.floor import make_trivial_app
 from hf_runtime import fast_path
 from hf_runtime.config import ServerConfig
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight

@@ -1,57 +1,45 @@
-"""Generation measurements beyond the stream levels: what the servers are compared against.
+"""The generation phase: every generation server's stream levels and scenarios, raw generate().
 
-- raw transformers `generate()` at batch 1 and 8, in a subprocess (`python -m
-  benchmarks.generation raw ...`): the same model folder, dtype, prompts and greedy length
-  as the streams (EOS held off with min_new_tokens), best of a few repeats;
+- raw transformers `generate()` at batch 1 and 8 (peers/raw_generate.py);
 - time to first token of a lone request against that of N requests sent at the same moment
   (the batched-prefill goal), repeated, medians;
 - many short chats at once (100 x 32 tokens by default): stream latency p50/p99;
-- vLLM's own OpenAI server on the same converted SmolLM2 folder, with the CPU settings
-  hf-runtime's vllm backend uses (hf_runtime.backends.vllm.env / async_llm), so the backend
-  can be set against it.
+- vLLM's own OpenAI server on the same converted SmolLM2 folder (peers/vllm_server.py), so the
+  vllm backend can be set against it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.util
-import json
 import re
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 
-from benchmarks import generation_report
-from benchmarks.loadgen import percentile, run_streams
-from benchmarks.phases import (
+from benchmarks.core.machine import log
+from benchmarks.core.names import HF_BEFORE, VLLM_SERVER
+from benchmarks.core.settings import Settings
+from benchmarks.core.workload import CHAT_MODEL_NAME, CHAT_PATH, chat_stream_body
+from benchmarks.loadgen.pyload import percentile, run_streams
+from benchmarks.peers.raw_generate import measure_raw_generate
+from benchmarks.peers.servers import (
     HF_RUNTIME_LOAD_FAILED,
     SERVER_START_TIMEOUT_S,
-    _generation_levels,
-    log,
-)
-from benchmarks.servers import (
-    HOST,
-    REPO_ROOT,
-    child_env,
     config_subset,
     hf_runtime_command,
     serve_process,
     source_tree,
 )
-from benchmarks.settings import Settings
-from benchmarks.workload import CHAT_MODEL_NAME, CHAT_PATH, CHAT_PROMPTS, chat_stream_body
-
-HF_BEFORE = generation_report.HF_BEFORE
-VLLM_SERVER = generation_report.VLLM_SERVER
-RAW_BATCHES = (1, 8)
+from benchmarks.peers.vllm_server import vllm_server_command, vllm_server_env
+from benchmarks.phases.generation_paired import generation_pairs
+from benchmarks.phases.streams import _generation_levels
+from benchmarks.reports.generation import generation_ratios
 
 
 def chat_model_config(config_path: Path) -> Any:
@@ -66,107 +54,6 @@ def chat_model_dir(model_config: Any) -> Path:
     from hf_runtime.sources import resolve_source
 
     return Path(resolve_source(model_config).model_path)
-
-
-# ---------------------------------------------------------------------- raw generate()
-
-
-def _chat_prompts(tokenizer: Any, count: int) -> list[list[int]]:
-    return [
-        list(tokenizer.apply_chat_template(
-            [{"role": "user", "content": CHAT_PROMPTS[i % len(CHAT_PROMPTS)]}],
-            add_generation_prompt=True, tokenize=True, return_dict=False,
-        ))
-        for i in range(count)
-    ]  # fmt: skip
-
-
-def _raw_generator(model_dir: Path) -> Callable[[int, int], tuple[float, float]]:
-    """Load SmolLM2 as transformers does; returns timed(batch, new_tokens) -> (wall seconds,
-    CPU seconds of every thread of this process) of one greedy static-batch generate()."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "left"
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-
-    def timed(batch: int, new_tokens: int) -> tuple[float, float]:
-        inputs = tokenizer.pad({"input_ids": _chat_prompts(tokenizer, batch)}, return_tensors="pt")
-        started, cpu = time.perf_counter(), time.process_time()
-        with torch.inference_mode():
-            model.generate(
-                **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                pad_token_id=pad,
-            )  # fmt: skip
-        return time.perf_counter() - started, time.process_time() - cpu
-
-    timed(1, 2)  # warm-up: lazy initialisation
-    return timed
-
-
-def raw_generate(
-    model_dir: Path, max_tokens: int, batches: Sequence[int], repeats: int
-) -> dict[str, Any]:
-    """transformers' static batching in this process: tokens/s and prefill time per batch."""
-    import torch
-
-    timed = _raw_generator(model_dir)
-    levels = []
-    for batch in batches:
-        # A shared machine only ever slows a run down: keep the fastest.
-        best, cpu = min(timed(batch, max_tokens) for _ in range(repeats))
-        prefill, _ = min(timed(batch, 1) for _ in range(repeats))
-        tokens = batch * max_tokens
-        levels.append({
-            "batch": batch, "tokens_per_s": round(tokens / best, 2), "seconds": round(best, 3),
-            "cpu_ms_per_token": round(1000 * cpu / tokens, 2),
-            "prefill_ms": round(1000 * prefill, 1),
-        })  # fmt: skip
-    return {
-        "max_tokens": max_tokens, "dtype": "float32", "torch_threads": torch.get_num_threads(),
-        "levels": levels,
-    }  # fmt: skip
-
-
-def serve_raw_generate(
-    model_dir: Path,
-    max_tokens: int,
-    *,
-    requests: TextIO | None = None,
-    answers: TextIO | None = None,
-    load: Callable[[Path], Callable[[int, int], tuple[float, float]]] | None = None,
-) -> None:
-    """A loaded generate() on call for paired rounds (benchmarks/paired.py): each batch size
-    read from `requests` (stdin) is answered on `answers` (stdout) with one JSON line."""
-    requests = requests or sys.stdin
-    answers = answers or sys.stdout
-    timed = (load or _raw_generator)(model_dir)
-    print(json.dumps({"ready": True}), file=answers, flush=True)
-    for line in requests:
-        batch = int(line)
-        seconds, _ = timed(batch, max_tokens)
-        tokens_per_s = round(batch * max_tokens / seconds, 2)
-        print(json.dumps({"tokens_per_s": tokens_per_s}), file=answers, flush=True)
-
-
-def measure_raw_generate(s: Settings, model_dir: Path) -> dict[str, Any]:
-    """raw_generate in a child process (its own threads and memory, like a server)."""
-    command = [
-        sys.executable, "-m", "benchmarks.generation", "raw", "--model-dir", str(model_dir),
-        "--max-tokens", str(s.max_tokens), "--batches", ",".join(map(str, RAW_BATCHES)),
-        "--repeats", "1" if s.quick else "3",
-    ]  # fmt: skip
-    done = subprocess.run(
-        command, cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, timeout=1800
-    )
-    if done.returncode != 0:
-        return {"error": f"exit {done.returncode}: {done.stderr[-2000:]}"}
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-# ---------------------------------------------------------------------- scenarios
 
 
 async def simultaneous_arrivals(url: str, s: Settings) -> dict[str, Any]:
@@ -229,37 +116,6 @@ async def scenarios(url: str, s: Settings) -> dict[str, Any]:
         "simultaneous": await simultaneous_arrivals(url, s),
         "short_chats": await short_chats(url, s),
     }
-
-
-# ---------------------------------------------------------------------- vLLM's own server
-
-
-def vllm_server_command(model_dir: Path, max_num_seqs: int) -> Callable[[int], list[str]]:
-    """`python -m vllm.entrypoints.openai.api_server` as hf-runtime's vllm backend configures
-    the engine: fp32 (the checkpoint's dtype), eager, the same max_num_seqs."""
-
-    def command(port: int) -> list[str]:
-        return [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(model_dir), "--served-model-name", CHAT_MODEL_NAME,
-            "--host", HOST, "--port", str(port), "--dtype", "float32", "--enforce-eager",
-            "--max-num-seqs", str(max_num_seqs), "--disable-uvicorn-access-log",
-        ]  # fmt: skip
-
-    return command
-
-
-def vllm_server_env() -> dict[str, str]:
-    """The environment defaults hf-runtime's vllm backend sets (env.apply_env_defaults)."""
-    from hf_runtime.backends.vllm.config import VLLMEngineConfig
-    from hf_runtime.backends.vllm.env import apply_env_defaults
-
-    env: dict[str, str] = {}
-    apply_env_defaults(VLLMEngineConfig(), env)
-    return env
-
-
-# ---------------------------------------------------------------------- the phase
 
 
 @dataclass(frozen=True)
@@ -366,34 +222,11 @@ def generation_phase(s: Settings) -> dict[str, Any]:
     servers = generation_servers(settings, model_dir, max_num_seqs)
     for server in servers:
         result["runs"].append(measure_generation_server(server, s))
-    result["ratios"] = generation_report.generation_ratios(result)
+    result["ratios"] = generation_ratios(result)
     if s.paired_rounds:
-        from benchmarks.paired import generation_pairs
-
         try:
             result["paired"] = generation_pairs(settings, servers, model_dir)
         except (RuntimeError, ValueError, httpx.HTTPError) as exc:
             result["paired_error"] = f"{type(exc).__name__}: {exc}"[:3000]
             log(f"  paired rounds failed: {result['paired_error'][:300]}")
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.generation")
-    parser.add_argument("mode", choices=("raw", "raw-serve"))
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    if args.mode == "raw-serve":
-        serve_raw_generate(args.model_dir, args.max_tokens)
-        return 0
-    batches = [int(b) for b in args.batches.split(",") if b]
-    result = raw_generate(args.model_dir, args.max_tokens, batches, args.repeats)
-    print(json.dumps(result), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

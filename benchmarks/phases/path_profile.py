@@ -11,7 +11,7 @@ asyncio and the thread hops) as the rest. torch runs with one thread here so tha
 forward's CPU is the inference thread's own. Prints one JSON object.
 
 Run from any source tree (PYTHONPATH=<tree>: the parent commit's too), so before and after are
-measured by the same code: python -m benchmarks.path_profile --config FILE
+measured by the same code: python -m benchmarks.phases.path_profile --config FILE
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchmarks.core.settings import REPO_ROOT
 
 # (category, module, attribute path): wrapped when present in the tree being measured.
 PROBES: tuple[tuple[str, str, str], ...] = (
@@ -149,7 +151,7 @@ async def _drive(app: Any, path: str, bodies: list[bytes], requests: int, concur
 async def profile(config: Path, requests: int, concurrency: int) -> dict[str, Any]:
     import torch
 
-    from benchmarks.workload import V1_PREDICT_PATH, v1_predict_body
+    from benchmarks.core.workload import V1_PREDICT_PATH, v1_predict_body
     from hf_runtime.observability.logs import configure_logging
     from hf_runtime.runtime.server import Runtime
 
@@ -193,12 +195,12 @@ def run_profile(
     first on the path; this tree's benchmarks package after it). Request logs are dropped."""
     import subprocess
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO_ROOT
     env = dict(os.environ)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (tree, repo) if p is not None)
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.path_profile", "--config", str(config),
+        [sys.executable, "-m", "benchmarks.phases.path_profile", "--config", str(config),
          "--requests", str(requests), "--concurrency", str(concurrency)],
         cwd=tree or repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True, timeout=1800, check=False,

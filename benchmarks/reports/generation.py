@@ -1,4 +1,4 @@
-"""The generation phase's ratios, targets, Markdown and plot additions (see generation.py).
+"""The generation phase's ratios, targets, Markdown and plot additions (see phases/generation.py).
 
 Every ratio is of two things measured in the same run, minutes apart, on the same machine:
 a shared machine skews absolute numbers far more than it skews ratios.
@@ -9,13 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmarks.cells import one_line
-from benchmarks.cells import row as _row
-
-HF = "huggingface"
-HF_BEFORE = "huggingface-before"  # the huggingface backend served from --before's git ref
-VLLM = "vllm"
-VLLM_SERVER = "vllm-server"  # vLLM's own OpenAI server on the same model folder
+from benchmarks.core.names import HF, HF_BEFORE, VLLM, VLLM_SERVER
+from benchmarks.reports.cells import one_line
+from benchmarks.reports.cells import row as _row
 
 
 def _run(generation: dict[str, Any], name: str) -> dict[str, Any]:

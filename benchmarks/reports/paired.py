@@ -1,4 +1,4 @@
-"""The paired rounds' results (benchmarks/paired.py) as targets and a Markdown table."""
+"""The paired rounds' results (phases/rounds.py) as targets and a Markdown table."""
 
 from __future__ import annotations
 

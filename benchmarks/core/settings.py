@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import REPO_ROOT
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BENCHMARKS_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = BENCHMARKS_DIR.parent
+RESULTS_DIR = BENCHMARKS_DIR / "results"
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 VARIANTS = ("bentoml-batching",)
 BACKENDS = ("huggingface", "vllm")
@@ -43,10 +43,10 @@ class Settings:
     breakdown: bool = True
     before: str | None = None
     torch_threads: int | None = None  # OMP_NUM_THREADS for the ceiling and every server
-    # Paired rounds (benchmarks/paired.py): the targets' ratios from alternating windows with
+    # Paired rounds (phases/rounds.py): the targets' ratios from alternating windows with
     # both sides up at once; 0 turns them off.
     paired_rounds: int = 3
-    # Generation extras (benchmarks/generation.py): N requests sent at once against one alone
+    # Generation extras (phases/generation.py): N requests sent at once against one alone
     # (time to first token), and many short chats at once.
     simultaneous: int = 8
     arrival_repeats: int = 3
@@ -94,8 +94,8 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument(
         "--loadgen", choices=("c", "python"), default="c",
-        help="encoder load generator: c (benchmarks/hfload.c, built with cc; the Python one "
-        "when no compiler) or python",
+        help="encoder load generator: c (benchmarks/loadgen/hfload.c, built with cc; the Python "
+        "one when no compiler) or python",
     )  # fmt: skip
     parser.add_argument(
         "--floor", action=argparse.BooleanOptionalAction, default=None,

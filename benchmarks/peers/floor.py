@@ -1,8 +1,8 @@
 """The HTTP floor: a trivial route, with no model behind it, served three ways.
 
-  - bare uvicorn (`python -m benchmarks.floor --port P`): what HTTP parsing, ASGI and one
+  - bare uvicorn (`python -m benchmarks.peers.floor --port P`): what HTTP parsing, ASGI and one
     FastAPI route cost at least;
-  - mounted in `bentoml serve` (benchmarks/floor_service.py, BENCH_FLOOR_MODE=bentoml): plus
+  - mounted in `bentoml serve` (peers/floor_service.py, BENCH_FLOOR_MODE=bentoml): plus
     BentoML's per-request middlewares and router;
   - the same with hf-runtime's gateway and its BentoML fast path (BENCH_FLOOR_MODE=fast-path),
     or with the gateway alone (gateway).
@@ -35,13 +35,6 @@ def make_trivial_app() -> FastAPI:
         return Response(TRIVIAL_BODY, media_type="application/json")
 
     return app
-
-
-def attainable_share(floor_rps: float | None, ceiling_rps: float | None) -> float | None:
-    """The largest fraction of the ceiling a server with this floor can reach (see above)."""
-    if not floor_rps or not ceiling_rps:
-        return None
-    return round(floor_rps / (floor_rps + ceiling_rps), 3)
 
 
 def main(argv: list[str] | None = None) -> None:

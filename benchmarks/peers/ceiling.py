@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.loadgen import percentile
-from benchmarks.minilm import embed, load_minilm
-from benchmarks.workload import SENTENCES, sentence
+from benchmarks.core.workload import SENTENCES, sentence
+from benchmarks.loadgen.pyload import percentile
+from benchmarks.peers.minilm import embed, load_minilm
 
 BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
-def _time_batch(tokenizer: Any, model: Any, batch: list[str], seconds: float) -> list[float]:
+def time_batch(tokenizer: Any, model: Any, batch: list[str], seconds: float) -> list[float]:
     """Seconds per call of `embed(batch)`, repeated for `seconds` (at least 5 calls)."""
     for _ in range(2):  # warm the allocator and any lazy kernels for this shape
         embed(tokenizer, model, batch)
@@ -47,7 +47,7 @@ def measure_ceiling(
     for size in batch_sizes:
         # Different sentences per batch, as a server's batches would hold.
         batch = [sentence(i) for i in range(size)]
-        timings = _time_batch(tokenizer, model, batch, seconds_per_size)
+        timings = time_batch(tokenizer, model, batch, seconds_per_size)
         # The median call, not the mean: a burst of other work on the machine must not
         # lower the ceiling the servers are held against.
         median_s = percentile(timings, 50)

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.loadgen import BodyFactory, require_loopback, run_load
+from benchmarks.core.settings import RESULTS_DIR
+from benchmarks.loadgen.pyload import BodyFactory, require_loopback, run_load
 
 SOURCE = Path(__file__).resolve().parent / "hfload.c"
-BUILD_DIR = Path(__file__).resolve().parent / "results" / "build.tmp"
+BUILD_DIR = RESULTS_DIR / "build.tmp"
 DISTINCT_BODIES = 16  # bodies cycled through (workload.SENTENCES has 16)
 
 
@@ -163,5 +164,5 @@ async def measure_level(
     return LevelResult({**result.summary(), "tool": "python"})
 
 
-if __name__ == "__main__":  # python -m benchmarks.cload: build it and say where
+if __name__ == "__main__":  # python -m benchmarks.loadgen.hfload: build it and say where
     print(build_hfload() or "no C compiler", file=sys.stderr)
