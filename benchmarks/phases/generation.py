@@ -30,6 +30,7 @@ from benchmarks.loadgen.pyload import percentile, run_streams
 from benchmarks.peers.raw_generate import measure_raw_generate
 from benchmarks.peers.servers import (
     HF_RUNTIME_LOAD_FAILED,
+    NO_GRPC,
     SERVER_START_TIMEOUT_S,
     config_subset,
     hf_runtime_command,
@@ -143,7 +144,8 @@ def generation_servers(s: Settings, model_dir: Path, max_num_seqs: int) -> list[
         subset = config_subset(s.config, [CHAT_MODEL_NAME], logs / f"generation-{backend}.yaml")
         # Named, never `auto`: auto serves a Llama on vLLM whenever vLLM is installed.
         command = hf_runtime_command(subset, {"backend": backend})
-        servers.append(GenerationServer(backend, command, backend=backend))
+        # HTTP only: a gRPC port would collide with any other server on the machine.
+        servers.append(GenerationServer(backend, command, env=dict(NO_GRPC), backend=backend))
         if backend == "huggingface" and s.before:
             # The same backend from another commit (its own config: newer keys would not load).
             tree = source_tree(s.before, s.out_dir / "before.tmp")
@@ -154,7 +156,7 @@ def generation_servers(s: Settings, model_dir: Path, max_num_seqs: int) -> list[
             )
             servers.append(GenerationServer(
                 HF_BEFORE, hf_runtime_command(before, {"backend": backend}), cwd=tree,
-                env={"PYTHONPATH": str(tree)}, backend=backend,
+                env={"PYTHONPATH": str(tree), **NO_GRPC}, backend=backend,
             ))  # fmt: skip
         if backend == "vllm":
             servers.append(GenerationServer(
