@@ -1,4 +1,5 @@
-# Public targets: install (makes .venv), serve, test. Others: lint, build, bench, bench-rerank,
+# Public targets: install (makes .venv), serve, test. Others: lint, build, bench (with the
+# onnxruntime backend's benchmark), bench-rerank,
 # install-vllm.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -58,6 +59,9 @@ build: install
 
 bench: install
 	$(PY) -m benchmarks.run
+	# The onnxruntime backend: accuracy and speed in-process, then against Infinity (installed
+	# once into a venv of its own under the cache) and torch in paired rounds over HTTP.
+	$(PY) -m benchmarks.onnx_backend
 
 # Rerank pairs: the cross-encoder ceiling, the batcher in-process, and POST /v1/rerank.
 bench-rerank: install
