@@ -341,8 +341,8 @@ class EncoderModel(ServedModelBase, EncoderClassification):
                     raise TooLarge(
                         f"pair {index} has {len(encoding)} tokens (query and document "
                         f"together, special tokens included), more than this model's maximum "
-                        f"of {limit}; the server is configured not to truncate inputs "
-                        "(auto_truncate: false), so shorten the document"
+                        f"of {limit}; inputs are not truncated (the server's auto_truncate: "
+                        "false, or the request's truncate: false), so shorten the document"
                     )
             return self._forward_items(encodings)
 

@@ -169,8 +169,8 @@ def too_long(index: int, tokens: int, limit: int, param: str) -> TooLarge:
     noun = {"instances": "instance", "documents": "text"}.get(param, param)
     return TooLarge(
         f"{noun} {index} has {tokens} tokens, more than this model's maximum of {limit} "
-        "(special tokens included); the server is configured not to truncate inputs "
-        "(auto_truncate: false), so shorten it",
+        "(special tokens included); inputs are not truncated (the server's auto_truncate: "
+        "false, or the request's truncate: false), so shorten it",
         param=param,
     )
 
