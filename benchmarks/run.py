@@ -7,7 +7,8 @@ One invocation measures, on this machine and in this run:
     3. BentoML's adaptive batching (peers/bentoml_batching_service.py), unless --variants none;
     4. hf-runtime under a real `bentoml serve service:HFRuntime` with the default config;
   each at every --concurrency, for every --dtype (baseline and variants at the first only);
-  generation (SmolLM2-135M-Instruct, streaming /v1/chat/completions) per --backends.
+  generation (SmolLM2-135M-Instruct, streaming /v1/chat/completions) per --backends, and
+  with huggingface the prefix cache's time to first token, in-process (phases/prefix_cache.py).
 Results go to <out-dir>/latest.json, latest.md and throughput.png; the Markdown is printed.
 Exit status 1 when a server failed to start or to answer (the results are still written).
 """
@@ -28,6 +29,7 @@ from benchmarks.core.machine import log, machine_info
 from benchmarks.core.settings import REPO_ROOT, parse_settings
 from benchmarks.phases.encoder import encoder_phase
 from benchmarks.phases.generation import generation_phase
+from benchmarks.phases.prefix_cache import FULL, QUICK, prefix_cache_phase
 from benchmarks.reports.plots import plot
 from benchmarks.reports.summary import markdown
 from benchmarks.reports.targets import evaluate_targets
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["encoder"] = encoder_phase(s)
     if "generation" in s.phases:
         results["generation"] = generation_phase(s)
+    if "generation" in s.phases and "huggingface" in s.backends:
+        results["prefix_cache"] = prefix_cache_phase(*(QUICK if s.quick else FULL))
     results["targets"] = evaluate_targets(results)
     results["duration_s"] = round(time.monotonic() - started, 1)
     summary = write_outputs(results, s.out_dir)

@@ -9,6 +9,7 @@ from benchmarks.reports.cells import row as _row
 from benchmarks.reports.encoder import encoder_markdown
 from benchmarks.reports.generation import generation_markdown
 from benchmarks.reports.paired import paired_markdown
+from benchmarks.reports.prefix_cache import prefix_cache_markdown
 
 
 def _machine_line(machine: dict[str, Any]) -> str:
@@ -27,6 +28,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += encoder_markdown(results["encoder"])
     if results.get("generation"):
         lines += generation_markdown(results["generation"])
+    if results.get("prefix_cache"):
+        lines += prefix_cache_markdown(results["prefix_cache"])
     lines += paired_markdown([
         *(results.get("encoder") or {}).get("paired", []),
         *(results.get("generation") or {}).get("paired", []),

@@ -10,6 +10,7 @@ from benchmarks.core.names import BASELINE, HF_RUNTIME, HF_RUNTIME_BEFORE
 from benchmarks.reports.encoder import level_at, ratio_of, run_named
 from benchmarks.reports.generation import generation_targets
 from benchmarks.reports.paired import paired_targets
+from benchmarks.reports.prefix_cache import prefix_cache_target
 
 LATENCY_BUDGET_MS = 3.0  # concurrency-1 p50 may exceed a raw single forward by this much
 
@@ -86,6 +87,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
     if results.get("generation"):
         targets += generation_targets(results["generation"])
+    if results.get("prefix_cache"):
+        targets.append(prefix_cache_target(results["prefix_cache"]))
     # Where both sides were measured in alternating windows, that median replaces the ratio of
     # two sequential runs (phases/rounds.py says why).
     paired = paired_targets([

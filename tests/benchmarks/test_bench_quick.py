@@ -68,3 +68,12 @@ def test_report_names_paired_targets(quick_results: tuple[dict, str]) -> None:
     assert "c=4 throughput vs ceiling (float32)" not in names  # replaced by the paired one
     assert "#### Paired rounds" in markdown and "| target | wanted |" in markdown
     assert Path(results["settings"]["out_dir"]).exists()
+
+
+def test_prefix_cache_phase_ran_and_is_reported(quick_results: tuple[dict, str]) -> None:
+    results, summary = quick_results
+    phase = results["prefix_cache"]
+    (row,) = phase["rounds"]
+    assert row["warm_reused_tokens"] > 0 and row["cold_s"] > 0 and row["warm_s"] > 0
+    assert "Prefix cache: time to first token" in summary
+    assert any(t["target"].startswith("prefix cache") for t in results["targets"])
