@@ -41,6 +41,7 @@ class Settings:
     loadgen: str = "c"
     floor: bool = True
     breakdown: bool = True
+    routes: bool = True  # every encoder route against the ceiling (phases/encoder_routes.py)
     before: str | None = None
     torch_threads: int | None = None  # OMP_NUM_THREADS for the ceiling and every server
     # Paired rounds (phases/rounds.py): the targets' ratios from alternating windows with
@@ -108,6 +109,11 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         "(default: on, off with --quick)",
     )  # fmt: skip
     parser.add_argument(
+        "--routes", action=argparse.BooleanOptionalAction, default=None,
+        help="every encoder route (V1, OpenAI embeddings at /v1 and /openai/v1, V2 infer, "
+        "score, rerank) against the ceiling in paired rounds (default: on, off with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
         "--torch-threads", type=int, default=None,
         help="OMP_NUM_THREADS for the ceiling and every server (default: the cores); 1 keeps "
         "a shared, oversubscribed machine's numbers stable",
@@ -157,6 +163,7 @@ def parse_settings(argv: Sequence[str] | None = None, description: str = "") -> 
         loadgen=args.loadgen,
         floor=(not quick) if args.floor is None else args.floor,
         breakdown=(not quick) if args.breakdown is None else args.breakdown,
+        routes=(not quick) if args.routes is None else args.routes,
         before=args.before,
         torch_threads=args.torch_threads,
         paired_rounds=(1 if quick else 3) if args.paired_rounds is None else args.paired_rounds,

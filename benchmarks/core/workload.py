@@ -90,3 +90,34 @@ BENTOML_EMBED_PATH = "/embed"
 def bentoml_embed_body(index: int) -> bytes:
     """The same sentence for BentoML's own batchable `embed` endpoint (its `texts` argument)."""
     return json.dumps({"texts": [sentence(index)]}).encode()
+
+
+# Every encoder route of hf-runtime, one short sentence (or one pair) per request.
+OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
+OPENAI_PREFIXED_EMBEDDINGS_PATH = "/openai/v1/embeddings"
+V2_INFER_PATH = f"/v2/models/{ENCODER_MODEL_NAME}/infer"
+SCORE_PATH = "/v1/score"
+RERANK_PATH = "/v1/rerank"
+
+
+def embeddings_body(index: int) -> bytes:
+    """An OpenAI embeddings body with one short sentence."""
+    return json.dumps({"model": ENCODER_MODEL_NAME, "input": sentence(index)}).encode()
+
+
+def v2_infer_body(index: int) -> bytes:
+    """An Open Inference V2 REST (JSON) body with one short sentence as a BYTES tensor."""
+    tensor = {"name": "input-0", "shape": [1], "datatype": "BYTES", "data": [sentence(index)]}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def score_body(index: int) -> bytes:
+    """A score body: one pair of short sentences (an embedding model embeds both)."""
+    pair = {"text_1": sentence(index), "text_2": sentence(index + 1)}
+    return json.dumps({"model": ENCODER_MODEL_NAME, **pair}).encode()
+
+
+def rerank_body(index: int) -> bytes:
+    """A rerank body: one query and one document, both short sentences."""
+    body = {"query": sentence(index), "documents": [sentence(index + 1)]}
+    return json.dumps({"model": ENCODER_MODEL_NAME, **body}).encode()

@@ -21,6 +21,7 @@ from benchmarks.loadgen.hfload import measure_level
 from benchmarks.peers.servers import SERVER_START_TIMEOUT_S, RunningServer, serve_process
 from benchmarks.phases.breakdown import cpu_breakdown
 from benchmarks.phases.encoder_paired import encoder_pairs
+from benchmarks.phases.encoder_routes import route_rounds
 from benchmarks.phases.encoder_servers import EncoderServer, Route, check_answer, encoder_servers
 from benchmarks.reports.cells import one_line
 from benchmarks.reports.encoder import encoder_ratios, floor_summary
@@ -167,6 +168,13 @@ def encoder_phase(s: Settings) -> dict[str, Any]:
         except (RuntimeError, ValueError, httpx.HTTPError) as exc:
             result["paired_error"] = f"{type(exc).__name__}: {exc}"[:3000]
             log(f"  paired rounds failed: {one_line(result['paired_error'], 300)}")
+    if s.paired_rounds and s.routes:
+        dtype = s.dtypes[0]
+        try:
+            result["routes"] = route_rounds(s, result["ceiling"][dtype], dtype, reference)
+        except (RuntimeError, ValueError, KeyError, httpx.HTTPError) as exc:
+            result["routes_error"] = f"{type(exc).__name__}: {exc}"[:3000]
+            log(f"  route rounds failed: {one_line(result['routes_error'], 300)}")
     if s.breakdown:
         result["breakdown"] = cpu_breakdown(s)
     return result

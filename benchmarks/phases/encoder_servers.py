@@ -18,9 +18,18 @@ from benchmarks.core.settings import Settings
 from benchmarks.core.workload import (
     BENTOML_EMBED_PATH,
     ENCODER_MODEL_NAME,
+    OPENAI_EMBEDDINGS_PATH,
+    OPENAI_PREFIXED_EMBEDDINGS_PATH,
+    RERANK_PATH,
+    SCORE_PATH,
     V1_PREDICT_PATH,
+    V2_INFER_PATH,
     bentoml_embed_body,
+    embeddings_body,
+    rerank_body,
+    score_body,
     v1_predict_body,
+    v2_infer_body,
 )
 from benchmarks.loadgen.pyload import BodyFactory
 from benchmarks.peers.floor import TRIVIAL_PATH
@@ -44,12 +53,37 @@ class Route:
     server: str  # the run's name in the results
     path: str
     body: BodyFactory
-    # The embedding of sentence(0) in an answer; None: nothing to check (the HTTP floor).
+    # The embedding of sentence(0) in an answer; None: nothing to check but a 200 (the HTTP
+    # floor, the scoring routes).
     first_vector: Callable[[Any], list[float]] | None
+    texts: int = 1  # sentences the model embeds per request (a score pair: 2)
 
 
 def v1_route(server: str) -> Route:
     return Route(server, V1_PREDICT_PATH, v1_predict_body, lambda body: body["predictions"][0])
+
+
+def hf_runtime_routes(server: str) -> tuple[Route, ...]:
+    """Every encoder route hf-runtime serves MiniLM on (V1 predict first, named `server`; the
+    others `server` plus the route): what the per-route rows set against the ceiling."""
+
+    def openai_vector(body: Any) -> list[float]:
+        return list(body["data"][0]["embedding"])
+
+    def v2_vector(body: Any) -> list[float]:
+        data = body["outputs"][0]["data"]  # row-major: the first row is sentence(0)'s
+        return list(data[0]) if data and isinstance(data[0], list) else list(data)
+
+    return (
+        v1_route(server),
+        Route(f"{server} {OPENAI_EMBEDDINGS_PATH}", OPENAI_EMBEDDINGS_PATH, embeddings_body,
+              openai_vector),
+        Route(f"{server} {OPENAI_PREFIXED_EMBEDDINGS_PATH}", OPENAI_PREFIXED_EMBEDDINGS_PATH,
+              embeddings_body, openai_vector),
+        Route(f"{server} V2 infer", V2_INFER_PATH, v2_infer_body, v2_vector),
+        Route(f"{server} {SCORE_PATH}", SCORE_PATH, score_body, None, texts=2),
+        Route(f"{server} {RERANK_PATH}", RERANK_PATH, rerank_body, None, texts=2),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

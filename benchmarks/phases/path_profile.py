@@ -1,4 +1,5 @@
-"""Where hf-runtime's own CPU goes per V1 request: instrumented timing, in-process, no HTTP.
+"""Where hf-runtime's own CPU goes per encoder request (V1 predict, or --route's): instrumented
+timing, in-process, no HTTP.
 
 Builds the real protocol apps and gateway over a real MiniLM (as service.py mounts them, in a
 Starlette app standing in for BentoML's router), sends `--requests` one-sentence KServe V1
@@ -12,6 +13,7 @@ forward's CPU is the inference thread's own. Prints one JSON object.
 
 Run from any source tree (PYTHONPATH=<tree>: the parent commit's too), so before and after are
 measured by the same code: python -m benchmarks.phases.path_profile --config FILE
+[--route v1|embeddings|openai-embeddings|v2|score|rerank]
 """
 
 from __future__ import annotations
@@ -42,7 +44,19 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("encode response", "hf_runtime.protocols.codecs.v1_json", "prediction_json"),
     ("encode response", "starlette.responses", "JSONResponse.render"),
     ("request log", "hf_runtime.runtime.encoder_model", "EncoderModel._log_request"),
+    ("encode response", "hf_runtime.protocols.openai.embeddings", "_embedding_json"),
+    ("encode response", "hf_runtime.protocols.openai.scoring", "_score_json"),
+    ("encode response", "hf_runtime.protocols.openai.scoring", "_rerank_json"),
 )
+# --route: the path and body of each encoder route (benchmarks.core.workload's).
+ROUTES = {
+    "v1": ("V1_PREDICT_PATH", "v1_predict_body"),
+    "embeddings": ("OPENAI_EMBEDDINGS_PATH", "embeddings_body"),
+    "openai-embeddings": ("OPENAI_PREFIXED_EMBEDDINGS_PATH", "embeddings_body"),
+    "v2": ("V2_INFER_PATH", "v2_infer_body"),
+    "score": ("SCORE_PATH", "score_body"),
+    "rerank": ("RERANK_PATH", "rerank_body"),
+}
 
 
 class Probes:
@@ -148,10 +162,12 @@ async def _drive(app: Any, path: str, bodies: list[bytes], requests: int, concur
     return ok
 
 
-async def profile(config: Path, requests: int, concurrency: int) -> dict[str, Any]:
+async def profile(
+    config: Path, requests: int, concurrency: int, route: str = "v1"
+) -> dict[str, Any]:
     import torch
 
-    from benchmarks.core.workload import V1_PREDICT_PATH, v1_predict_body
+    from benchmarks.core import workload
     from hf_runtime.observability.logs import configure_logging
     from hf_runtime.runtime.server import Runtime
 
@@ -162,12 +178,13 @@ async def profile(config: Path, requests: int, concurrency: int) -> dict[str, An
     configure_logging("text")
     await runtime.registry.load_all()
     app = _mounted_app(runtime)
-    bodies = [v1_predict_body(i) for i in range(16)]
-    await _drive(app, V1_PREDICT_PATH, bodies, min(200, requests), concurrency)  # warm up
+    path, make_body = (getattr(workload, name) for name in ROUTES[route])
+    bodies = [make_body(i) for i in range(16)]
+    await _drive(app, path, bodies, min(200, requests), concurrency)  # warm up
     probes.cpu.clear()
     probes.calls.clear()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
-    ok = await _drive(app, V1_PREDICT_PATH, bodies, requests, concurrency)
+    ok = await _drive(app, path, bodies, requests, concurrency)
     cpu_total = time.process_time() - cpu_start
     wall = time.perf_counter() - wall_start
     await runtime.registry.close()
@@ -215,10 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, required=True, help="a config serving minilm")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--route", choices=sorted(ROUTES), default="v1")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.disable(logging.NOTSET)
-    result = asyncio.run(profile(args.config, args.requests, args.concurrency))
+    result = asyncio.run(profile(args.config, args.requests, args.concurrency, args.route))
     json.dump(result, sys.stdout)
     print()
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from benchmarks.core.machine import log
 from benchmarks.core.settings import Settings
-from benchmarks.peers.servers import SERVER_START_TIMEOUT_S, serve_process
+from benchmarks.peers.servers import SERVER_START_TIMEOUT_S, RunningServer, serve_process
 
 Metrics = dict[str, float]
 
@@ -96,21 +96,30 @@ class Startable(Protocol):
 
 
 @contextlib.contextmanager
-def all_up(
+def all_running(
     s: Settings, servers: Sequence[Startable], warm: Callable[[str], object] | None = None
-) -> Iterator[dict[str, str]]:
-    """Every server started and ready (then `warm(url)` once), name -> URL; all stopped after."""
+) -> Iterator[dict[str, RunningServer]]:
+    """Every server started and ready (then `warm(url)` once), by name; all stopped after."""
     with contextlib.ExitStack() as stack:
-        urls = {}
+        running: dict[str, RunningServer] = {}
         for server in servers:
-            running = stack.enter_context(serve_process(
+            up = stack.enter_context(serve_process(
                 server.command, log_path=s.out_dir / "logs.tmp" / f"paired-{server.name}.log",
                 env=server.env, ready_path=server.ready_path, ready_timeout=SERVER_START_TIMEOUT_S,
                 fail_marker=server.fail_marker, cwd=server.cwd,
             ))  # fmt: skip
             if warm is not None:
-                warm(running.url)
-            urls[server.name] = running.url
+                warm(up.url)
+            running[server.name] = up
         started = time.monotonic()
-        yield urls
+        yield running
         log(f"  paired rounds took {time.monotonic() - started:.0f} s")
+
+
+@contextlib.contextmanager
+def all_up(
+    s: Settings, servers: Sequence[Startable], warm: Callable[[str], object] | None = None
+) -> Iterator[dict[str, str]]:
+    """all_running's servers as name -> URL."""
+    with all_running(s, servers, warm) as running:
+        yield {name: up.url for name, up in running.items()}

@@ -10,6 +10,7 @@ from benchmarks.reports.encoder import encoder_markdown
 from benchmarks.reports.generation import generation_markdown
 from benchmarks.reports.paired import paired_markdown
 from benchmarks.reports.prefix_cache import prefix_cache_markdown
+from benchmarks.reports.routes import routes_markdown
 
 
 def _machine_line(machine: dict[str, Any]) -> str:
@@ -34,6 +35,7 @@ def markdown(results: dict[str, Any]) -> str:
         *(results.get("encoder") or {}).get("paired", []),
         *(results.get("generation") or {}).get("paired", []),
     ])  # fmt: skip
+    lines += routes_markdown((results.get("encoder") or {}).get("routes", []))
     if results.get("targets"):
         lines += ["", "| target | wanted | measured | met |", "|---|---|---:|---|"]
         for t in results["targets"]:

@@ -11,6 +11,7 @@ from benchmarks.reports.encoder import level_at, ratio_of, run_named
 from benchmarks.reports.generation import generation_targets
 from benchmarks.reports.paired import paired_targets
 from benchmarks.reports.prefix_cache import prefix_cache_target
+from benchmarks.reports.routes import routes_targets
 
 LATENCY_BUDGET_MS = 3.0  # concurrency-1 p50 may exceed a raw single forward by this much
 
@@ -96,4 +97,5 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *(results.get("generation") or {}).get("paired", []),
     ])  # fmt: skip
     replaced = {row["replaces"] for row in paired}
-    return [t for t in targets if t["target"] not in replaced] + paired
+    routes = routes_targets((results.get("encoder") or {}).get("routes", []))
+    return [t for t in targets if t["target"] not in replaced] + paired + routes

@@ -120,3 +120,23 @@ def test_raw_generate_server_answers_each_batch_size(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in answers.getvalue().splitlines()]
     assert lines == [{"ready": True}, {"tokens_per_s": 32.0}, {"tokens_per_s": 256.0}]
     assert asked == [(1, 16), (8, 16)]
+
+
+def test_route_rows_become_targets_and_a_table() -> None:
+    from benchmarks.reports.routes import routes_markdown, routes_targets
+
+    row = {
+        "route": "hf-runtime /v1/embeddings", "path": "/v1/embeddings", "texts": 1,
+        "top": {"concurrency": 64, "texts": 1, "sentences_per_s": [300.0, 320.0],
+                "ceiling_sentences_per_s": [400.0, 390.0], "ratios": [0.75, 0.821],
+                "median_ratio": 0.79, "server_cpu_ms_per_request": [5.1, 5.0]},
+        "low": {"concurrency": 1, "texts": 1, "p50_ms": [8.0, 7.5], "forward_ms": [6.0, 6.1],
+                "excess_ms": [2.0, 1.4], "median_excess_ms": 1.7,
+                "server_cpu_ms_per_request": [6.0, 6.2]},
+    }  # fmt: skip
+    ratio, excess = routes_targets([row])
+    assert ratio["measured"] == 0.79 and ratio["met"] is False and "c=64" in ratio["target"]
+    assert excess["measured"] == 1.7 and excess["met"] is True and "c=1" in excess["target"]
+    table = "\n".join(routes_markdown([row]))
+    assert "hf-runtime /v1/embeddings (1 sentence)" in table and "0.75, 0.82" in table
+    assert evaluate_targets({"encoder": {"routes": [row]}})[-2:] == [ratio, excess]
