@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.routing import APIRoute
 
 from hf_runtime.dataplane import DataPlane
 from hf_runtime.errors import InvalidInput, NotImplementedFeature
@@ -31,6 +29,7 @@ from hf_runtime.protocols.codecs import v1_json
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
 from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError
+from hf_runtime.protocols.lean_route import LeanRoute
 from hf_runtime.protocols.model_cards import model_card
 from hf_runtime.routes import V1_EXPLAIN, V1_MODEL, V1_MODELS, V1_PREDICT
 from hf_runtime.types import TextPair
@@ -132,19 +131,3 @@ def parse_instances(body: bytes) -> list[str] | list[TextPair]:
     """A V1 request body -> the texts (or text pairs) to predict on. Raises InvalidInput with
     the reason."""
     return parse_request(body)[0]
-
-
-class LeanRoute(APIRoute):
-    """An APIRoute FastAPI documents from its endpoint's signature, called without FastAPI's
-    per-request machinery: the endpoint gets the path parameters as strings and the Request,
-    and returns a Response. For routes whose parameters are all path strings plus `request`;
-    errors raised go to the app's exception handlers as from any route."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-
-        async def handler(request: Request) -> Response:
-            response: Response = await endpoint(**request.path_params, request=request)
-            return response
-
-        return handler

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -30,8 +30,14 @@ from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.codecs import v2_binary, v2_json
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.errors import install_error_handlers, kserve_body
-from hf_runtime.protocols.json_body import LARGE_BODY_BYTES, JSONBodyError, decode_json
+from hf_runtime.protocols.json_body import (
+    LARGE_BODY_BYTES,
+    JSONBodyError,
+    decode_json,
+    json_bytes,
+)
 from hf_runtime.protocols.kserve_v2_repository import add_repository_routes
+from hf_runtime.protocols.lean_route import LeanRoute
 from hf_runtime.routes import (
     V2_INFER,
     V2_LIVE,
@@ -102,13 +108,17 @@ def make_app(registry: ModelRegistry, prefix: str = "") -> FastAPI:
     async def model_version_ready(name: str, model_version: str) -> dict[str, Any]:
         return _ready_body(plane, name, model_version)
 
-    @app.post(prefix + V2_INFER.path)
+    hot = APIRouter(route_class=LeanRoute)  # the encoder hot path: no per-request FastAPI work
+
+    @hot.post(prefix + V2_INFER.path)
     async def infer(name: str, request: Request) -> Response:
         return await _infer(plane, name, None, request)
 
-    @app.post(prefix + V2_VERSION_INFER.path)
+    @hot.post(prefix + V2_VERSION_INFER.path)
     async def infer_version(name: str, model_version: str, request: Request) -> Response:
         return await _infer(plane, name, model_version, request)
+
+    app.include_router(hot)
 
     add_repository_routes(app, plane, prefix)
     return app
@@ -169,7 +179,7 @@ async def _infer(
         outputs.append(entry)
     header = v2_json.encode_response_header(response, outputs)
     if not chunks:
-        return JSONResponse(header)
+        return Response(json_bytes(header), media_type="application/json")
     content, header_length = v2_binary.encode_binary_body(header, chunks)
     return Response(
         content=content,

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 request_logger = logging.getLogger("hf_runtime.requests")
 
 MAX_LOGGED_INSTANCES = 8  # per request log line; the line also gives the total count
+# Score vectors compared on the event loop (a few µs of numpy); more in a worker thread.
+INLINE_COSINE_VECTORS = 16
 
 
 class EncoderModel(ServedModelBase, EncoderClassification):
@@ -319,7 +321,10 @@ class EncoderModel(ServedModelBase, EncoderClassification):
             vectors = first.embeddings + second.embeddings
             tokens = first.prompt_tokens + second.prompt_tokens
         split = len(text_1)
-        scores = await asyncio.to_thread(cosine_scores, vectors[:split], vectors[split:])
+        if len(vectors) <= INLINE_COSINE_VECTORS:  # a thread hop would cost more than numpy
+            scores = cosine_scores(vectors[:split], vectors[split:])
+        else:
+            scores = await asyncio.to_thread(cosine_scores, vectors[:split], vectors[split:])
         return ScoreResult(scores, tokens)
 
     def _pair_job(

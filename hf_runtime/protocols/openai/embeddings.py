@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
-from hf_runtime.protocols.json_body import JSONBodyRoute
+from hf_runtime.protocols.json_body import LeanJSONRoute, json_bytes, render_response
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
     mount_prefix,
@@ -23,7 +22,6 @@ from hf_runtime.protocols.openai.lookup import (
 )
 from hf_runtime.protocols.openai.responses import log_ignored_fields
 from hf_runtime.protocols.openai.schemas import SPARSE_ENCODING, EmbeddingRequest
-from hf_runtime.protocols.openai.sse import dumps
 from hf_runtime.routes import OPENAI_EMBEDDINGS
 from hf_runtime.types import EmbeddingResult, SparseEmbeddingResult
 
@@ -36,7 +34,7 @@ def encode_base64(vector: list[float]) -> str:
 def _embedding_json(
     model: str, result: EmbeddingResult | SparseEmbeddingResult, encoding_format: str
 ) -> bytes:
-    """The whole response body. Runs in a thread: thousands of vectors take a while to format.
+    """The whole response body (in a thread for many vectors: they take a while to format).
     Sparse vectors are `{"indices": [...], "values": [...]}` in place of the list of floats."""
     embeddings: list[Any]
     if isinstance(result, SparseEmbeddingResult):
@@ -55,7 +53,7 @@ def _embedding_json(
         "model": model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
-    return dumps(body).encode("utf-8")
+    return json_bytes(body)
 
 
 async def create_embeddings(
@@ -69,7 +67,10 @@ async def create_embeddings(
     if body.encoding_format == SPARSE_ENCODING:
         sparse = require_sparse_embedder(model, prefix)
         found = await sparse.embed_sparse(inputs, prompt_name=body.prompt_name)
-        content = await run_in_threadpool(_embedding_json, model.name, found, SPARSE_ENCODING)
+        values = sum(len(vector.values) for vector in found.vectors)
+        content = await render_response(
+            _embedding_json, model.name, found, SPARSE_ENCODING, values=values
+        )
         return Response(content=content, media_type="application/json")
     embedder = require_embedder(model, prefix)
     if body.prompt_name is None:
@@ -82,14 +83,15 @@ async def create_embeddings(
             f"dimensions ({body.dimensions}) exceeds the model's embedding size ({size})",
             param="dimensions",
         )
-    content = await run_in_threadpool(
-        _embedding_json, model.name, result, body.encoding_format or "float"
+    values = sum(len(vector) for vector in result.embeddings)
+    content = await render_response(
+        _embedding_json, model.name, result, body.encoding_format or "float", values=values
     )
     return Response(content=content, media_type="application/json")
 
 
 def embeddings_router(registry: ModelRegistry) -> APIRouter:
-    router = APIRouter(route_class=JSONBodyRoute)
+    router = APIRouter(route_class=LeanJSONRoute)  # an encoder hot path
 
     @router.post(OPENAI_EMBEDDINGS.path, response_model=None)
     async def embeddings(body: EmbeddingRequest, request: Request) -> Response:

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import (
+    C,
     Embedder,
     ModelRegistry,
     Pooler,
@@ -52,7 +53,7 @@ def mount_prefix(request: Request, endpoint: Endpoint) -> str:
     """The prefix this app is mounted at ("/v1" or "/openai/v1"), for messages that name routes.
     The root aliases ("/rerank", "/v2/rerank") name the "/v1" routes."""
     mounts = MOUNTS[Surface.OPENAI]
-    path = request.url.path
+    path = request.scope["path"]  # the full path (a mount keeps it): no URL built per request
     prefix = path[: -len(endpoint.value)] if path.endswith(endpoint.value) else mounts[0]
     return prefix if prefix in mounts else mounts[0]
 
@@ -85,22 +86,26 @@ def _alternatives(model: ServedModel, prefix: str) -> str:
     return f"{v1} (KServe V1) or {v2} (V2)"
 
 
+def _require(model: ServedModel, kind: type[C], wanted: str, prefix: str) -> C:
+    """require_capability, the routes to name worked out only for the refusal (this runs on
+    every request)."""
+    require_ready(model)
+    found = model.capability(kind)
+    if found is not None:
+        return found
+    return require_capability(model, kind, wanted=wanted, alternatives=_alternatives(model, prefix))
+
+
 def require_generator(model: ServedModel, endpoint: Endpoint, prefix: str) -> TextGenerator:
-    return require_capability(
-        model, TextGenerator, wanted=endpoint.label, alternatives=_alternatives(model, prefix)
-    )
+    return _require(model, TextGenerator, endpoint.label, prefix)
 
 
 def require_embedder(model: ServedModel, prefix: str) -> Embedder:
-    return require_capability(
-        model, Embedder, wanted="embeddings", alternatives=_alternatives(model, prefix)
-    )
+    return _require(model, Embedder, "embeddings", prefix)
 
 
 def require_scorer(model: ServedModel, endpoint: Endpoint, prefix: str) -> Scorer:
-    return require_capability(
-        model, Scorer, wanted=endpoint.label, alternatives=_alternatives(model, prefix)
-    )
+    return _require(model, Scorer, endpoint.label, prefix)
 
 
 def require_pooler(model: ServedModel, wanted: str) -> Pooler:

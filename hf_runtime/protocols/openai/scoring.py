@@ -13,12 +13,11 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hf_runtime.model import ModelRegistry
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
-from hf_runtime.protocols.json_body import JSONBodyRoute
+from hf_runtime.protocols.json_body import LeanJSONRoute, json_bytes, render_response
 from hf_runtime.protocols.openai.lookup import (
     Endpoint,
     mount_prefix,
@@ -33,7 +32,6 @@ from hf_runtime.protocols.openai.scoring_schemas import (
     ScoreResponse,
     check_count,
 )
-from hf_runtime.protocols.openai.sse import dumps
 from hf_runtime.routes import OPENAI_RERANK, OPENAI_SCORE
 from hf_runtime.types import ScoreResult
 
@@ -44,7 +42,7 @@ def _usage(result: ScoreResult) -> dict[str, int]:
 
 def _rerank_json(model: str, body: RerankRequest, result: ScoreResult) -> bytes:
     """The whole response body, highest score first; ties keep the documents' order (a
-    stable sort). Runs in a thread: thousands of documents take a while to sort and format."""
+    stable sort). In a thread for many documents: they take a while to sort and format."""
     scores = result.scores
     order = sorted(range(len(scores)), key=lambda index: -scores[index])
     results: list[dict[str, Any]] = []
@@ -59,7 +57,7 @@ def _rerank_json(model: str, body: RerankRequest, result: ScoreResult) -> bytes:
         "usage": _usage(result),
         "results": results,
     }
-    return dumps(response).encode("utf-8")
+    return json_bytes(response)
 
 
 def _score_json(model: str, result: ScoreResult) -> bytes:
@@ -74,7 +72,7 @@ def _score_json(model: str, result: ScoreResult) -> bytes:
         ],
         "usage": _usage(result),
     }
-    return dumps(response).encode("utf-8")
+    return json_bytes(response)
 
 
 async def rerank(registry: ModelRegistry, body: RerankRequest, request: Request) -> Response:
@@ -84,7 +82,9 @@ async def rerank(registry: ModelRegistry, body: RerankRequest, request: Request)
     scorer = require_scorer(model, Endpoint.rerank, mount_prefix(request, Endpoint.rerank))
     check_count(len(body.documents), scorer.max_pairs, "documents", model.name)
     result = await scorer.score([body.query], body.documents)
-    content = await run_in_threadpool(_rerank_json, model.name, body, result)
+    content = await render_response(
+        _rerank_json, model.name, body, result, values=len(result.scores)
+    )
     return Response(content=content, media_type="application/json")
 
 
@@ -96,7 +96,7 @@ async def score(registry: ModelRegistry, body: ScoreRequest, request: Request) -
     check_count(len(first), scorer.max_pairs, "text_1", model.name)
     check_count(len(second), scorer.max_pairs, "text_2", model.name)
     result = await scorer.score(first, second)
-    content = await run_in_threadpool(_score_json, model.name, result)
+    content = await render_response(_score_json, model.name, result, values=len(result.scores))
     return Response(content=content, media_type="application/json")
 
 
@@ -105,7 +105,7 @@ def scoring_router(
 ) -> APIRouter:
     """The routes under the OpenAI app's mounts, or (`root`) at their root aliases; not at
     the paths in `skip` (served by another router: protocols.tei.shared_paths)."""
-    router = APIRouter(route_class=JSONBodyRoute)
+    router = APIRouter(route_class=LeanJSONRoute)  # an encoder hot path
 
     async def rerank_route(body: RerankRequest, request: Request) -> Response:
         return await cancel_on_disconnect(request, rerank(registry, body, request))
