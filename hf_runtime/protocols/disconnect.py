@@ -10,9 +10,11 @@ aborts its sequences. gRPC needs no such help: grpc.aio cancels the handler itse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,35 +28,24 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | Resp
     """Await `work`, but cancel it if the client disconnects first (answering 499, unseen).
 
     Starlette does not cancel a non-streaming handler when its client leaves; without this, a
-    long generation would run to the end for nobody. `work` runs in the handler's own task
-    (no task of its own, no asyncio.wait: this is on every encoder request's hot path); one
-    watcher task cancels that task when the client leaves, and only a cancellation the watcher
-    made becomes the 499: any other (a drain's cut-off) goes on up as before.
+    long generation would run to the end for nobody.
     """
-    handler = asyncio.current_task()
-    if handler is None:  # not in a task: nothing could cancel it
-        return await work
-    left = False
-
-    async def watch() -> None:
-        nonlocal left
-        try:
-            await _wait_for_disconnect(request.receive)
-        except Exception:  # the server's receive() failed for another reason: just wait
-            return
-        left = True
-        handler.cancel()
-
-    watcher = asyncio.create_task(watch())
+    work_task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(_wait_for_disconnect(request.receive))
     try:
-        return await work
-    except asyncio.CancelledError:
-        if not left:
-            raise
-        handler.uncancel()  # the watcher's cancellation ends here, as a response
+        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not work_task.done() and watcher.exception() is not None:
+            # The server's receive() failed for another reason: we cannot watch, so just wait.
+            return await work_task
+        if work_task.done():
+            return work_task.result()
         return Response(status_code=CLIENT_CLOSED)
     finally:
         watcher.cancel()
+        if not work_task.done():
+            work_task.cancel()
+            with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
+                await work_task
 
 
 async def _wait_for_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
