@@ -20,23 +20,16 @@ import numpy as np
 import torch
 import transformers
 
-from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, LayerWeighting, TokenStrings
+from hf_runtime.backends import ForwardItem, ForwardSpec, LayerWeighting
 from hf_runtime.backends.checkpoint import derive_max_model_len
 from hf_runtime.backends.pooling import pool_hidden_states, pool_vocabulary_logits
 from hf_runtime.backends.sentence_head import LayerWeights, SentenceHead
-from hf_runtime.backends.tokenizer_rules import (
-    encoder_max_length,
-    encodings_from_batch,
-    token_spans,
-    token_strings,
-    tokenize_pairs,
-    truncating_from,
-)
+from hf_runtime.backends.tokenizer_rules import encoder_max_length
+from hf_runtime.backends.tokenizer_side import TokenizerSide
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 from hf_runtime.sources import ResolvedSource
 from hf_runtime.tasks.registry import Head, Task
-from hf_runtime.types import TokenSpan
 
 logger = logging.getLogger("hf_runtime")
 
@@ -50,14 +43,12 @@ MODEL_CLASSES: dict[Head, str] = {
 PAD_TOKEN = "[PAD]"  # KServe's fallback for a tokenizer without one
 
 
-class TransformersEncoder(ABC):
+class TransformersEncoder(TokenizerSide, ABC):
     """A transformers encoder checkpoint behind its tokenizer: the backend-neutral half.
 
-    The tokenizer is shared by request threads and the inference thread; a lock serialises
-    its use because a fast tokenizer raises "Already borrowed" when its settings change while
-    another thread encodes. A subclass sets `device` and implements `_load_model` (called once
-    the tokenizer is ready; `added_pad_token` tells it the tokenizer grew a [PAD] token), the
-    model's facts and `_run_model`.
+    The tokenizer methods are `TokenizerSide`'s. A subclass implements `_configure` (sets
+    `device`, first), `_load_model` (called once the tokenizer is ready; `added_pad_token`
+    tells it the tokenizer grew a [PAD] token), the model's facts and `_run_model`.
     """
 
     device: torch.device
@@ -70,6 +61,7 @@ class TransformersEncoder(ABC):
         *,
         return_offsets: bool = False,
     ) -> None:
+        self._configure(config, source)
         self.task = task
         self._add_special_tokens = not config.disable_special_tokens
         self._return_token_type_ids = config.return_token_type_ids
@@ -106,6 +98,10 @@ class TransformersEncoder(ABC):
         self.tokenize(["warm up"])  # fixes the tokenizer's truncation settings once
 
     # ------------------------------------------------------------------ the subclass's part
+
+    @abstractmethod
+    def _configure(self, config: ModelConfig, source: ResolvedSource) -> None:
+        """Set `device` (and what `_load_model` reads) before the tokenizer loads."""
 
     @abstractmethod
     def _load_model(self, config: ModelConfig, source: ResolvedSource, added_pad_token: bool):
@@ -147,10 +143,6 @@ class TransformersEncoder(ABC):
         return None  # no engine of its own that could die
 
     @property
-    def max_length(self) -> int:
-        return self._max_length
-
-    @property
     def mask_token(self) -> str | None:
         token = self._tokenizer.mask_token
         return str(token) if token is not None else None
@@ -189,77 +181,6 @@ class TransformersEncoder(ABC):
                 "from tensor_input_names / turn off return_token_type_ids"
             )
         return tuple(names)
-
-    # ------------------------------------------------------------------ tokenizer
-
-    def tokenize(
-        self,
-        texts: Sequence[str],
-        *,
-        truncate: bool = True,
-        add_special_tokens: bool | None = None,
-        truncation_side: str = "right",
-        max_length: int | None = None,
-    ) -> list[Encoding]:
-        """`truncate=False` keeps every token (auto_truncate: false refuses long texts)."""
-        if add_special_tokens is None:
-            add_special_tokens = self._add_special_tokens
-        with self._lock, truncating_from(self._tokenizer, truncation_side):
-            batch = self._tokenizer(
-                list(texts),
-                # Even untruncated: stops a "too long" warning.
-                max_length=max_length or self._max_length,
-                truncation=truncate,
-                padding=False,
-                add_special_tokens=add_special_tokens,
-                return_token_type_ids=self._return_token_type_ids,
-                return_offsets_mapping=self._return_offsets,
-                return_attention_mask=False,
-            )
-        return encodings_from_batch(batch, texts)
-
-    def tokenize_pairs(
-        self,
-        firsts: Sequence[str],
-        seconds: Sequence[str],
-        *,
-        truncate: bool = True,
-        truncation_side: str = "right",
-    ) -> list[Encoding]:
-        with self._lock:
-            return tokenize_pairs(
-                self._tokenizer,
-                firsts,
-                seconds,
-                max_length=self._max_length,
-                truncate=truncate,
-                add_special_tokens=self._add_special_tokens,
-                token_type_ids=True if self._return_token_type_ids else None,
-                truncation_side=truncation_side,
-            )
-
-    def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
-        return [
-            Encoding(
-                input_ids=tuple(int(t) for t in ids),
-                token_type_ids=(0,) * len(ids) if self._return_token_type_ids else None,
-            )
-            for ids in token_ids
-        ]
-
-    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
-        with self._lock:
-            return str(
-                self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
-            )
-
-    def token_spans(self, text: str, add_special_tokens: bool) -> list[TokenSpan]:
-        with self._lock:
-            return token_spans(self._tokenizer, text, add_special_tokens)
-
-    def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
-        with self._lock:
-            return token_strings(self._tokenizer, token_ids)
 
     # ------------------------------------------------------------------ forward
 

@@ -33,17 +33,9 @@ __all__ = ["MODEL_CLASSES", "HFEncoderBackend", "load_hf_encoder"]
 class HFEncoderBackend(TransformersEncoder):
     """A transformers encoder (sequence/token classification, masked LM or bare encoder)."""
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        source: ResolvedSource,
-        task: Task,
-        *,
-        return_offsets: bool = False,
-    ) -> None:
+    def _configure(self, config: ModelConfig, source: ResolvedSource) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = resolve_dtype(config.dtype, source.hf_config, self.device.type == "cuda")
-        super().__init__(config, source, task, return_offsets=return_offsets)
 
     def _load_model(
         self, config: ModelConfig, source: ResolvedSource, added_pad_token: bool

@@ -44,20 +44,12 @@ _DEFAULT_INPUTS = {"attention_mask": torch.ones_like, "token_type_ids": torch.ze
 class OnnxEncoderBackend(TransformersEncoder):
     """A transformers encoder checkpoint run by an ONNX Runtime session."""
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        source: ResolvedSource,
-        task: Task,
-        *,
-        return_offsets: bool = False,
-    ) -> None:
+    def _configure(self, config: ModelConfig, source: ResolvedSource) -> None:
         self.device = torch.device("cpu")  # post-processing; the session returns host arrays
         self.dtype = torch.float32
         self._section: OnnxRuntimeConfig = parse_onnxruntime_section(
             config.onnxruntime, config.model_name
         )
-        super().__init__(config, source, task, return_offsets=return_offsets)
 
     def _load_model(
         self, config: ModelConfig, source: ResolvedSource, added_pad_token: bool

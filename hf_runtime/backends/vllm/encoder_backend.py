@@ -34,16 +34,10 @@ from vllm.pooling_params import PoolingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
-from hf_runtime.backends import Encoding, ForwardItem, ForwardSpec, TokenStrings
+from hf_runtime.backends import ForwardItem, ForwardSpec
 from hf_runtime.backends.pooling import pool_token_states
 from hf_runtime.backends.sentence_head import SentenceHead
-from hf_runtime.backends.tokenizer_rules import (
-    encodings_from_batch,
-    token_spans,
-    token_strings,
-    tokenize_pairs,
-    truncating_from,
-)
+from hf_runtime.backends.tokenizer_side import TokenizerSide
 from hf_runtime.backends.vllm.async_llm import (
     engine_failure,
     render_token_prompt,
@@ -52,16 +46,15 @@ from hf_runtime.backends.vllm.async_llm import (
 from hf_runtime.backends.vllm.tasks import POOLING_TASKS, unsupported_reason
 from hf_runtime.errors import ConfigError, ModelLoadFailed
 from hf_runtime.tasks.registry import Task
-from hf_runtime.types import TokenSpan
 
 
-class VLLMEncoderBackend:
+class VLLMEncoderBackend(TokenizerSide):
     """An `hf_runtime.backends.EncoderBackend` whose forward pass runs on a vLLM engine.
 
     `forward` blocks (it is called from the batcher's inference thread): it submits every item
     to the engine on the event loop the model was loaded on, where vLLM batches them, and
-    waits for the results. Tokenizing uses the same transformers tokenizer and settings as
-    the huggingface backend, so both backends see identical token ids.
+    waits for the results. Tokenizing is `TokenizerSide`'s, with the same transformers tokenizer
+    and settings as the huggingface backend, so both backends see identical token ids.
     """
 
     def __init__(
@@ -93,6 +86,12 @@ class VLLMEncoderBackend:
         self._loop = loop
         self._max_length = max_length
         self._add_special_tokens = add_special_tokens
+        # The engine takes no token types (a pair's come as where the document starts); a
+        # task that reads token offsets keeps them whenever the tokenizer can give them.
+        self._return_token_type_ids = False
+        self._return_offsets = task.spec.token_offsets and bool(
+            getattr(tokenizer, "is_fast", False)
+        )
         self._ids = itertools.count()
         self._heads: dict[ForwardSpec, SentenceHead] = {}
         self._checkpoint_view = checkpoint_view
@@ -114,10 +113,6 @@ class VLLMEncoderBackend:
         return engine_failure(self.engine)
 
     @property
-    def max_length(self) -> int:
-        return self._max_length
-
-    @property
     def hidden_size(self) -> int:
         return self._hidden_size
 
@@ -136,71 +131,6 @@ class VLLMEncoderBackend:
     @property
     def mask_token_id(self) -> int | None:
         return None
-
-    def tokenize(
-        self,
-        texts: Sequence[str],
-        *,
-        truncate: bool = True,
-        add_special_tokens: bool | None = None,
-        truncation_side: str = "right",
-        max_length: int | None = None,
-    ) -> list[Encoding]:
-        """As the huggingface backend's: `truncate=False` keeps every token (the model then
-        refuses over-long texts before they reach the engine)."""
-        if add_special_tokens is None:
-            add_special_tokens = self._add_special_tokens
-        offsets_wanted = self.task.spec.token_offsets and bool(
-            getattr(self._tokenizer, "is_fast", False)
-        )
-        with self._lock, truncating_from(self._tokenizer, truncation_side):
-            batch = self._tokenizer(
-                list(texts),
-                max_length=max_length or self._max_length,
-                truncation=truncate,
-                padding=False,
-                add_special_tokens=add_special_tokens,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                return_offsets_mapping=offsets_wanted,
-            )
-        return encodings_from_batch(batch, texts)
-
-    def tokenize_pairs(
-        self,
-        firsts: Sequence[str],
-        seconds: Sequence[str],
-        *,
-        truncate: bool = True,
-        truncation_side: str = "right",
-    ) -> list[Encoding]:
-        with self._lock:
-            return tokenize_pairs(
-                self._tokenizer,
-                firsts,
-                seconds,
-                max_length=self._max_length,
-                truncate=truncate,
-                add_special_tokens=self._add_special_tokens,
-                truncation_side=truncation_side,
-            )
-
-    def encode_ids(self, token_ids: Sequence[Sequence[int]]) -> list[Encoding]:
-        return [Encoding(input_ids=tuple(int(t) for t in ids)) for ids in token_ids]
-
-    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
-        with self._lock:
-            return str(
-                self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
-            )
-
-    def token_spans(self, text: str, add_special_tokens: bool) -> list[TokenSpan]:
-        with self._lock:
-            return token_spans(self._tokenizer, text, add_special_tokens)
-
-    def token_strings(self, token_ids: Sequence[int]) -> TokenStrings:
-        with self._lock:
-            return token_strings(self._tokenizer, token_ids)
 
     def prepare(self, spec: ForwardSpec) -> None:
         if spec.layer_weighting is not None:
