@@ -142,6 +142,12 @@ class EmbeddingProcessor(EncoderTaskProcessor):
         """InvalidInput for a `dimensions` this model cannot serve."""
 
     @abstractmethod
+    def vectors(
+        self, outputs: Sequence[Any], dimensions: int | None, normalize: bool | None = None
+    ) -> list[np.ndarray]:
+        """The served dense vectors of the backend's `outputs` (`normalize` None: the model's
+        default)."""
+
     def embedding_result(
         self,
         encodings: Sequence[Encoding],
@@ -149,8 +155,10 @@ class EmbeddingProcessor(EncoderTaskProcessor):
         dimensions: int | None,
         normalize: bool | None = None,
     ) -> EmbeddingResult:
-        """The served dense vectors and the token count (special tokens and the prompt
-        included, padding not)."""
+        """The served vectors (see `vectors`) and the token count (special tokens and the
+        prompt included, padding not)."""
+        vectors = [vector.tolist() for vector in self.vectors(outputs, dimensions, normalize)]
+        return EmbeddingResult(vectors, prompt_tokens=sum(len(e) for e in encodings))
 
 
 def is_token_id(value: Any) -> bool:

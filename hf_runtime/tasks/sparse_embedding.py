@@ -33,7 +33,6 @@ from hf_runtime.tasks.registry import Task
 from hf_runtime.tasks.sparse_checkpoint import SparseEncoderSettings, read_sparse_settings
 from hf_runtime.tasks.text_embedding import l2_normalize
 from hf_runtime.types import (
-    EmbeddingResult,
     OutputTensor,
     Prediction,
     SparseEmbeddingResult,
@@ -124,20 +123,15 @@ class SparseEmbeddingProcessor(EmbeddingProcessor):
                 param="dimensions",
             )
 
-    def embedding_result(
-        self,
-        encodings: Sequence[Encoding],
-        outputs: Sequence[Any],
-        dimensions: int | None,
-        normalize: bool | None = None,
-    ) -> EmbeddingResult:
-        """The vectors written out densely (vocabulary-sized), not normalised unless asked."""
+    def vectors(
+        self, outputs: Sequence[Any], dimensions: int | None, normalize: bool | None = None
+    ) -> list[np.ndarray]:
+        """The vectors written out densely (vocabulary-sized), not normalised unless asked
+        (`dimensions` is refused by `check_dimensions`)."""
         vectors = self.dense_vectors(outputs)
         if normalize:
             vectors = [l2_normalize(vector) for vector in vectors]
-        return EmbeddingResult(
-            [vector.tolist() for vector in vectors], sum(len(e) for e in encodings)
-        )
+        return vectors
 
 
 def padded_tensors(vectors: Sequence[SparseVector]) -> list[OutputTensor]:

@@ -40,7 +40,7 @@ from hf_runtime.tasks.st_checkpoint import (
     SentenceTransformerSettings,
     read_settings,
 )
-from hf_runtime.types import EmbeddingResult, Prediction, TensorSpec
+from hf_runtime.types import Prediction, TensorSpec
 
 logger = logging.getLogger("hf_runtime")
 
@@ -177,18 +177,6 @@ class TextEmbeddingProcessor(EmbeddingProcessor):
                 f"embedding size), got {dimensions!r}",
                 param="dimensions",
             )
-
-    def embedding_result(
-        self,
-        encodings: Sequence[Encoding],
-        outputs: Sequence[Any],
-        dimensions: int | None,
-        normalize: bool | None = None,
-    ) -> EmbeddingResult:
-        """The served vectors (see `vectors`) and the token count (special tokens and the
-        prompt included, padding not)."""
-        vectors = [vector.tolist() for vector in self.vectors(outputs, dimensions, normalize)]
-        return EmbeddingResult(vectors, prompt_tokens=sum(len(e) for e in encodings))
 
 
 def cosine_scores(
