@@ -68,13 +68,11 @@ def encode_pooled(values: list[float], embed_dtype: str, byte_order: str) -> str
     return base64.b64encode(raw).decode("ascii")
 
 
-def _classify_json(request_id: str, model: str, result: PooledResult) -> bytes:
-    labels = result.labels or [None] * len(result.outputs)
-    data = [
-        {"index": i, "label": label, "probs": probs, "num_classes": len(probs)}
-        for i, (probs, label) in enumerate(zip(result.outputs, labels, strict=True))
-    ]
-    body = {
+def _list_json(
+    request_id: str, model: str, data: list[dict[str, Any]], result: PooledResult
+) -> bytes:
+    """The response both routes return: their `data` items in vLLM's list envelope."""
+    response = {
         "id": request_id,
         "object": "list",
         "created": int(time.time()),
@@ -82,7 +80,16 @@ def _classify_json(request_id: str, model: str, result: PooledResult) -> bytes:
         "data": data,
         "usage": _usage(result),
     }
-    return dumps(body).encode("utf-8")
+    return dumps(response).encode("utf-8")
+
+
+def _classify_json(request_id: str, model: str, result: PooledResult) -> bytes:
+    labels = result.labels or [None] * len(result.outputs)
+    data = [
+        {"index": i, "label": label, "probs": probs, "num_classes": len(probs)}
+        for i, (probs, label) in enumerate(zip(result.outputs, labels, strict=True))
+    ]
+    return _list_json(request_id, model, data, result)
 
 
 def _pooling_json(request_id: str, model: str, body: PoolingRequest, result: PooledResult) -> bytes:
@@ -97,15 +104,7 @@ def _pooling_json(request_id: str, model: str, body: PoolingRequest, result: Poo
         {"index": i, "object": "pooling", "data": encode(output)}
         for i, output in enumerate(result.outputs)
     ]
-    response = {
-        "id": request_id,
-        "object": "list",
-        "created": int(time.time()),
-        "model": model,
-        "data": data,
-        "usage": _usage(result),
-    }
-    return dumps(response).encode("utf-8")
+    return _list_json(request_id, model, data, result)
 
 
 def _classifier(model: ServedModel) -> Pooler:
