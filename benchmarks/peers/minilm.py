@@ -5,6 +5,7 @@ KServe's huggingfaceserver (and hf-runtime) return for the text_embedding task.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,3 +36,18 @@ def embed(tokenizer: Any, model: Any, texts: Sequence[str]) -> Any:
         mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def read_instances(body: bytes) -> list[str]:
+    """The texts of a V1 predict body ({"instances": ["text", ...]}), the way the baseline and
+    the BentoML variant read it; ValueError saying what is wrong (their 400's error)."""
+    try:
+        payload: Any = json.loads(body)
+        instances = payload["instances"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError('expected {"instances": ["text", ...]}') from None
+    if not isinstance(instances, list) or not all(isinstance(t, str) for t in instances):
+        raise ValueError('"instances" must be a list of strings')
+    if not instances:
+        raise ValueError('"instances" is empty')
+    return instances

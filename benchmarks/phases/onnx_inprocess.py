@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core.precision_texts import TEXTS
-from benchmarks.phases.precision import ACCURACY_BATCH, classifier_dir, label_accuracy
+from benchmarks.phases.precision import (
+    ACCURACY_BATCH,
+    classifier_dir,
+    label_accuracy,
+    speedup_table,
+)
 from benchmarks.phases.precision import measure_speed as interleaved_speed
 
 REFERENCE = "torch float32"
@@ -139,15 +144,5 @@ def markdown(results: dict[str, Any]) -> list[str]:
         )
     speed = results["speed"]
     others = list(speed["rows"][0]["speedup"]) if speed["rows"] else []
-    lines += [
-        "",
-        f"Speed-up over torch float32 in this process (median of {speed['rounds']} "
-        "interleaved rounds; tokenize + forward + pool, short sentences):",
-        "",
-        "| batch | torch float32 ms | " + " | ".join(others) + " |",
-        "|---|---|" + "---|" * len(others),
-    ]
-    for row in speed["rows"]:
-        ratios = " | ".join(f"{row['speedup'][n]:.2f}x" for n in others)
-        lines.append(f"| {row['batch_size']} | {row['float32_ms']:.2f} | {ratios} |")
+    lines += speedup_table(speed, others, "torch float32 in this process", "torch float32")
     return lines

@@ -171,6 +171,25 @@ def measure_speed(
     return {"rounds": rounds, "rows": rows}
 
 
+def speedup_table(
+    speed: dict[str, Any], others: Sequence[str], baseline: str, column: str
+) -> list[str]:
+    """Markdown lines of `measure_speed`'s result: per batch size, the float32 runner's ms
+    (headed `column`) and each of `others`' speed-up over it (`baseline` in the caption)."""
+    lines = [
+        "",
+        f"Speed-up over {baseline} (median of {speed['rounds']} interleaved rounds; tokenize + "
+        "forward + pool, short sentences):",
+        "",
+        f"| batch | {column} ms | " + " | ".join(others) + " |",
+        "|---|---|" + "---|" * len(others),
+    ]
+    for row in speed["rows"]:
+        ratios = " | ".join(f"{row['speedup'][n]:.2f}x" for n in others)
+        lines.append(f"| {row['batch_size']} | {row['float32_ms']:.2f} | {ratios} |")
+    return lines
+
+
 def compiled_models(model: Any) -> dict[str, Any]:
     """torch.compile variants of a float32 model, for measurement only."""
     import copy
@@ -260,17 +279,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {logit} |"
         )
     others = [n for n in names if n != "float32"]
-    lines += [
-        "",
-        f"Speed-up over float32 (median of {speed['rounds']} interleaved rounds; tokenize + "
-        "forward + pool, short sentences):",
-        "",
-        "| batch | float32 ms | " + " | ".join(others) + " |",
-        "|---|---|" + "---|" * len(others),
-    ]
-    for row in speed["rows"]:
-        ratios = " | ".join(f"{row['speedup'][n]:.2f}x" for n in others)
-        lines.append(f"| {row['batch_size']} | {row['float32_ms']:.2f} | {ratios} |")
+    lines += speedup_table(speed, others, "float32", "float32")
     machine = results["machine"]
     lines += [
         "",
