@@ -23,7 +23,12 @@ from typing import Any
 
 from hf_runtime.backends import SPARSE_ACTIVATIONS, SPARSE_STRATEGIES, SparsePooling
 from hf_runtime.errors import ConfigError
-from hf_runtime.tasks.st_checkpoint import MODULES_FILE, SETTINGS_FILE, read_prompt_settings
+from hf_runtime.tasks.st_checkpoint import (
+    MODULES_FILE,
+    SETTINGS_FILE,
+    read_json,
+    read_prompt_settings,
+)
 
 SPARSE_ENCODER_TYPE = "SparseEncoder"  # config_sentence_transformers.json's model_type
 POOLING_MODULE = "SpladePooling"
@@ -64,7 +69,7 @@ def read_sparse_settings(model_path: Path) -> SparseEncoderSettings:
     modules_file = model_path / MODULES_FILE
     if not modules_file.is_file():
         return SparseEncoderSettings(SparsePooling(), prompts, default_name, max_active_dims)
-    entries = _read_json(modules_file)
+    entries = read_json(modules_file)
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(f"{modules_file}: expected a list of module entries")
     kinds = [_class_name(entry) for entry in entries]
@@ -102,7 +107,7 @@ def _check_transformer_task(model_path: Path) -> None:
 
 
 def _splade_pooling(path: Path) -> SparsePooling:
-    config = _read_json(path) if path.is_file() else {}
+    config = read_json(path) if path.is_file() else {}
     if not isinstance(config, dict):
         raise ConfigError(f"{path} is not a JSON object")
     strategy = config.get("pooling_strategy", "max")
@@ -122,7 +127,7 @@ def _splade_pooling(path: Path) -> SparsePooling:
 def _read_model_settings(path: Path) -> tuple[dict[str, str], str | None, int | None]:
     """(prompts, default prompt name, max_active_dims) of config_sentence_transformers.json."""
     prompts, default_name, _ = read_prompt_settings(path)
-    settings = _read_json(path) if path.is_file() else {}
+    settings = read_json(path) if path.is_file() else {}
     limit = settings.get("max_active_dims") if isinstance(settings, dict) else None
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"{path}: max_active_dims must be a positive integer or null")
@@ -138,10 +143,3 @@ def _json_or_none(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not readable JSON: {exc}") from None

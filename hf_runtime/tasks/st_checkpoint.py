@@ -75,12 +75,12 @@ def read_settings(model_path: Path) -> SentenceTransformerSettings:
     model_path = Path(model_path)
     prompts, default_name, truncate_dim = read_prompt_settings(model_path / SETTINGS_FILE)
     entries = (
-        _read_json(model_path / MODULES_FILE) if (model_path / MODULES_FILE).is_file() else None
+        read_json(model_path / MODULES_FILE) if (model_path / MODULES_FILE).is_file() else None
     )
     if entries is None:
         fallback = model_path / "1_Pooling" / "config.json"
         pooling, include_prompt, pooled = (
-            _pooling(_read_json(fallback)) if fallback.is_file() else (DEFAULT_POOLING, True, None)
+            _pooling(read_json(fallback)) if fallback.is_file() else (DEFAULT_POOLING, True, None)
         )
         return SentenceTransformerSettings(
             pooling, include_prompt, pooled, (), prompts, default_name, truncate_dim
@@ -104,7 +104,7 @@ def read_settings(model_path: Path) -> SentenceTransformerSettings:
             "Transformer saved in the checkpoint's root folder is supported"
         )
     pooling, include_prompt, pooled = _pooling(
-        _read_json(_folder(model_path, entries[1]) / "config.json")
+        read_json(_folder(model_path, entries[1]) / "config.json")
     )
     modules: list[SentenceModule] = []
     for entry, kind in zip(entries[2:], kinds[2:], strict=True):
@@ -126,10 +126,10 @@ def read_settings(model_path: Path) -> SentenceTransformerSettings:
 def _layer_weighting(model_path: Path, folder: Path) -> LayerWeighting | None:
     """A WeightedLayerPooling; None when the model does not output every layer's states
     (`output_hidden_states` in its config.json), where sentence-transformers skips it too."""
-    model_config = _read_json(model_path / "config.json")
+    model_config = read_json(model_path / "config.json")
     if not isinstance(model_config, dict) or not model_config.get("output_hidden_states"):
         return None
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     if not isinstance(config, dict):
         raise ConfigError(f"{folder / 'config.json'} is not a JSON object")
     start = config.get("layer_start", 4)
@@ -183,12 +183,12 @@ def _pooling_name(name: str) -> str:
 
 def _sentence_module(kind: str, folder: Path) -> SentenceModule | None:
     if kind == "Normalize":
-        config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+        config = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
         _check_feature(kind, folder, config)
         return NormalizeModule()
     if kind == "Dropout":
         return None  # inactive at inference
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     if not isinstance(config, dict):
         raise ConfigError(f"{folder / 'config.json'} is not a JSON object")
     if kind == "Dense":
@@ -226,7 +226,7 @@ def _dimension(config: dict[str, Any], key: str, folder: Path) -> int:
 def read_prompt_settings(path: Path) -> tuple[dict[str, str], str | None, int | None]:
     if not path.is_file():
         return {}, None, None
-    settings = _read_json(path)
+    settings = read_json(path)
     if not isinstance(settings, dict):
         raise ConfigError(f"{path} is not a JSON object")
     prompts = settings.get("prompts") or {}
@@ -248,7 +248,8 @@ def read_prompt_settings(path: Path) -> tuple[dict[str, str], str | None, int | 
     return dict(prompts), default_name, truncate_dim
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A checkpoint JSON file's contents; ConfigError when missing or unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
