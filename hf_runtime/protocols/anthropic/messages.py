@@ -183,18 +183,14 @@ async def _events(
 ) -> AsyncIterator[str]:
     reader = chat.reader()
     blocks = _Blocks()
-    output_tokens = 0
     usage = {"input_tokens": chat.prompt_tokens, "output_tokens": 0}
     try:
         start = _message(chat, [], stop_reason=None, stop_sequence=None, usage=usage)
         yield sse("message_start", {"message": start})
-        async for _, delta in streams.events():
-            output_tokens += len(delta.token_ids)
-            finished = delta.finish_reason is not None
-            fields = reader.delta(delta.text, finished, len(delta.token_ids))
+        async for delta, fields, output_tokens in chat.one_choice_deltas(streams, reader):
             for chunk in blocks.events(fields):
                 yield chunk
-            if finished:
+            if delta.finish_reason is not None:
                 for chunk in blocks.close():
                     yield chunk
                 reason, sequence = stop_reason(

@@ -42,6 +42,7 @@ from hf_runtime.protocols.openai.structured_outputs import (
 from hf_runtime.protocols.openai.tool_calls import REASONING_FIELDS, ChoiceCalls, check_parser
 from hf_runtime.reasoning import reasoning_splitter
 from hf_runtime.routes import OPENAI_CHAT
+from hf_runtime.types import GenerationDelta
 
 
 def _chat_body(
@@ -167,6 +168,17 @@ class PreparedChat:
     @property
     def prompt_tokens(self) -> int:
         return len(self.specs[0].request.prompt_token_ids)
+
+    async def one_choice_deltas(
+        self, streams: ChoiceStreams, reader: ChoiceCalls
+    ) -> AsyncIterator[tuple[GenerationDelta, dict[str, Any], int]]:
+        """A one-choice stream read by `reader` (Messages, Responses): each engine delta, its
+        `delta` fields and the output tokens so far."""
+        output_tokens = 0
+        async for _, delta in streams.events():
+            output_tokens += len(delta.token_ids)
+            finished = delta.finish_reason is not None
+            yield delta, reader.delta(delta.text, finished, len(delta.token_ids)), output_tokens
 
 
 async def prepare_chat(

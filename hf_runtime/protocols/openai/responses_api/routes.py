@@ -224,17 +224,13 @@ class ResponsesService:
     ) -> AsyncIterator[str]:
         events = EventWriter(turn.output)
         reader = turn.chat.reader()
-        output_tokens = 0
         try:
             yield events.send("response.created", response=turn.envelope("in_progress"))
             yield events.send("response.in_progress", response=turn.envelope("in_progress"))
-            async for _, delta in streams.events():
-                output_tokens += len(delta.token_ids)
-                finished = delta.finish_reason is not None
-                fields = reader.delta(delta.text, finished, len(delta.token_ids))
+            async for delta, fields, output_tokens in turn.chat.one_choice_deltas(streams, reader):
                 for chunk in events.fields(fields):
                     yield chunk
-                if finished:
+                if delta.finish_reason is not None:
                     for chunk in events.close():
                         yield chunk
                     status = "incomplete" if delta.finish_reason == "length" else "completed"
