@@ -40,9 +40,9 @@ def batch_of(inputs: Any, param: str = "inputs") -> list[Any]:
     return list(inputs)
 
 
-def check_batch_size(size: int) -> None:
-    if size > MAX_CLIENT_BATCH_SIZE:
-        raise TooLarge(f"batch size {size} > maximum allowed batch size {MAX_CLIENT_BATCH_SIZE}")
+def check_batch_size(size: int, limit: int = MAX_CLIENT_BATCH_SIZE) -> None:
+    if size > limit:
+        raise TooLarge(f"batch size {size} > maximum allowed batch size {limit}")
 
 
 def cosine_similarities(source: Sequence[float], others: Sequence[Sequence[float]]) -> list[float]:

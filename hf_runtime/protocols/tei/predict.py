@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hf_runtime.errors import TooLarge, Unsupported
+from hf_runtime.errors import Unsupported
 from hf_runtime.model import Classifier, ModelRegistry
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
-from hf_runtime.protocols.tei.embed import batch_of, json_response
+from hf_runtime.protocols.tei.embed import batch_of, check_batch_size, json_response
 from hf_runtime.protocols.tei.errors import EmptyBatch
 from hf_runtime.protocols.tei.lookup import resolve
 from hf_runtime.protocols.tei.schemas import PredictRequest, RerankRequest
@@ -48,15 +48,10 @@ def predict_inputs(inputs: Any) -> tuple[list[str | TextPair], bool]:
     return [_one(item) for item in batch_of(inputs)], True
 
 
-def _check_size(size: int, classifier: Classifier) -> None:
-    if size > classifier.max_inputs:
-        raise TooLarge(f"batch size {size} > maximum allowed batch size {classifier.max_inputs}")
-
-
 async def predict(registry: ModelRegistry, body: PredictRequest) -> Response:
     classifier = resolve(registry, body.model, Classifier, CLASSIFIER)
     inputs, batched = predict_inputs(body.inputs)
-    _check_size(len(inputs), classifier)
+    check_batch_size(len(inputs), classifier.max_inputs)
     result = await classifier.classify(
         inputs, raw_scores=body.raw_scores, truncation=body.truncation()
     )
@@ -74,7 +69,7 @@ async def rerank(registry: ModelRegistry, body: RerankRequest) -> Response:
     if not body.texts:
         raise EmptyBatch("`texts` cannot be empty", param="texts")
     classifier = resolve(registry, body.model, Classifier, RERANKER)
-    _check_size(len(body.texts), classifier)
+    check_batch_size(len(body.texts), classifier.max_inputs)
     pairs = [TextPair(body.query, text) for text in body.texts]
     result = await classifier.classify(
         pairs, raw_scores=body.raw_scores, truncation=body.truncation()
