@@ -66,7 +66,8 @@ async def tokenize(registry: ModelRegistry, body: TokenizeRequest) -> Response:
         spans = await tokenizer.token_spans(text, body.add_special_tokens)
         strings = await tokenizer.token_strings([span.id for span in spans])
         result.append(await asyncio.to_thread(simple_tokens, text, spans, strings))
-    return json_response(result)
+    # In a thread: a batch of long texts' tokens is a large body to write.
+    return await asyncio.to_thread(json_response, result)
 
 
 async def decode(registry: ModelRegistry, body: DecodeRequest) -> Response:
