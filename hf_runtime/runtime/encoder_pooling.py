@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,15 +148,9 @@ class EncoderPooler:
             checked = self._checked_ids(decoded, limit, options.truncation_side or "right")
             encodings = model.encoder.encode_ids(checked)
             skip = 0
-        items = model.processor.forward_items(
-            encodings, pad_to_request_max=model._pad_to_request_max
-        )
-        if skip:  # a prompt cut off by left truncation is no longer there to leave out
-            items = [
-                replace(item, prompt_length=skip) if options.truncation_side != "left" else item
-                for item in items
-            ]
-        return items
+        if options.truncation_side == "left":  # a prompt cut off is no longer there to leave out
+            skip = 0
+        return model._forward_items(encodings, skip)
 
     def _tokenized(
         self, texts: list[str], options: PoolingOptions, limit: int | None
