@@ -157,7 +157,6 @@ class Prefiller:
             "input_ids": ids,
             "attention_mask": mask,
             "position_ids": position_ids,
-            "past_key_values": self._new_cache(),
             "use_cache": True,
         }
         if past is not None and past.width > 0:
@@ -165,6 +164,8 @@ class Prefiller:
             kwargs["past_key_values"] = past.cache
             kwargs["input_ids"] = ids[:, past.width :]
             kwargs["position_ids"] = position_ids[:, past.width :]
+        else:
+            kwargs["past_key_values"] = self._new_cache()
         if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1
         out = self.model(**kwargs)
