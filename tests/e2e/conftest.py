@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,27 @@ def vllm_served(
     log = folder / "bentoml.log"
     with bentoml_serve_process(config, env=env, log_path=log, ready_timeout=300) as served:
         yield served
+
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "huggingface",
+        pytest.param(
+            "vllm",
+            marks=[
+                pytest.mark.vllm,
+                pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed"),
+            ],
+        ),
+    ],
+)
+def smollm2_url(request: pytest.FixtureRequest) -> str:
+    """SmolLM2 as the default config ships it, on one backend (a module's tests run once per
+    backend): the package's shared servers, so no module starts its own for it."""
+    if request.param == "vllm":
+        return str(request.getfixturevalue("vllm_served").url)
+    return str(request.getfixturevalue("server_url"))

@@ -6,7 +6,6 @@ equals chat/completions' for the same conversation."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from typing import Any
@@ -32,27 +31,10 @@ WEATHER = {
 }
 
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        "huggingface",
-        pytest.param(
-            "vllm",
-            marks=[
-                pytest.mark.vllm,
-                pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed"),
-            ],
-        ),
-    ],
-)
-def base_url(request: pytest.FixtureRequest) -> str:
-    """SmolLM2 on one backend: the package's shared servers, so this module starts none."""
-    if request.param == "vllm":
-        return str(request.getfixturevalue("vllm_served").url)
-    return str(request.getfixturevalue("server_url"))
+@pytest.fixture(scope="module")
+def base_url(smollm2_url: str) -> str:
+    """SmolLM2 on one backend (tests/e2e/conftest.py: smollm2_url)."""
+    return smollm2_url
 
 
 @pytest.fixture(scope="module")

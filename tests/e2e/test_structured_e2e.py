@@ -9,7 +9,6 @@ whose assistant turns hold <tool_call> blocks makes greedy SmolLM2-135M write on
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
@@ -19,7 +18,6 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 CITY = {
     "type": "object",
@@ -57,27 +55,9 @@ TOOLS: list[Any] = [
 ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris, in celsius?"}]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "huggingface",
-        pytest.param(
-            "vllm",
-            marks=[
-                pytest.mark.vllm,
-                pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed"),
-            ],
-        ),
-    ],
-)
-def client(request: pytest.FixtureRequest) -> openai.OpenAI:
-    """SmolLM2 as the default config ships it (tests/e2e/conftest.py), on one backend: the
-    package's shared servers, so this module starts none of its own."""
-    if request.param == "vllm":
-        url = request.getfixturevalue("vllm_served").url
-    else:
-        url = request.getfixturevalue("server_url")
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+@pytest.fixture(scope="module")
+def client(smollm2_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{smollm2_url}/v1", api_key="unused", max_retries=0)
 
 
 def create(client: openai.OpenAI, **fields: Any) -> Any:

@@ -6,7 +6,6 @@ default length, and naming Paris."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from typing import Any
@@ -19,7 +18,6 @@ from tests.e2e.conftest import smollm2_generation
 
 pytestmark = pytest.mark.e2e
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
 TRIES = 5
 
 
@@ -32,24 +30,10 @@ def readme_chat_body() -> dict[str, Any]:
     return json.loads(found.group(1))
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "huggingface",
-        pytest.param(
-            "vllm",
-            marks=[
-                pytest.mark.vllm,
-                pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed"),
-            ],
-        ),
-    ],
-)
-def url(request: pytest.FixtureRequest) -> str:
-    """The package's shared servers (SmolLM2 as the default config ships it)."""
-    if request.param == "vllm":
-        return str(request.getfixturevalue("vllm_served").url)
-    return str(request.getfixturevalue("server_url"))
+@pytest.fixture(scope="module")
+def url(smollm2_url: str) -> str:
+    """SmolLM2 on one backend (tests/e2e/conftest.py: smollm2_url)."""
+    return smollm2_url
 
 
 def test_the_readmes_first_chat_is_short_and_sensible(url: str) -> None:
