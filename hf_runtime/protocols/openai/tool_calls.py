@@ -69,10 +69,9 @@ class ChoiceCalls:
         deltas (text, token count), for counting reasoning tokens."""
         if self._reasoning is None:
             return self._content_message(text)
-        split = Split()
-        for piece, tokens in pieces if pieces is not None else [(text, 0)]:
-            split = split.merge(self._reasoning.feed(piece, tokens))
-        split = split.merge(self._reasoning.finish())
+        steps = pieces if pieces is not None else [(text, 0)]
+        parts = [self._reasoning.feed(piece, tokens) for piece, tokens in steps]
+        split = Split.concat([*parts, self._reasoning.finish()])
         message = self._content_message(split.content)
         if split.reasoning:
             message.update(_reasoning_fields(split.reasoning))
