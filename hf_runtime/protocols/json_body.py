@@ -159,10 +159,10 @@ class LeanJSONRoute(JSONBodyRoute):
     goes through FastAPI as a JSONBodyRoute, which answers errors as it always has."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        standard = APIRoute.get_route_handler(self)  # FastAPI's, called with a JSONBodyRequest
         shape = _lean_shape(self)
         if shape is None:
             return super().get_route_handler()
-        standard = APIRoute.get_route_handler(self)  # FastAPI's, called with a JSONBodyRequest
         name, model = shape
         endpoint = self.endpoint
 
