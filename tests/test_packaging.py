@@ -58,6 +58,12 @@ def test_requirements_pin_the_stack(bento_dir: Path) -> None:
         assert package in requirements
 
 
+def test_requirements_install_the_onnxruntime_backend(bento_dir: Path) -> None:
+    """The image can run `backend: onnxruntime` (the GPU build runs on the CPU too)."""
+    requirements = (bento_dir / "env" / "python" / "requirements.txt").read_text().splitlines()
+    assert "onnxruntime-gpu>=1.27,<2" in requirements and "onnx>=1.17,<2" in requirements
+
+
 def test_dockerfile_is_cuda_ready(bento_dir: Path) -> None:
     dockerfile = (bento_dir / "env" / "docker" / "Dockerfile").read_text()
     assert "nvidia/cuda" in dockerfile

@@ -78,3 +78,22 @@ def test_the_default_configs_files_ship_in_the_bento() -> None:
         spec = pathspec.PathSpec.from_lines("gitwildmatch", bentofile(name)["include"])
         for path in files:
             assert (REPO_ROOT / path).is_file() and spec.match_file(path), (name, path)
+
+
+def test_the_bentos_install_the_onnxruntime_backend() -> None:
+    """`backend: onnxruntime` runs in both images: each lists pyproject's `onnx` extra, with the
+    GPU build of onnxruntime (CPU and CUDA execution providers) in place of the CPU build, at
+    a version whose CUDA provider uses the CUDA 13 libraries torch 2.13 brings (1.27 on)."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extra = {Requirement(r).name for r in declared["optional-dependencies"]["onnx"]}
+    wanted = {"onnxruntime-gpu" if name == "onnxruntime" else name for name in extra}
+    for name in ("hf-runtime", "hf-runtime-vllm"):
+        packages = [Requirement(p) for p in bentofile(name)["python"]["packages"]]
+        shipped = {package.name: package for package in packages}
+        assert wanted <= set(shipped), (name, sorted(wanted - set(shipped)))
+        assert "onnxruntime" not in shipped  # two builds of one module: the last install wins
+        gpu = shipped["onnxruntime-gpu"].specifier
+        assert "1.27.0" in gpu and "1.26.0" not in gpu and "2.0" not in gpu, (name, gpu)
