@@ -118,14 +118,57 @@ def weights_fingerprint(model_path: Path) -> str:
     """The Hub commit of a snapshot folder, else a sha256 of config.json and the weights."""
     if model_path.parent.name == "snapshots" and _COMMIT_SHA.fullmatch(model_path.name):
         return f"revision {model_path.name}"
+    files = [
+        path
+        for path in sorted(model_path.iterdir())
+        if path.is_file() and (path.name == "config.json" or path.suffix in _WEIGHT_SUFFIXES)
+    ]
+    return f"sha256 {_remembered_sha256(model_path, files)}"
+
+
+def _remembered_sha256(model_path: Path, files: list[Path]) -> str:
+    """The sha256 of `files` (names and contents), read from a sidecar in the cache while
+    every file keeps its path, size, mtime, ctime and inode: a restart does not read gigabytes
+    of weights again, and a file written since (which moves its ctime, whatever the writer does
+    to mtime) is hashed again; only a rewrite to the same size within the clock tick of the
+    stamp would pass unseen. A sidecar that cannot be written costs the next start a hash."""
+    stamps = []
+    for path in files:
+        stat = path.stat()
+        stamps.append(
+            [str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        )
+    folder = cache_dir() / "onnx" / "weights-sha256"
+    sidecar = folder / f"{hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:32]}.json"
+    try:
+        remembered = json.loads(sidecar.read_text())
+        if remembered["files"] == stamps:
+            return str(remembered["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: hash
+    digest = _hash_files(files)
+    staged: Path | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as out:
+            staged = Path(out.name)
+            json.dump({"files": stamps, "sha256": digest}, out)
+        staged.replace(sidecar)  # atomic: a concurrent reader sees one whole sidecar
+    except OSError as exc:
+        logger.info("not remembering the weights' sha256 in %s: %s", folder, exc)
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+    return digest
+
+
+def _hash_files(files: list[Path]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(model_path.iterdir()):
-        if path.is_file() and (path.name == "config.json" or path.suffix in _WEIGHT_SUFFIXES):
-            digest.update(path.name.encode() + b"\0")
-            with path.open("rb") as stream:
-                while chunk := stream.read(1 << 23):
-                    digest.update(chunk)
-    return f"sha256 {digest.hexdigest()}"
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 23):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def export_key(

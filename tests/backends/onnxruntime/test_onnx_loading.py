@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -17,7 +18,7 @@ from hf_runtime.backends.registry import validate_backend_sections
 from hf_runtime.backends.selection import select_backend
 from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
-from hf_runtime.sources import ResolvedSource
+from hf_runtime.sources import CACHE_ENV, ResolvedSource
 from hf_runtime.tasks.registry import Task
 from tests.backends.onnxruntime.conftest import requires_onnxruntime
 from tests.encoder_support import model_config, source_for
@@ -83,9 +84,55 @@ def test_the_export_is_cached_and_reused(
         raise AssertionError("exported again")
 
     monkeypatch.setattr(export_module, "export_encoder", no_export)
+    monkeypatch.setattr(export_module, "_hash_files", no_export)  # the sha256 is remembered
     again = load_onnx_encoder(config, source_for(path), Task.sequence_classification)
     assert again.onnx_file.path == first.onnx_file.path
     assert again.onnx_file.origin.startswith("the cached export")
+
+
+def test_the_weights_sha256_is_remembered_until_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart reads no weights: the sha256 is read back while every file keeps its path,
+    size, times and inode; a file rewritten in place (even with its mtime put back), added or
+    removed gives a new key, equal to a fresh hash."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"a" * 1000)
+    (model / "README.md").write_text("not hashed")
+    hashed: list[list[str]] = []
+    real_hash = export_module._hash_files
+
+    def counting(files: list[Path]) -> str:
+        hashed.append([path.name for path in files])
+        return real_hash(files)
+
+    monkeypatch.setattr(export_module, "_hash_files", counting)
+    first = export_module.weights_fingerprint(model)
+    assert export_module.weights_fingerprint(model) == first
+    assert hashed == [["config.json", "model.safetensors"]]
+
+    stat = weights.stat()
+    time.sleep(0.05)  # past the file system's timestamp tick, so the rewrite moves the ctime
+    weights.write_bytes(b"b" * 1000)  # same size, mtime restored as `cp -p` would
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed = export_module.weights_fingerprint(model)
+    assert changed != first and len(hashed) == 2
+    assert changed == f"sha256 {real_hash([model / 'config.json', weights])}"
+    (model / "extra.bin").write_bytes(b"c")
+    assert export_module.weights_fingerprint(model) not in (first, changed)
+    (model / "extra.bin").unlink()
+    assert export_module.weights_fingerprint(model) == changed and len(hashed) == 4
+
+    monkeypatch.setenv(CACHE_ENV, str(model / "config.json"))  # no cache folder can be made
+    assert export_module.weights_fingerprint(model) == changed and len(hashed) == 5
+    snapshot = tmp_path / "snapshots" / ("0" * 40)
+    shutil.copytree(model, snapshot)
+    assert export_module.weights_fingerprint(snapshot) == f"revision {'0' * 40}"
+    assert len(hashed) == 5
 
 
 def test_concurrent_builds_build_once(tmp_path: Path) -> None:
