@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 from fastapi import Request
 
-from hf_runtime.errors import InvalidInput
+from hf_runtime.errors import HFRuntimeError, InvalidInput
 from hf_runtime.model import (
     C,
     Embedder,
@@ -75,6 +76,31 @@ def resolve_model(registry: ModelRegistry, requested: str | None) -> ServedModel
     model = registry.get(requested)
     require_ready(model)
     return model
+
+
+def resolve_capable_model(
+    registry: ModelRegistry, requested: str | None, capable: Callable[[ServedModel], bool]
+) -> ServedModel:
+    """resolve_model, except that with several models served and none named, the one model
+    that is `capable` of the request serves it (as TEI's routes pick theirs). With none or
+    several such, `model` is required: the 400 names the capable ones (else every model)."""
+    if requested is None and len(names := registry.names()) > 1:
+        able = [name for name in names if _is_capable(registry, name, capable)]
+        if len(able) == 1:
+            requested = able[0]
+        elif able:
+            raise InvalidInput(
+                "model is required when several models are served; one of: " + ", ".join(able),
+                param="model",
+            )
+    return resolve_model(registry, requested)
+
+
+def _is_capable(registry: ModelRegistry, name: str, capable: Callable[[ServedModel], bool]) -> bool:
+    try:
+        return capable(registry.get(name))
+    except HFRuntimeError:  # a model still loading (or gone) is not a candidate
+        return False
 
 
 def _alternatives(model: ServedModel, prefix: str) -> str:

@@ -4,7 +4,9 @@ At the root only (like vLLM, which serves neither under "/v1"), by the root app
 (openai.app.make_root_app), with vLLM's (OpenAI's) error shape. Any model with the Pooler
 capability answers /pooling with its one pooling task's output ("embed": the embedding
 /v1/embeddings returns; "classify": the class scores /classify returns); /classify needs a
-classifier. Bodies: hf_runtime.protocols.openai.pooling_schemas.
+classifier. A request naming no model goes to the one served model, as in vLLM, or, with
+several, to the only one that can answer it (a classifier for /classify). Bodies:
+hf_runtime.protocols.openai.pooling_schemas.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +26,7 @@ from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.model import Embedder, ModelRegistry, Pooler, ServedModel
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
-from hf_runtime.protocols.openai.lookup import require_pooler, resolve_model
+from hf_runtime.protocols.openai.lookup import require_pooler, resolve_capable_model
 from hf_runtime.protocols.openai.pooling_schemas import (
     ClassificationRequest,
     ClassificationResponse,
@@ -107,6 +110,21 @@ def _pooling_json(request_id: str, model: str, body: PoolingRequest, result: Poo
     return _list_json(request_id, model, data, result)
 
 
+def _classifies(model: ServedModel) -> bool:
+    pooler = model.capability(Pooler)
+    return pooler is not None and pooler.pooling_task == "classify"
+
+
+def _pools(task: str | None) -> Callable[[ServedModel], bool]:
+    """Whether a model can answer /pooling for `task` (any pooling model when none is given)."""
+
+    def pools(model: ServedModel) -> bool:
+        pooler = model.capability(Pooler)
+        return pooler is not None and task in (None, pooler.pooling_task)
+
+    return pools
+
+
 def _classifier(model: ServedModel) -> Pooler:
     pooler = require_pooler(model, "classification")
     if pooler.pooling_task != "classify":
@@ -124,7 +142,7 @@ async def classify(
 ) -> Response:
     log_ignored_fields(body, "classify")
     body.check()
-    model = resolve_model(registry, body.model)
+    model = resolve_capable_model(registry, body.model, _classifies)
     pooler = _classifier(model)
     assert body.input is not None  # check() demands it
     result = await pooler.pool(body.input, body.pooling_options())
@@ -136,7 +154,7 @@ async def classify(
 async def pool(registry: ModelRegistry, body: PoolingRequest, request: Request) -> Response:
     log_ignored_fields(body, "pooling")
     body.check()
-    model = resolve_model(registry, body.model)
+    model = resolve_capable_model(registry, body.model, _pools(body.task))
     pooler = require_pooler(model, "pooling")
     task = body.task or pooler.pooling_task
     if task != pooler.pooling_task:

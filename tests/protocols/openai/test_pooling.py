@@ -329,6 +329,32 @@ def test_unknown_model_and_unserved_paths(client) -> None:
     jsonschema.validate(response.json(), SCHEMAS["schemas"]["ErrorResponse"])
 
 
+def test_a_request_naming_no_model_goes_to_the_one_that_can_answer_it() -> None:
+    """vLLM serves one model, so its clients name none: that model answers; with several, the
+    only one capable of the request does (a loading one is no candidate), else a 400 names
+    the choices."""
+    served = [
+        FakeServedModel("gpt", "text_generation"),
+        FakeServedModel("embed", "text_embedding"),
+        FakeServedModel("sst", "sequence_classification"),
+        FakeServedModel("sst-next", "sequence_classification", ready=False),
+    ]
+    with TestClient(make_served_app(FakeRegistry(served))) as client:
+        assert client.post("/classify", json={"input": "a"}).json()["model"] == "sst"
+        for task, model in (("embed", "embed"), ("classify", "sst")):
+            response = client.post("/pooling", json={"input": "a", "task": task})
+            assert response.json()["model"] == model, response.text
+        response = client.post("/pooling", json={"input": "a"})  # two pooling models
+        assert_error(response, 400, "model", "one of: embed, sst")
+    with TestClient(make_served_app(FakeRegistry(served[:2]))) as client:
+        response = client.post("/classify", json={"input": "a"})  # no classifier: every model
+        assert_error(response, 400, "model", "one of: gpt, embed")
+        assert client.post("/pooling", json={"input": "a"}).json()["model"] == "embed"
+    with TestClient(make_served_app(FakeRegistry(served[1:2]))) as client:
+        response = client.post("/classify", json={"input": "a"})  # vLLM's: its model refuses
+        assert_error(response, 400, "model", "Model embed (text_embedding) does not support")
+
+
 def request_fields(name: str) -> set[str]:
     """Every field of vLLM's request `name` (each shape of its union)."""
     schema = SCHEMAS["schemas"][name]
