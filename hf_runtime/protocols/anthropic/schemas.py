@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.protocols.openai.schemas import ChatCompletionRequest
+from hf_runtime.protocols.openai.chat_schemas import ChatCompletionRequest
 
 ROLES = ("user", "assistant")
 # Request fields Anthropic defines that change the output and are not implemented here.

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from hf_runtime.model import ModelRegistry, TextGenerator
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import JSONBodyRoute
+from hf_runtime.protocols.openai.chat_schemas import ChatCompletionRequest
 from hf_runtime.protocols.openai.choice_streams import (
     ChoiceResult,
     ChoiceStreams,
@@ -27,7 +28,6 @@ from hf_runtime.protocols.openai.lookup import (
 )
 from hf_runtime.protocols.openai.request_params import SequenceSpec, fan_out, sampling_params
 from hf_runtime.protocols.openai.responses import Envelope, StreamUsage, log_ignored_fields, usage
-from hf_runtime.protocols.openai.schemas import ChatCompletionRequest
 from hf_runtime.protocols.openai.sse import DONE, EventStreamResponse, error_event, event
 from hf_runtime.protocols.openai.structured import (
     ToolPlan,

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, StrictInt
 
 from hf_runtime.errors import InvalidInput
-from hf_runtime.protocols.openai.schemas import ChatCompletionRequest, ChatMessage, OpenAIRequest
+from hf_runtime.protocols.openai.chat_schemas import ChatCompletionRequest, ChatMessage
+from hf_runtime.protocols.openai.schemas import OpenAIRequest
 
 
 class TokenizeRequest(OpenAIRequest):

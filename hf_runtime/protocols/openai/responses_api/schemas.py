@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hf_runtime.errors import InvalidInput, Unsupported
-from hf_runtime.protocols.openai.schemas import ChatCompletionRequest
+from hf_runtime.protocols.openai.chat_schemas import ChatCompletionRequest
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text")
