@@ -5,6 +5,7 @@ are loaded only when a model of this backend loads (`BACKEND.load`). Modules:
   encoder_backend    the `EncoderBackend`: AutoModelFor<task> behind the shared tokenizer side
                      (`hf_runtime.backends.transformers_encoder`), batched forward
   generation_engine  the `GenerationEngine`: continuous batching in one engine thread
+  running_batch      the engine thread's running sequences, prefilled and stepped together
   decode_batch       several sequences decoded together in one forward pass (batch kinds)
   padded_batch       the padded batch: every running sequence in one left-padded cache
   prefill            prompts through the model before they join: alone, or together padded

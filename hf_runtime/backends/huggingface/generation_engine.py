@@ -2,14 +2,11 @@
 
 `HFGenerationEngine` is the huggingface backend's `hf_runtime.backends.GenerationEngine`.
 
-One dedicated thread owns the model. Each loop iteration it
-  1. admits waiting sequences (up to `max_num_seqs` running) and prefills them together,
-     prompts of similar length in one forward pass (`prefill.prefill_groups`), and sends
-     their first tokens at once,
-  2. runs ONE decoding step for every running sequence together (`decode_batch`),
-  3. picks each row's token: one batched argmax for the rows that are plain greedy, the
-     sequence's own sampler for the others; drops rows that finished, failed or were aborted.
-So requests join and leave between steps and never wait for each other to finish.
+One dedicated thread owns the model. Each loop iteration it admits waiting sequences (up to
+`max_num_seqs` running, `PREFILL_TOKEN_BUDGET` prompt tokens at a time) and steps the running
+batch once (`running_batch.RunningBatch.step`: prefill the admitted prompts together, then ONE
+decoding step for every running sequence together). So requests join and leave between steps
+and never wait for each other to finish.
 
 The asyncio side only enqueues (`generate`) and reads its own `asyncio.Queue`, which the thread
 fills through one `loop.call_soon_threadsafe` per event loop and step (`delivery.Outbox`).
@@ -28,7 +25,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,38 +32,21 @@ import torch
 from hf_runtime.backends.huggingface import BACKEND
 from hf_runtime.backends.huggingface.decode_batch import DecodeBatch, make_decode_batch
 from hf_runtime.backends.huggingface.delivery import Outbox
-from hf_runtime.backends.huggingface.prefill import prefill_groups
 from hf_runtime.backends.huggingface.prefix_cache import PrefixCache, PrefixCacheSettings
+from hf_runtime.backends.huggingface.running_batch import (
+    PREFILL_TOKEN_BUDGET,
+    EngineSequence,
+    RunningBatch,
+)
 from hf_runtime.decoding.admission import AdmissionLimit
 from hf_runtime.decoding.detokenize import TokenTextCache
-from hf_runtime.decoding.grammar import Grammar, GrammarCompiler
+from hf_runtime.decoding.grammar import GrammarCompiler
 from hf_runtime.decoding.limits import check_request
-from hf_runtime.decoding.sampling import SampledToken
-from hf_runtime.decoding.sequence import SequenceState
 from hf_runtime.errors import HFRuntimeError, ModelLoadFailed, ModelNotReady
 from hf_runtime.observability.metrics import observe_queue_time
 from hf_runtime.types import GenerationDelta, GenerationRequest
 
 logger = logging.getLogger("hf_runtime")
-
-# Prompt tokens prefilled per loop iteration (at least one prompt), and padded tokens in one
-# prefill pass: bounds how long running sequences wait for a step while a burst of new prompts
-# is admitted.
-PREFILL_TOKEN_BUDGET = 4096
-
-
-@dataclass(eq=False)
-class _Sequence:
-    """Engine-side record of one `generate` call."""
-
-    request: GenerationRequest
-    max_tokens: int
-    loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[GenerationDelta | BaseException]
-    enqueued: float = 0.0  # time.perf_counter() when it joined the waiting queue
-    aborted: bool = False  # set by the consumer (any thread), read by the engine thread
-    state: SequenceState | None = field(default=None, repr=False)  # built in the engine thread
-    grammar: Grammar | None = field(default=None, repr=False)  # compiled constraint, shared
 
 
 class HFGenerationEngine:
@@ -113,15 +92,23 @@ class HFGenerationEngine:
             model, self.device, padded=padded_batching, prefix_cache=prefix_cache
         )
         self._wakeup = threading.Condition()
-        self._waiting: deque[_Sequence] = deque()
-        self._running: list[_Sequence] = []  # engine thread only; row order of self._batch
+        self._waiting: deque[EngineSequence] = deque()
         self._outbox = Outbox()  # engine thread only: deltas not yet handed to their loops
+        # Engine thread only: the sequences decoding together (rows of self._batch).
+        self._running = RunningBatch(
+            self._batch,
+            self._outbox,
+            name=name,
+            tokenizer=self._tokenizer,
+            token_texts=self._token_texts,
+            vocab_size=self.vocab_size,
+            eos_token_ids=self.eos_token_ids,
+            device=self.device,
+            is_encoder_decoder=self.is_encoder_decoder,
+        )
         self._stopping = False
         self.failure: str | None = None  # set if the engine thread dies (see _run)
-        self._admitted: list[_Sequence] = []  # engine thread only: taken, not yet running
-        # Observability (written by the engine thread only): shared decoding steps, and the
-        # sequences they carried; sequences / steps > 1 means requests really shared passes.
-        self._counters = {"decode_steps": 0, "decoded_sequences": 0, "largest_decode_batch": 0}
+        self._admitted: list[EngineSequence] = []  # engine thread only: taken, not running yet
         self._thread = threading.Thread(target=self._run, name=f"generate-{name}", daemon=True)
         self._thread.start()
 
@@ -140,7 +127,7 @@ class HFGenerationEngine:
     def stats(self) -> dict[str, int]:
         cache = self._batch.prefix_cache
         return {
-            **self._counters,
+            **self._running.counters,
             **(cache.stats() if cache is not None else {}),
             "running": self.num_running,
             "waiting": self.num_waiting,
@@ -179,7 +166,7 @@ class HFGenerationEngine:
         grammar = await self.grammars.compile(structured) if structured is not None else None
         self._check_alive()
         ticket = self.admission.reserve()  # before any later await: see admission.py
-        seq = _Sequence(request, max_tokens, asyncio.get_running_loop(), asyncio.Queue())
+        seq = EngineSequence(request, max_tokens, asyncio.get_running_loop(), asyncio.Queue())
         seq.grammar = grammar
         finished = False
         try:
@@ -208,7 +195,7 @@ class HFGenerationEngine:
                 self._abort(seq)
             ticket.release()
 
-    def _abort(self, seq: _Sequence) -> None:
+    def _abort(self, seq: EngineSequence) -> None:
         seq.aborted = True
         # Waiting: frees its queue place now. Running: the engine thread drops it before its
         # next step.
@@ -259,16 +246,16 @@ class HFGenerationEngine:
                     self._admitted = admitted  # failed too, should the thread die with them
                 self._observe_queue_times(admitted)  # outside the lock: generate() waits on it
                 try:
-                    self._iterate(admitted)
+                    self._running.step(admitted)
                 except Exception:  # a bug in the loop itself: fail the batch, keep serving
                     logger.exception("model %s: generation step failed", self.name)
-                    self._fail_all(HFRuntimeError("generation failed: internal error"))
+                    self._running.fail_all(HFRuntimeError("generation failed: internal error"))
                 finally:
                     self._outbox.flush()
         self._shutdown()
 
-    def _take_waiting(self) -> list[_Sequence]:
-        admitted: list[_Sequence] = []
+    def _take_waiting(self) -> list[EngineSequence]:
+        admitted: list[EngineSequence] = []
         budget = PREFILL_TOKEN_BUDGET
         while self._waiting and len(self._running) + len(admitted) < self.max_num_seqs:
             seq = self._waiting[0]
@@ -281,139 +268,20 @@ class HFGenerationEngine:
                 budget -= cost
         return admitted
 
-    def _observe_queue_times(self, admitted: Sequence[_Sequence]) -> None:
+    def _observe_queue_times(self, admitted: Sequence[EngineSequence]) -> None:
         now = time.perf_counter()
         for seq in admitted:
             observe_queue_time(self.name, BACKEND.name, now - seq.enqueued)
 
-    def _iterate(self, admitted: Sequence[_Sequence]) -> None:
-        self._retain([i for i, seq in enumerate(self._running) if not seq.aborted])
-        self._prefill(admitted)
-        self._outbox.flush()  # first tokens go out now, not after the step below
-        if not self._running:
-            return
-        try:
-            logits = self._batch.decode()
-        except Exception as exc:  # the shared forward failed: every row in it fails
-            logger.exception("model %s: decoding step failed", self.name)
-            self._fail_all(_as_runtime_error(exc))
-            return
-        counters = self._counters
-        counters["decode_steps"] += 1
-        counters["decoded_sequences"] += len(self._running)
-        counters["largest_decode_batch"] = max(counters["largest_decode_batch"], len(self._running))
-        keep = self._sample(self._running, logits)
-        for index, token_id in keep:
-            self._batch.set_next(index, token_id)
-        self._retain([index for index, _ in keep])
-
-    def _prefill(self, admitted: Sequence[_Sequence]) -> None:
-        """Admitted sequences join the batch, prompts of similar length prefilled together;
-        a prefill that fails fails the prompts it carried."""
-        started = [seq for seq in admitted if self._start(seq)]
-        # Grouped by the tokens each must compute: a prefix cache hit computes only its rest.
-        lengths = [
-            len(ids) - self._batch.cached_length(ids)
-            for ids in (seq.request.prompt_token_ids for seq in started)
-        ]
-        for indices in prefill_groups(lengths, PREFILL_TOKEN_BUDGET):
-            group = [started[i] for i in indices]
-            try:
-                logits, prefilled = self._batch.prefill(
-                    [seq.request.prompt_token_ids for seq in group]
-                )
-            except Exception as exc:
-                for seq in group:
-                    self._fail(seq, exc)
-                continue
-            keep = self._sample(group, logits)
-            self._batch.add(prefilled, [i for i, _ in keep], [token for _, token in keep])
-            self._running.extend(group[i] for i, _ in keep)
-
-    def _start(self, seq: _Sequence) -> bool:
-        try:
-            seq.state = SequenceState(
-                seq.request,
-                max_tokens=seq.max_tokens,
-                tokenizer=self._tokenizer,
-                token_texts=self._token_texts,
-                vocab_size=self.vocab_size,
-                eos_token_ids=self.eos_token_ids,
-                device=self.device,
-                detokenizer_context=not self.is_encoder_decoder,
-                grammar=seq.grammar,
-            )
-        except Exception as exc:
-            self._fail(seq, exc)
-            return False
-        return True
-
-    def _sample(self, seqs: Sequence[_Sequence], logits: torch.Tensor) -> list[tuple[int, int]]:
-        """Each row's next token, its delta queued for the consumer; (row, token) of the rows
-        that go on. Plain greedy rows take one argmax together (no per-row processing)."""
-        plain = [
-            i for i, seq in enumerate(seqs)
-            if not seq.aborted and seq.state is not None and seq.state.plain_greedy
-        ]  # fmt: skip
-        greedy: dict[int, int] = {}
-        if plain:
-            rows = logits if len(plain) == len(seqs) else logits[plain]
-            greedy = dict(
-                zip(plain, rows[:, : self.vocab_size].argmax(dim=-1).tolist(), strict=True)
-            )
-        keep: list[tuple[int, int]] = []
-        for index, seq in enumerate(seqs):
-            if seq.aborted or seq.state is None:
-                continue
-            token_id = greedy.get(index)
-            try:
-                if token_id is None:
-                    result = seq.state.step(logits[index])
-                else:
-                    result = seq.state.append(SampledToken(token_id))
-            except Exception as exc:
-                self._fail(seq, exc)
-                continue
-            self._outbox.put(seq, result.delta)
-            if not result.finished:
-                keep.append((index, result.token_id))
-        return keep
-
-    def _retain(self, keep: list[int]) -> None:
-        if len(keep) == len(self._running):
-            return
-        self._batch.retain(keep)
-        self._running = [self._running[i] for i in keep]
-
-    def _fail(self, seq: _Sequence, exc: Exception) -> None:
-        if not isinstance(exc, HFRuntimeError):
-            logger.exception("model %s: request %s failed", self.name, seq.request.request_id)
-        self._outbox.put(seq, _as_runtime_error(exc))
-        seq.aborted = True
-
-    def _fail_all(self, error: HFRuntimeError) -> None:
-        for seq in self._running:
-            self._outbox.put(seq, error)
-        self._running = []
-        self._batch.reset()
-
     def _shutdown(self, error: HFRuntimeError | None = None) -> None:
         """Fail every sequence running or waiting (default: ModelNotReady, closing)."""
         error = error or ModelNotReady(self.name)
-        self._fail_all(error)
+        self._running.fail_all(error)
         with self._wakeup:
             waiting, self._waiting = list(self._waiting), deque()
         for seq in waiting:
             self._outbox.put(seq, error)
         self._outbox.flush()
-
-
-def _as_runtime_error(exc: Exception) -> HFRuntimeError:
-    if isinstance(exc, HFRuntimeError):
-        return exc
-    error = HFRuntimeError(f"generation failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
 
 
 def _merge(first: GenerationDelta, second: GenerationDelta) -> GenerationDelta:
