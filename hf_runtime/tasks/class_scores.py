@@ -12,7 +12,6 @@ The best class's name is config.json's id2label, transformers' LABEL_<i> where i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hf_runtime.tasks.base import softmax
+from hf_runtime.tasks.hf_config import hf_config_or_empty
 
 Activation = Literal["softmax", "sigmoid", "identity"]
 
@@ -43,17 +43,6 @@ class ClassifierHead:
         return self.labels.get(int(np.argmax(scores)))
 
 
-def _config(model_path: Path | None) -> dict[str, Any]:
-    path = Path(model_path) / "config.json" if model_path is not None else None
-    if path is None or not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _labels(config: dict[str, Any]) -> dict[int, str]:
     raw = config.get("id2label")
     if isinstance(raw, dict) and raw:
@@ -73,7 +62,7 @@ def _st_activation(config: dict[str, Any]) -> str | None:
 
 def read_classifier_head(model_path: Path | None) -> ClassifierHead:
     """A sequence classifier's head, by vLLM's rule (see the module's docstring)."""
-    config = _config(model_path)
+    config = hf_config_or_empty(model_path)
     labels = _labels(config)
     problem = config.get("problem_type")
     if problem == "regression":
@@ -87,4 +76,6 @@ def read_classifier_head(model_path: Path | None) -> ClassifierHead:
 
 def cross_encoder_head(model_path: Path | None, raw_scores: bool) -> ClassifierHead:
     """A rerank model's one-label head, scored as its rerank scores are."""
-    return ClassifierHead("identity" if raw_scores else "sigmoid", _labels(_config(model_path)))
+    return ClassifierHead(
+        "identity" if raw_scores else "sigmoid", _labels(hf_config_or_empty(model_path))
+    )

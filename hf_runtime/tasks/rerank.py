@@ -29,6 +29,7 @@ from hf_runtime.tasks.base import (
     kserve_output_tensor,
 )
 from hf_runtime.tasks.class_scores import cross_encoder_head
+from hf_runtime.tasks.hf_config import hf_config_or_empty
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import PAIR_INPUTS, Prediction, TensorSpec
 
@@ -87,7 +88,7 @@ def is_cross_encoder(model_path: Path, hf_config: dict[str, Any]) -> bool:
 def checkpoint_raw_scores(model_path: Path) -> bool:
     """Whether the checkpoint's CrossEncoder settings say its scores are the raw logits
     (activation Identity). Sigmoid, or nothing said, is sentence-transformers' default."""
-    hf_config = _read_json(Path(model_path) / "config.json") or {}
+    hf_config = hf_config_or_empty(model_path)
     settings = _st_settings(model_path, hf_config) or {}
     activation = str(settings.get("activation_fn") or SIGMOID).rsplit(".", 1)[-1]
     if activation not in (SIGMOID, IDENTITY):

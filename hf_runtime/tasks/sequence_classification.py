@@ -12,7 +12,6 @@ for multi-label checkpoints and one-label heads, else softmax. V2: BYTES [n] of 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,14 @@ from hf_runtime.tasks.base import (
     softmax,
 )
 from hf_runtime.tasks.class_scores import read_classifier_head
+from hf_runtime.tasks.hf_config import hf_config_or_empty
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import Prediction, TensorSpec
 
 
 def read_label_config(model_path: Path | None) -> tuple[dict[int, str], bool]:
     """(id2label, multi_label) from the checkpoint's config.json ({} / False when absent)."""
-    path = Path(model_path) / "config.json" if model_path is not None else None
-    if path is None or not path.is_file():
-        return {}, False
-    config = json.loads(path.read_text())
+    config = hf_config_or_empty(model_path)
     labels = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
     return labels, config.get("problem_type") == "multi_label_classification"
 

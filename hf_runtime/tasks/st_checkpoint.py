@@ -29,6 +29,7 @@ from hf_runtime.backends import (
     SentenceModule,
 )
 from hf_runtime.errors import ConfigError
+from hf_runtime.tasks.hf_config import hf_config_or_empty
 
 MODULES_FILE = "modules.json"
 SETTINGS_FILE = "config_sentence_transformers.json"
@@ -126,8 +127,7 @@ def read_settings(model_path: Path) -> SentenceTransformerSettings:
 def _layer_weighting(model_path: Path, folder: Path) -> LayerWeighting | None:
     """A WeightedLayerPooling; None when the model does not output every layer's states
     (`output_hidden_states` in its config.json), where sentence-transformers skips it too."""
-    model_config = read_json(model_path / "config.json")
-    if not isinstance(model_config, dict) or not model_config.get("output_hidden_states"):
+    if not hf_config_or_empty(model_path).get("output_hidden_states"):
         return None
     config = read_json(folder / "config.json")
     if not isinstance(config, dict):
