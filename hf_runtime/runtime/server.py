@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,26 +33,10 @@ from hf_runtime.runtime.startup import (
     exit_process,
     grpc_port_message,
 )
+from hf_runtime.runtime.torch_threads import configure_torch_threads, torch_only_processes
 from hf_runtime.types import ModelState
 
 logger = logging.getLogger("hf_runtime")
-
-
-def configure_torch_threads() -> None:
-    """Use every core the process may run on for intra-op work, one thread for inter-op.
-
-    torch's default reads the machine's core count, which overcommits in containers limited by
-    cgroups/affinity; the inference thread is the only torch caller, so inter-op threads idle.
-    HF_RUNTIME_TORCH_THREADS is not read: set OMP_NUM_THREADS to override.
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return
-    try:
-        import torch
-    except ImportError:
-        return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
 
 
 # Metric families of the default prometheus_client registry that /metrics must show.
@@ -178,7 +161,9 @@ class Runtime:
 
     async def _load_models(self) -> None:
         try:
-            await asyncio.to_thread(configure_torch_threads)  # imports torch: not on the loop
+            # Imports torch: not on the loop.
+            passive = torch_only_processes(self.config)
+            await asyncio.to_thread(configure_torch_threads, passive)
             await self.registry.load_all()
         except Exception:  # logged and counted per model, which is FAILED with its reason
             slots = self.registry.slots()
