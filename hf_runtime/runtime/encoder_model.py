@@ -23,6 +23,7 @@ from hf_runtime.observability.context import current_request_id
 from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
 from hf_runtime.runtime.encoder_classification import EncoderClassification
 from hf_runtime.runtime.encoder_pooling import EncoderPooler
+from hf_runtime.runtime.encoder_scoring import EncoderScoring
 from hf_runtime.runtime.served_model import ServedModelBase
 from hf_runtime.tasks.base import EncoderTaskProcessor, too_long
 from hf_runtime.tasks.registry import Task
@@ -44,11 +45,9 @@ if TYPE_CHECKING:
 request_logger = logging.getLogger("hf_runtime.requests")
 
 MAX_LOGGED_INSTANCES = 8  # per request log line; the line also gives the total count
-# Score vectors compared on the event loop (a few µs of numpy); more in a worker thread.
-INLINE_COSINE_VECTORS = 16
 
 
-class EncoderModel(ServedModelBase, EncoderClassification):
+class EncoderModel(ServedModelBase, EncoderClassification, EncoderScoring):
     """A loaded encoder-task model on any backend. Implements hf_runtime.model.ServedModel.
 
     `platform` is the backend's name (metadata, metric labels); `encoder` runs the model.
@@ -284,49 +283,6 @@ class EncoderModel(ServedModelBase, EncoderClassification):
         self._log_request([f"<{len(ids)} token ids>" for ids in token_lists])
         return self.encoder.encode_ids(token_lists)
 
-    # ------------------------------------------------------------------ Scorer
-
-    @property
-    def max_pairs(self) -> int:
-        return self.batcher.max_queue_size
-
-    async def score(
-        self,
-        text_1: Sequence[str],
-        text_2: Sequence[str],
-        *,
-        truncation: Truncation | None = None,
-    ) -> ScoreResult:
-        if len(text_1) not in (1, len(text_2)):
-            raise InvalidInput(
-                f"{len(text_1)} queries for {len(text_2)} documents: give one query, or one "
-                "per document"
-            )
-        if self._task.spec.pair_inputs:  # a cross-encoder reads each pair at once
-            firsts = list(text_1) * len(text_2) if len(text_1) == 1 else list(text_1)
-            pairs = list(zip(firsts, text_2, strict=True))
-            return await self.batcher.run(self._pair_job(pairs, truncation))
-        # An embedding model: each side embedded once (a 1:N query only once), in one request
-        # to the batcher when both fit its queue (two would queue more than one request may),
-        # else one side after the other.
-        from hf_runtime.tasks.text_embedding import cosine_scores
-
-        texts = [*text_1, *text_2]
-        if len(texts) <= self.max_pairs:
-            both = await self._embed_texts(texts, truncation)
-            vectors, tokens = both.embeddings, both.prompt_tokens
-        else:
-            first = await self._embed_texts(text_1, truncation)
-            second = await self._embed_texts(text_2, truncation)
-            vectors = first.embeddings + second.embeddings
-            tokens = first.prompt_tokens + second.prompt_tokens
-        split = len(text_1)
-        if len(vectors) <= INLINE_COSINE_VECTORS:  # a thread hop would cost more than numpy
-            scores = cosine_scores(vectors[:split], vectors[split:])
-        else:
-            scores = await asyncio.to_thread(cosine_scores, vectors[:split], vectors[split:])
-        return ScoreResult(scores, tokens)
-
     def _pair_job(
         self,
         pairs: list[tuple[str, str]],
@@ -357,22 +313,6 @@ class EncoderModel(ServedModelBase, EncoderClassification):
 
         key = ("pairs", *self._truncating(truncation))
         return EncoderJob(pairs, tokenize=key, prepare=prepare, finish=finish or scores)
-
-    async def _embed_texts(
-        self, texts: Sequence[str], truncation: Truncation | None = None
-    ) -> EmbeddingResult:
-        from hf_runtime.tasks.text_embedding import TextEmbeddingProcessor
-
-        processor = self.processor
-        assert isinstance(processor, TextEmbeddingProcessor), self.task  # see __init__
-
-        def finish(encodings: list[Encoding], outputs: list[Any]) -> EmbeddingResult:
-            # Unit vectors whatever normalize_embeddings says: their dot product is the cosine.
-            return processor.embedding_result(encodings, outputs, None, normalize=True)
-
-        prompted = processor.with_prompt(texts)  # the model's default prompt, as encode()
-        job = self._text_job(prompted, "documents", finish, processor.prompt_length(), truncation)
-        return await self.batcher.run(job)
 
     # ------------------------------------------------------------------ TextTokenizer
 
