@@ -9,6 +9,10 @@ Anything else (no mount routes it, or only with another method: a 405) goes the 
 so BentoML's router still answers exactly as before. BentoML's system routes (/livez,
 /readyz, /metrics, docs) never share a protocol path, so the choice is the router's.
 
+An encoder hot-path route (hf_runtime.protocols.lean_route) resolves to a `LeanEndpoint`
+too: the gateway calls that route with its app's exception handling, without the app's
+router, which would match the path against every route again.
+
 A resolved route is cached per (method, path); the cache is bounded (paths hold model
 names, which clients choose).
 """
@@ -21,14 +25,18 @@ from typing import Any
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
+from hf_runtime.protocols.lean_route import LeanEndpoint
+
 MAX_CACHED_PATHS = 4096
 
-Resolved = tuple[ASGIApp, dict[str, Any]]  # (app, the scope keys its mount sets)
+# (app, the scope keys its mount sets, the route's LeanEndpoint when it is a lean route)
+Resolved = tuple[ASGIApp, dict[str, Any], LeanEndpoint | None]
 
 
 class DirectRoutes:
-    """`resolve(scope)`: the protocol app serving this request and its mount's scope keys,
-    or None when the request must go through BentoML's router."""
+    """`resolve(scope)`: the protocol app serving this request, its mount's scope keys and
+    the route's LeanEndpoint (or None), or None when the request must go through BentoML's
+    router."""
 
     def __init__(self, mounts: Sequence[tuple[str, ASGIApp]]) -> None:
         # Starlette's Mount does the prefix matching and the child scope (root_path, ...).
@@ -54,7 +62,9 @@ class DirectRoutes:
             if match is not Match.FULL:
                 continue
             inner = {**scope, **child}
-            routes = getattr(mount.app, "routes", ())
-            if any(route.matches(inner)[0] is Match.FULL for route in routes):
-                return mount.app, child
+            for route in getattr(mount.app, "routes", ()):
+                route_match, route_child = route.matches(inner)
+                if route_match is Match.FULL:  # the route the app's router would pick
+                    lean = LeanEndpoint.for_route(mount.app, route, {**child, **route_child})
+                    return mount.app, child, lean
         return None

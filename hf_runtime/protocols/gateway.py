@@ -175,7 +175,9 @@ class Gateway:
                 self.in_flight.count += 1
                 resolved = self.direct.resolve(scope) if self.direct is not None else None
                 if resolved is not None:
-                    app, mount_scope = resolved
+                    app, mount_scope, lean = resolved
+                    if lean is not None:  # an encoder hot-path route: called straight
+                        app, mount_scope = lean, lean.scope_keys
                     scope = {**scope, **mount_scope}
             try:
                 if surface.is_protocol:

@@ -13,7 +13,9 @@ from starlette.testclient import TestClient
 
 from hf_runtime.protocols.direct_routes import MAX_CACHED_PATHS, DirectRoutes
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
+from hf_runtime.protocols.lean_route import LeanEndpoint
 from hf_runtime.protocols.mounts import protocol_apps
+from tests.fakes import FakeServedModel
 from tests.observability.support import sample
 from tests.protocols.conftest import make_fake_registry
 from tests.served_app import make_served_app
@@ -152,3 +154,70 @@ def test_no_direct_dispatch_past_bentomls_cors_middleware() -> None:
     behind_cors = CORSMiddleware(make_served_app(make_fake_registry()), allow_origins=["*"])
     gateway = Gateway(behind_cors, GatewaySettings(), InFlight(), direct=mounts)
     assert gateway.direct is None
+
+
+# The encoder hot-path routes, which the gateway calls straight (LeanEndpoint, without their
+# app's router), and what takes them off the lean path inside: FastAPI's own validation, a body
+# that is not JSON, a model's failure, a bug.
+ENCODER_ROUTES = [
+    "/v1/models/clf:predict",
+    "/v2/models/clf/infer",
+    "/v1/embeddings",
+    "/openai/v1/embeddings",
+    "/v1/score",
+    "/v1/rerank",
+    "/score",
+]
+LEAN_REQUESTS: list[tuple[str, str, Any]] = [
+    ("POST", "/v1/embeddings", {"model": "embed"}),
+    ("POST", "/openai/v1/embeddings", [1, 2]),
+    ("POST", "/v1/embeddings", {"model": "nope", "input": "a"}),
+    ("POST", "/v1/embeddings", {"model": "boom", "input": "a"}),
+    ("POST", "/v1/score", {"model": "rerank", "text_1": "q", "text_2": "a"}),
+    ("POST", "/v1/rerank", {"model": "rerank", "query": "q"}),
+    ("POST", "/v2/models/busy/infer", V2_INFER),
+    ("POST", "/v2/models/boom/infer", V2_INFER),
+    ("POST", "/v1/models/boom:predict", {"instances": ["a"]}),
+    ("POST", "/v1/models/clf:predict", "not JSON"),
+    ("POST", "/v1/embeddings", "not JSON"),
+]
+
+
+@pytest.fixture(scope="module")
+def failing_clients() -> Iterator[dict[bool, TestClient]]:
+    def registry() -> Any:
+        fakes = make_fake_registry()
+        boom = FakeServedModel("boom", "text_embedding")
+        boom.fail_with = RuntimeError("a bug")  # type: ignore[assignment]
+        fakes.models["boom"] = boom
+        return fakes
+
+    with (
+        TestClient(make_served_app(registry(), direct=True), raise_server_exceptions=False) as a,
+        TestClient(make_served_app(registry(), direct=False), raise_server_exceptions=False) as b,
+    ):
+        yield {True: a, False: b}
+
+
+@pytest.mark.parametrize("path", ENCODER_ROUTES)
+def test_encoder_routes_are_called_straight(path: str) -> None:
+    routes = DirectRoutes(protocol_apps(make_fake_registry()))
+    resolved = routes.resolve({"type": "http", "method": "POST", "path": path, "root_path": ""})
+    assert resolved is not None and isinstance(resolved[2], LeanEndpoint)
+    get = {"type": "http", "method": "GET", "path": "/v1/models", "root_path": ""}
+    assert routes.resolve(get) is not None and routes.resolve(get)[2] is None  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), LEAN_REQUESTS, ids=lambda v: str(v)[:40])
+def test_lean_routes_fail_the_same_as_through_their_app(
+    failing_clients: dict[bool, TestClient], method: str, path: str, body: Any
+) -> None:
+    answers = []
+    for direct in (True, False):
+        if isinstance(body, str):
+            response = failing_clients[direct].request(method, path, content=body)
+            is_json = response.headers.get("content-type", "").startswith("application/json")
+            answers.append((response.status_code, response.json() if is_json else response.text))
+        else:
+            answers.append(_answer(failing_clients[direct], method, path, body))
+    assert answers[0] == answers[1]
