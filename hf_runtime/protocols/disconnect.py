@@ -10,7 +10,6 @@ aborts its sequences. gRPC needs no such help: grpc.aio cancels the handler itse
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -28,28 +27,26 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | Resp
     """Await `work`, but cancel it if the client disconnects first (answering 499, unseen).
 
     Starlette does not cancel a non-streaming handler when its client leaves; without this, a
-    long generation would run to the end for nobody.
+    long generation would run to the end for nobody. `work` runs in the request's own task,
+    under a cancel scope that a watcher task (the one extra task per request) cancels when
+    `receive()` says the client left; a cancellation from outside (the drain's cut-off, the
+    server) ends it the same way.
     """
-    work_task = asyncio.ensure_future(work)
-    watcher = asyncio.create_task(_wait_for_disconnect(request.receive))
+    with anyio.CancelScope() as gone:
+        watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, gone))
+        try:
+            return await work
+        finally:
+            watcher.cancel()
+    return Response(status_code=CLIENT_CLOSED)  # only reached when `gone` ended the work
+
+
+async def _cancel_on_disconnect(
+    receive: Callable[[], Awaitable[dict]], scope: anyio.CancelScope
+) -> None:
     try:
-        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not work_task.done() and watcher.exception() is not None:
-            # The server's receive() failed for another reason: we cannot watch, so just wait.
-            return await work_task
-        if work_task.done():
-            return work_task.result()
-        return Response(status_code=CLIENT_CLOSED)
-    finally:
-        watcher.cancel()
-        if not work_task.done():
-            work_task.cancel()
-            with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
-                await work_task
-
-
-async def _wait_for_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # the server's receive() failed otherwise: we cannot watch, so just wait
+        return
+    scope.cancel()
