@@ -8,9 +8,9 @@ per-request is ever stored on a shared object.
 from __future__ import annotations
 
 import contextvars
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,7 +41,14 @@ def new_request_id(client_value: str | None = None) -> str:
     """The client's `x-request-id` when it is a sane token, else a fresh one."""
     if client_value and _CLIENT_ID.fullmatch(client_value):
         return client_value
-    return uuid.uuid4().hex
+    return f"{random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+# A fresh id is a random (version 4) UUID's hex, as `uuid.uuid4().hex` writes it, made from
+# `random` rather than the OS's entropy (a system call per request): ids only need to be
+# unique, not unguessable. `random` is reseeded in a forked child.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
 def current_request() -> RequestContext | None:

@@ -81,9 +81,26 @@ def event_metrics() -> EventMetrics:
 
 
 def observe_request(model: str, protocol: str, status: int, seconds: float) -> None:
-    event_metrics().request_duration.labels(
-        model=model, protocol=protocol, status_class=f"{status // 100}xx"
-    ).observe(seconds)
+    _child("request_duration", model, protocol, f"{status // 100}xx").observe(seconds)
+
+
+# Labelled series already looked up, by (metric, *label values): `labels()` checks and joins its
+# arguments under a lock on every call, and these are observed on every request. Bounded:
+# model names come and go with the model repository.
+_CHILDREN: dict[tuple[str, ...], Any] = {}
+MAX_CACHED_CHILDREN = 4096
+
+
+def _child(metric: str, *label_values: str) -> Any:
+    """The series of the event metric `metric` (an EventMetrics field) with these label
+    values, in the metric's label order."""
+    key = (metric, *label_values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        if len(_CHILDREN) >= MAX_CACHED_CHILDREN:
+            _CHILDREN.clear()
+        child = _CHILDREN[key] = getattr(event_metrics(), metric).labels(*label_values)
+    return child
 
 
 MAX_REASON_LABEL = 200  # characters of a load failure's reason kept in its label
@@ -95,7 +112,7 @@ def count_load_failure(model: str, reason: str) -> None:
 
 
 def observe_queue_time(model: str, backend: str, seconds: float) -> None:
-    event_metrics().queue_time.labels(model=model, backend=backend).observe(seconds)
+    _child("queue_time", model, backend).observe(seconds)
 
 
 class TokenTimer:
