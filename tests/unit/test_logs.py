@@ -54,3 +54,13 @@ def test_helpers() -> None:
     assert new_request_id("ok-id_1") == "ok-id_1"
     assert new_request_id("bad id") != "bad id" and len(new_request_id(None)) == 32
     assert new_request_id("x" * 129) != "x" * 129
+
+
+def test_fresh_request_ids_are_distinct_version_4_uuids() -> None:
+    import uuid
+
+    ids = [new_request_id(None) for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
