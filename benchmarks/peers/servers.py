@@ -28,6 +28,8 @@ SERVER_START_TIMEOUT_S = 600.0  # the first start converts SmolLM2's GGUF to saf
 HF_RUNTIME_LOAD_FAILED = "failed to load"
 # The encoder runs measure HTTP; a gRPC port would also collide between servers of one run.
 NO_GRPC = {"HF_RUNTIME_GRPC_PORT": "0"}
+# Its sitecustomize records the threads Python starts in a server (core/thread_cpu.py).
+THREAD_NAMES_HOOK = Path(__file__).resolve().parent / "thread_names"
 
 
 def free_port() -> int:
@@ -61,6 +63,7 @@ def _tail(log_path: Path, chars: int = 4000) -> str:
 class RunningServer:
     url: str
     pid: int
+    thread_names_dir: Path | None = None  # where the server's Python threads are recorded
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) used so far by the server and every live descendant (BentoML
@@ -109,15 +112,19 @@ def serve_process(
     ready_timeout: float = 300.0,
     fail_marker: str | None = None,
     cwd: Path | None = None,
+    thread_names_dir: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Run `make_command(port)`; once `ready_path` answers 200 yield it (its URL and CPU use),
     then stop it.
 
     `fail_marker`: text that, once in the server's log, means it will never become ready (so
     we stop waiting at once). The child gets its own process group so that everything it
-    forks (BentoML runs an arbiter and workers) stops with it.
+    forks (BentoML runs an arbiter and workers) stops with it. `thread_names_dir`: record its
+    Python threads there (thread_names_env).
     """
     port = free_port()
+    if thread_names_dir is not None:
+        env = thread_names_env(thread_names_dir, env)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -151,9 +158,21 @@ def serve_process(
                     f"not ready in {ready_timeout:.0f} s (log: {log_path})\n" + _tail(log_path)
                 )
             time.sleep(0.5)
-        yield RunningServer(url, process.pid)
+        yield RunningServer(url, process.pid, thread_names_dir)
     finally:
         _stop(process)
+
+
+def thread_names_env(names_dir: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    """`env` plus the thread-recording hook ahead of its (or this process's) PYTHONPATH."""
+    names_dir.mkdir(parents=True, exist_ok=True)
+    for old in names_dir.iterdir():  # a previous server's threads
+        old.unlink()
+    env = dict(env or {})
+    path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(THREAD_NAMES_HOOK), path) if p)
+    env["BENCH_THREAD_NAMES_DIR"] = str(names_dir)
+    return env
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

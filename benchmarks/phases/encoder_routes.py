@@ -5,13 +5,13 @@ At the top concurrency each route's sentences/s (requests/s times the sentences 
 embeds: a score or rerank pair embeds two) is set against the in-process ceiling at its best
 batch size; at concurrency 1 each route's p50 latency against one in-process forward of the
 same sentences (tokenize, forward, pool), as the excess in ms. Both sides of each comparison
-are measured in the same round (phases/rounds.py says why); the server's CPU per request comes
-with every window. With --before, that commit's server answers the same routes beside ours.
+are measured in the same round (phases/rounds.py says why); the server's CPU per request, by
+thread role (loadgen/cpu_window.py), comes with every window. With --before, that commit's
+server answers the same routes beside ours.
 """
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -19,9 +19,8 @@ from typing import Any
 
 from benchmarks.core.machine import log
 from benchmarks.core.settings import Settings
-from benchmarks.core.stats import per_request_ms
 from benchmarks.core.workload import minilm_dir, sentence
-from benchmarks.loadgen.hfload import measure_level
+from benchmarks.loadgen.cpu_window import measure_with_cpu
 from benchmarks.loadgen.pyload import percentile
 from benchmarks.peers.ceiling import time_batch
 from benchmarks.peers.minilm import load_minilm
@@ -89,20 +88,18 @@ def _sides(
 ) -> list[Side]:
     def measure(up: RunningServer, route: Route) -> Callable[[], Metrics]:
         def one_window() -> Metrics:
-            cpu_before = up.cpu_seconds()
-            result = asyncio.run(measure_level(
-                up.url, route.path, route.body, concurrency=concurrency, duration_s=window,
-                warmup_s=min(1.0, s.warmup_s), use_c=s.loadgen == "c",
-            )).summary()  # fmt: skip
-            cpu_after = up.cpu_seconds()
-            used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+            result, cpu = measure_with_cpu(
+                up.pid, up.thread_names_dir, up.url, route.path, route.body,
+                concurrency=concurrency, duration_s=window, warmup_s=min(1.0, s.warmup_s),
+                use_c=s.loadgen == "c",
+            )  # fmt: skip
             if result["errors"]:
                 raise RuntimeError(f"{route.server}: {result['error_samples'][:1]}")
             return {
                 "sentences_per_s": round(result["throughput_rps"] * route.texts, 2),
                 "p50_ms": result["p50_ms"],
-                # Includes the warm-up's requests: a ratio between routes, not an absolute.
-                "server_cpu_ms_per_request": per_request_ms(used, result["requests"]),
+                "server_cpu_ms_per_request": cpu["server_ms"],
+                "cpu": cpu,
             }
 
         return one_window
@@ -127,6 +124,7 @@ def _versus_ceiling(
         "sentences_per_s": [o["sentences_per_s"] for o in ours],
         "ceiling_sentences_per_s": [c["sentences_per_s"] for c in ceiling],
         "server_cpu_ms_per_request": [o.get("server_cpu_ms_per_request") for o in ours],
+        "cpu": [o.get("cpu") for o in ours],
         "ratios": ratios, "median_ratio": _median(ratios),
     }  # fmt: skip
 
@@ -140,4 +138,5 @@ def _versus_forward(
         "concurrency": concurrency, "texts": texts, "p50_ms": [o["p50_ms"] for o in ours],
         "forward_ms": forward, "excess_ms": excess, "median_excess_ms": _median(excess),
         "server_cpu_ms_per_request": [o.get("server_cpu_ms_per_request") for o in ours],
+        "cpu": [o.get("cpu") for o in ours],
     }  # fmt: skip

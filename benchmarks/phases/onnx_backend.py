@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += onnx_inprocess.markdown(inprocess) + [""]
     if not args.no_http:
         log("onnxruntime over HTTP: paired rounds")
-        paired = onnx_paired.paired_phase(s, s.concurrencies, not args.no_infinity)
+        paired = onnx_paired.paired_phase(
+            s, s.concurrencies, not args.no_infinity, results.get("inprocess")
+        )
         results["paired"] = paired
         lines += onnx_paired.markdown(paired) + [""]
     import onnxruntime

@@ -6,12 +6,13 @@ Three servers up at once, each serving all-MiniLM-L6-v2 from the same folder: hf
 /v1/embeddings, Infinity's: /embeddings), closed-loop clients. Each round measures every server
 for one window at each concurrency, in rotating order (phases/rounds.py); the ratios are per
 round and their median is reported. First every server's vectors for the 16 workload sentences
-are compared with the torch server's (cosine).
+are compared with the torch server's (cosine). Every window also samples the server's threads
+(loadgen/cpu_window.py: CPU per request by thread role); at the top concurrency the in-process
+forwards run in the same rotation (phases/onnx_bounds.py: the zero-overhead bounds).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,15 +21,18 @@ import httpx
 
 from benchmarks.core.settings import Settings
 from benchmarks.core.workload import ENCODER_MODEL_NAME, SENTENCES, minilm_dir, sentence
-from benchmarks.loadgen.hfload import measure_level
+from benchmarks.loadgen.cpu_window import measure_with_cpu
 from benchmarks.peers import infinity
 from benchmarks.peers.servers import (
     HF_RUNTIME_LOAD_FAILED,
     NO_GRPC,
+    RunningServer,
     config_subset,
     hf_runtime_command,
 )
-from benchmarks.phases.rounds import Metrics, Pair, Side, all_up, alternate, summarize
+from benchmarks.phases import onnx_bounds
+from benchmarks.phases.rounds import Metrics, Pair, Side, all_running, alternate, summarize
+from benchmarks.reports.cpu import cpu_markdown
 
 ONNX = "hf-runtime onnxruntime"
 TORCH = "hf-runtime torch"
@@ -110,12 +114,18 @@ def _cosines(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> list
 
 
 def paired_phase(
-    s: Settings, concurrencies: Sequence[int], with_infinity: bool = True
+    s: Settings,
+    concurrencies: Sequence[int],
+    with_infinity: bool = True,
+    inprocess: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Vectors against the torch server's, then paired rounds at each concurrency."""
+    """Vectors against the torch server's, then paired rounds at each concurrency (the top
+    one with the in-process forwards, at the best batches `inprocess`'s speed rows show)."""
     started, missing = servers(s, with_infinity)
     window = s.level_s / s.windows
-    with all_up(s, started) as urls:
+    top = max(concurrencies)
+    with all_running(s, started) as running:
+        urls = {name: up.url for name, up in running.items()}
         reference = _vectors(urls[TORCH], TORCH)
         vectors = {
             name: {"min_cosine_vs_torch": round(min(_cosines(_vectors(url, name), reference)), 7)}
@@ -123,24 +133,28 @@ def paired_phase(
             if name != TORCH
         }
 
-        def side(name: str, url: str, concurrency: int) -> Side:
+        def side(name: str, up: RunningServer, concurrency: int) -> Side:
             path, body = _route(name)
 
             def measure() -> Metrics:
-                result = asyncio.run(measure_level(
-                    url, path, body, concurrency=concurrency, duration_s=window,
-                    warmup_s=min(1.0, s.warmup_s), use_c=s.loadgen == "c",
-                ))  # fmt: skip
-                summary = result.summary()
-                return {"throughput_rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"]}
+                summary, cpu = measure_with_cpu(
+                    up.pid, up.thread_names_dir, up.url, path, body, concurrency=concurrency,
+                    duration_s=window, warmup_s=min(1.0, s.warmup_s), use_c=s.loadgen == "c",
+                )  # fmt: skip
+                return {"throughput_rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"],
+                        "cpu": cpu}  # fmt: skip
 
             return Side(name, measure)
 
         levels = {}
         for concurrency in concurrencies:
-            sides = [side(name, url, concurrency) for name, url in urls.items()]
+            sides = [side(name, up, concurrency) for name, up in running.items()]
+            if concurrency == top:
+                batches = onnx_bounds.best_batches(inprocess)
+                sides += onnx_bounds.inprocess_sides(window, batches)
             levels[concurrency] = alternate(sides, s.paired_rounds)
     return {
+        "bounds": onnx_bounds.bounds(levels[top], INFINITY),
         "vectors": vectors,
         "infinity_missing": missing,
         "levels": {str(c): values for c, values in levels.items()},
@@ -184,8 +198,18 @@ def markdown(results: dict[str, Any]) -> list[str]:
     lines += ["", "Absolute values per round (this machine, this run):", ""]
     for concurrency, values in results["levels"].items():
         for name, rounds in values.items():
-            cells = "; ".join(f"{m['throughput_rps']} req/s, p50 {m['p50_ms']} ms" for m in rounds)
+            cells = "; ".join(_cells(m) for m in rounds)
             lines.append(f"- c={concurrency} {name}: {cells}")
+    top = max(int(c) for c in results["levels"])
+    if results.get("bounds"):
+        lines += ["", *onnx_bounds.markdown(results["bounds"], top)]
+    lines += [""]
+    lines += cpu_markdown([
+        (name, int(concurrency), [m.get("cpu") for m in rounds])
+        for concurrency, values in results["levels"].items()
+        for name, rounds in values.items()
+        if name not in onnx_bounds.INPROCESS
+    ])  # fmt: skip
     lines += [""]
     for name, check in results["vectors"].items():
         lines.append(f"- {name}: smallest cosine to the torch server's vectors "
@@ -193,3 +217,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
     if results["infinity_missing"]:
         lines.append(f"- Infinity not measured: {results['infinity_missing']}")
     return lines
+
+
+def _cells(m: Metrics) -> str:
+    if "p50_ms" not in m:  # an in-process side
+        return f"{m['throughput_rps']} sentences/s (batch {m['batch_size']})"
+    return f"{m['throughput_rps']} req/s, p50 {m['p50_ms']} ms"

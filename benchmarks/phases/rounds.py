@@ -13,6 +13,7 @@ themselves: phases/encoder_paired.py and generation_paired.py.
 from __future__ import annotations
 
 import contextlib
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from benchmarks.core.machine import log
 from benchmarks.core.settings import Settings
 from benchmarks.peers.servers import SERVER_START_TIMEOUT_S, RunningServer, serve_process
 
-Metrics = dict[str, float]
+Metrics = dict[str, Any]  # numbers, and a window's CPU breakdown under "cpu"
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ class Startable(Protocol):
 def all_running(
     s: Settings, servers: Sequence[Startable], warm: Callable[[str], object] | None = None
 ) -> Iterator[dict[str, RunningServer]]:
-    """Every server started and ready (then `warm(url)` once), by name; all stopped after."""
+    """Every server started and ready (then `warm(url)` once), by name; all stopped after.
+    Each records its Python threads (for the CPU breakdown: loadgen/cpu_window.py)."""
     with contextlib.ExitStack() as stack:
         running: dict[str, RunningServer] = {}
         for server in servers:
@@ -107,6 +109,7 @@ def all_running(
                 server.command, log_path=s.out_dir / "logs.tmp" / f"paired-{server.name}.log",
                 env=server.env, ready_path=server.ready_path, ready_timeout=SERVER_START_TIMEOUT_S,
                 fail_marker=server.fail_marker, cwd=server.cwd,
+                thread_names_dir=s.out_dir / "logs.tmp" / f"threads-{_file_name(server.name)}",
             ))  # fmt: skip
             if warm is not None:
                 warm(up.url)
@@ -114,6 +117,10 @@ def all_running(
         started = time.monotonic()
         yield running
         log(f"  paired rounds took {time.monotonic() - started:.0f} s")
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.reports.cells import fmt, row
+from benchmarks.reports.cpu import cpu_markdown
 
 RATIO_GOAL = 0.8  # sentences/s at the top concurrency over the ceiling's best
 EXCESS_GOAL_MS = 2.0  # concurrency-1 p50 over one in-process forward of the same sentences
@@ -41,9 +42,13 @@ def routes_markdown(routes: Sequence[dict[str, Any]]) -> list[str]:
         "",
         "sentences/s: requests/s times the sentences each embeds (a score or rerank pair: two). "
         "The forward: tokenize, forward and pool the same sentences in-process. Server CPU per "
-        "request counts each window's warm-up too: compare it between routes, not to the "
-        "ceiling.",
+        "request: the server's whole process tree over the measured window (warm-up apart).",
+        "",
     ]
+    lines += cpu_markdown([
+        (r["route"], side["concurrency"], side.get("cpu") or [])
+        for side_name in ("top", "low") for r in routes for side in [r[side_name]]
+    ], what="route")  # fmt: skip
     return lines
 
 
