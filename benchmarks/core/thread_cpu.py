@@ -4,7 +4,8 @@
 utime + stime and the name) and the machine's /proc/stat; `breakdown` turns two snapshots
 into CPU ms per request per thread role:
   event loop    the worker process's main thread (tid == pid), where asyncio runs;
-  inference     Python threads named hf-runtime-infer* (the batcher's executor);
+  inference     Python threads named hf-runtime-infer* (the batcher's executor; another
+                server's own prefixes can be given: Infinity's batch handler threads);
   compute pool  the worker's native threads, the ones Python did not start: ONNX Runtime's
                 and OpenMP's pools, the tokenizer's (they cannot be told apart cheaply);
   other         the worker's other Python threads and every other process of the tree
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 PROC = Path("/proc")
-INFERENCE_PREFIX = "hf-runtime-infer"
+INFERENCE_PREFIXES = ("hf-runtime-infer",)
 COMM_LENGTH = 15  # the kernel keeps this much of a thread's name
 # The process of a `bentoml serve` tree that serves requests (its arbiter forks it).
 WORKER_MARKER = b"_bentoml_impl.worker"
@@ -112,16 +113,22 @@ def take_snapshot(root: int, names_dir: Path | None = None, proc: Path = PROC) -
     )
 
 
-def role(snapshot: Snapshot, pid: int, tid: int, kernel_name: str) -> str:
+def role(
+    snapshot: Snapshot,
+    pid: int,
+    tid: int,
+    kernel_name: str,
+    inference_prefixes: tuple[str, ...] = INFERENCE_PREFIXES,
+) -> str:
     if pid != snapshot.worker:
         return "other"
     if tid == pid:
         return "event_loop"
     name = snapshot.python_names.get((pid, tid))
     if name is None:  # not started by Python (or no names recorded): by the kernel's name
-        truncated = INFERENCE_PREFIX[:COMM_LENGTH]
+        truncated = tuple(prefix[:COMM_LENGTH] for prefix in inference_prefixes)
         return "inference" if kernel_name.startswith(truncated) else "compute_pool"
-    return "inference" if name.startswith(INFERENCE_PREFIX) else "other"
+    return "inference" if name.startswith(inference_prefixes) else "other"
 
 
 def breakdown(
@@ -131,6 +138,7 @@ def breakdown(
     *,
     client_ms_per_request: float | None = None,
     ticks_per_s: int | None = None,
+    inference_prefixes: tuple[str, ...] = INFERENCE_PREFIXES,
 ) -> dict[str, Any]:
     """CPU ms per request per role (and in all) between two snapshots, the client's, the
     machine's idle % over the window and how many threads of each role used CPU."""
@@ -140,7 +148,7 @@ def breakdown(
     for key, (name, ticks) in after.threads.items():
         spent = ticks - before.threads.get(key, (name, 0))[1]
         if spent > 0:
-            which = role(after, key[0], key[1], name)
+            which = role(after, key[0], key[1], name, inference_prefixes)
             used[which] += spent
             busy[which] += 1
     per_request = max(1, requests)

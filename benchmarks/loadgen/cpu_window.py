@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from benchmarks.core.thread_cpu import breakdown, take_snapshot
+from benchmarks.core.thread_cpu import INFERENCE_PREFIXES, breakdown, take_snapshot
 from benchmarks.loadgen.hfload import measure_level
 from benchmarks.loadgen.pyload import BodyFactory
 
@@ -28,9 +28,11 @@ def measure_with_cpu(
     duration_s: float,
     warmup_s: float = 0.0,
     use_c: bool = True,
+    inference_prefixes: tuple[str, ...] = INFERENCE_PREFIXES,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the load generator's summary, the CPU breakdown) of one window against the server
-    whose process tree starts at `server_pid`."""
+    whose process tree starts at `server_pid` (`inference_prefixes`: the names of its
+    inference threads)."""
     if warmup_s > 0:
         asyncio.run(measure_level(
             base_url, path, make_body, concurrency=concurrency, duration_s=warmup_s, use_c=use_c
@@ -43,5 +45,6 @@ def measure_with_cpu(
     cpu = breakdown(
         before, after, int(summary["requests"]) + int(summary["errors"]),
         client_ms_per_request=summary.get("client_cpu_ms_per_request"),
+        inference_prefixes=inference_prefixes,
     )  # fmt: skip
     return summary, cpu

@@ -27,6 +27,9 @@ READY_PATH = "/health"
 # Its telemetry off, no Hub access (the model is a local folder).
 ENV = {"INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
 INSTALL_TIMEOUT_S = 1800
+# Its batch handler's threads (tokenize, forward, postprocess), for the CPU breakdown: a
+# ThreadPoolExecutor's (Python names them ThreadPoolExecutor-N_M).
+INFERENCE_THREADS = ("ThreadPoolExecutor",)
 
 
 def default_venv() -> Path:

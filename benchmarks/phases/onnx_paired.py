@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from benchmarks.core.settings import Settings
+from benchmarks.core.thread_cpu import INFERENCE_PREFIXES
 from benchmarks.core.workload import ENCODER_MODEL_NAME, SENTENCES, minilm_dir, sentence
 from benchmarks.loadgen.cpu_window import measure_with_cpu
 from benchmarks.peers import infinity
@@ -85,6 +86,10 @@ def servers(s: Settings, with_infinity: bool) -> tuple[list[_Server], str | None
     return started, None
 
 
+def _inference_threads(name: str) -> tuple[str, ...]:
+    return infinity.INFERENCE_THREADS if name == INFINITY else INFERENCE_PREFIXES
+
+
 def _route(name: str) -> tuple[str, Callable[[int], bytes]]:
     if name == INFINITY:
         return infinity.EMBEDDINGS_PATH, infinity_body
@@ -140,6 +145,7 @@ def paired_phase(
                 summary, cpu = measure_with_cpu(
                     up.pid, up.thread_names_dir, up.url, path, body, concurrency=concurrency,
                     duration_s=window, warmup_s=min(1.0, s.warmup_s), use_c=s.loadgen == "c",
+                    inference_prefixes=_inference_threads(name),
                 )  # fmt: skip
                 return {"throughput_rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"],
                         "cpu": cpu}  # fmt: skip

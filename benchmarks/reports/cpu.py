@@ -51,8 +51,10 @@ def cpu_markdown(
         "",
         "Event loop: the serving process's main thread; inference thread: the batcher's "
         "(hf-runtime-infer*); compute pool: the native threads Python did not start (ONNX "
-        "Runtime's, OpenMP's and the tokenizer's pools); other: the server's other Python "
-        "threads and processes (BentoML's arbiter); client: the load generator's own CPU; idle: "
+        "Runtime's, OpenMP's and the tokenizer's pools; ONNX Runtime's calling thread, the "
+        "inference thread, computes too); other: the server's other Python threads and "
+        "processes (BentoML's arbiter); Infinity's inference threads: its batch handler's "
+        "thread pool; client: the load generator's own CPU; idle: "
         "the machine's, over the window (others' work included on a shared machine).",
     ]
     return lines

@@ -43,7 +43,7 @@ def test_threads_are_counted_by_role_per_request(tmp_path: Path) -> None:
     # 101 main (event loop), 102 inference, 103 a native pool thread, 104 another Python one.
     start = {0: 10, 101: 100, 102: 50, 103: 20, 104: 5}
     before = take_snapshot(ARBITER, names, fake_proc(tmp_path / "a", start, 1000, 2000))
-    end = {0: 14, 101: 140, 102: 70, 103: 80, 104: 5, 106: 4}  # 106 started in the window
+    end = {0: 14, 101: 140, 102: 70, 103: 80, 104: 7, 106: 4}  # 106 started in the window
     after = take_snapshot(ARBITER, names, fake_proc(tmp_path / "b", end, 1050, 2200))
     assert after.worker == WORKER
     # 100 ticks per second, 20 requests: a tick spread over them is 0.5 ms.
@@ -51,10 +51,13 @@ def test_threads_are_counted_by_role_per_request(tmp_path: Path) -> None:
     assert cpu["event_loop_ms"] == 20.0  # 40 ticks
     assert cpu["inference_ms"] == 10.0
     assert cpu["compute_pool_ms"] == 32.5  # 103's 60 ticks and 106's 5 (4 + 1 system)
-    assert cpu["other_ms"] == 2.0  # the arbiter's 4 ticks; 104 used none
-    assert cpu["server_ms"] == 64.5 and cpu["client_ms"] == 0.04
+    assert cpu["other_ms"] == 3.0  # the arbiter's 4 ticks and 104's 2
+    assert cpu["server_ms"] == 65.5 and cpu["client_ms"] == 0.04
     assert cpu["idle_pct"] == 25.0
-    assert cpu["threads_busy"] == {"event_loop": 1, "inference": 1, "compute_pool": 2, "other": 1}
+    assert cpu["threads_busy"] == {"event_loop": 1, "inference": 1, "compute_pool": 2, "other": 2}
+    # Another server's inference threads by their own names (Infinity's thread pool's).
+    named = breakdown(before, after, 20, ticks_per_s=100, inference_prefixes=("asyncio",))
+    assert (named["inference_ms"], named["other_ms"]) == (1.0, 12.0)
 
 
 def test_without_recorded_names_the_kernel_name_tells_the_inference_thread(
