@@ -1,11 +1,17 @@
 """The CPU-per-request breakdown: core/thread_cpu.py on a fake /proc tree, the rows it makes
-(reports/cpu.py) and the zero-overhead bounds (phases/onnx_bounds.py)."""
+(reports/cpu.py), the zero-overhead bounds (phases/onnx_bounds.py) and the hook that names a
+server's Python threads (peers/thread_names)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+from benchmarks.core.settings import REPO_ROOT
 from benchmarks.core.thread_cpu import breakdown, take_snapshot
+from benchmarks.peers.servers import thread_names_env
 from benchmarks.phases import onnx_bounds
 from benchmarks.reports.cpu import cpu_markdown
 
@@ -109,3 +115,18 @@ def test_zero_overhead_bounds_against_infinity_and_the_cores() -> None:
         "in-process onnxruntime": 32, "in-process torch": 8,
     }  # fmt: skip
     assert set(onnx_bounds.best_batches(None).values()) == {onnx_bounds.DEFAULT_BATCH}
+
+
+def test_the_hook_records_the_threads_python_starts_in_a_server(tmp_path: Path) -> None:
+    names = tmp_path / "names"
+    code = (
+        "import os, threading\n"
+        "t = threading.Thread(target=lambda: None, name='hf-runtime-infer-m_0')\n"
+        "t.start(); t.join(); print(os.getpid())\n"
+    )
+    env = {**os.environ, **thread_names_env(names, {"PYTHONPATH": str(REPO_ROOT)})}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    pid = int(done.stdout)
+    recorded = {path.name: path.read_text() for path in names.iterdir()}
+    assert list(recorded.values()) == ["hf-runtime-infer-m_0"]
+    assert next(iter(recorded)).startswith(f"{pid}-")
