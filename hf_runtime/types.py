@@ -199,12 +199,16 @@ class PoolingOptions:
     the model's maximum; None applies the model's own rule (auto_truncate).
     `truncation_side` (None: the tokenizer's; else "left" keeps the end, "right" the start)
     cuts the token ids themselves, special tokens included, as vLLM does.
+    `dimensions` and `prompt_name` (embedding models only; /v1/embeddings' own fields, for its
+    `truncate_prompt_tokens`, which it serves through the pooler): as `Embedder.embed`'s.
     """
 
     activation: bool = True
     truncate_tokens: int | None = None
     truncation_side: Literal["left", "right"] | None = None
     add_special_tokens: bool = True
+    dimensions: int | None = None
+    prompt_name: str | None = None
 
 
 @dataclass

@@ -265,12 +265,16 @@ def embedding_request(
 ) -> dict[str, Any]:
     """Texts (with one of the model's prompts, when it has some) or token ids (no prompt:
     one cannot apply to them); a sparse model's in each encoding, sparse included (no
-    dimensions: its vectors have one value per vocabulary entry)."""
+    dimensions: its vectors have one value per vocabulary entry, nor vLLM's
+    truncate_prompt_tokens, which is for dense vectors)."""
     texts = {"type": "array", "items": SHORT_TEXT, "minItems": 1, "maxItems": 4}
+    side = {"truncation_side": {"enum": ["left", "right"]}}
     common = {
         "model": {"const": embedder},
         "encoding_format": {"enum": ["float", "base64"]},
         "dimensions": integer(1, dimensions),
+        "truncate_prompt_tokens": {"anyOf": [{"const": -1}, integer(1, 8)]},
+        **side,
     }
     prompted = {"prompt_name": {"enum": list(prompt_names)}} if prompt_names else {}
     by_text = closed(
@@ -285,6 +289,7 @@ def embedding_request(
             "model": {"const": sparse_embedder},
             "encoding_format": {"enum": ["float", "base64", "sparse"]},
             "input": {"anyOf": [SHORT_TEXT, texts, TOKEN_IDS]},
+            **side,
         },
         required=["model", "input"],
     )

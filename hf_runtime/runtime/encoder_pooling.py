@@ -26,7 +26,7 @@ from hf_runtime.backends import Encoding
 from hf_runtime.errors import InvalidInput
 from hf_runtime.runtime.batcher import EncoderJob
 from hf_runtime.tasks.base import too_long
-from hf_runtime.types import PooledResult, PoolingOptions, PoolingTask
+from hf_runtime.types import OutputOptions, PooledResult, PoolingOptions, PoolingTask
 
 if TYPE_CHECKING:
     from hf_runtime.runtime.encoder_model import EncoderModel
@@ -92,6 +92,8 @@ class EncoderPooler:
     ) -> PooledResult:
         options = options or PoolingOptions()
         limit = self._truncation(options)
+        if self._embedding is not None:
+            self._embedding.check_dimensions(options.dimensions)
         decoded = decode_pooling_inputs(inputs)
         most = self._model.batcher.max_queue_size
         if len(decoded) > most:  # checked before tokenizing what could never run
@@ -135,15 +137,20 @@ class EncoderPooler:
 
     def _items(self, decoded: list[Any], options: PoolingOptions, limit: int | None) -> list[Any]:
         model = self._model
+        embedding, prompt = self._embedding, None
+        if embedding is not None:  # the model's default prompt (or the named one), as embed
+            prompt = embedding.options.with_request(OutputOptions(prompt_name=options.prompt_name))
         if isinstance(decoded[0], str):
             texts = list(decoded)
             skip = 0
-            if self._embedding is not None:  # the model's default prompt, as /v1/embeddings
-                texts = list(self._embedding.with_prompt(texts))
-                skip = self._embedding.prompt_length()
+            if embedding is not None:
+                texts = list(embedding.with_prompt(texts, prompt))
+                skip = embedding.prompt_length(prompt)
             model._log_request(texts)
             encodings = self._tokenized(texts, options, limit)
         else:
+            if embedding is not None:
+                embedding.check_token_input_prompt(prompt)
             model._log_request([f"<{len(ids)} token ids>" for ids in decoded])
             checked = self._checked_ids(decoded, limit, options.truncation_side or "right")
             encodings = model.encoder.encode_ids(checked)
@@ -202,7 +209,9 @@ class EncoderPooler:
         tokens = sum(len(e) for e in encodings)
         if self._embedding is not None:
             normalize = None if options.activation else False  # None: the model's setting
-            result = self._embedding.embedding_result(encodings, outputs, None, normalize)
+            result = self._embedding.embedding_result(
+                encodings, outputs, options.dimensions, normalize
+            )
             return PooledResult(result.embeddings, tokens)
         head = self._head
         assert head is not None  # see __init__

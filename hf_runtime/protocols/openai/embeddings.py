@@ -1,4 +1,8 @@
-"""POST /embeddings."""
+"""POST /embeddings.
+
+vLLM's `truncate_prompt_tokens` (and `truncation_side`) are served through the model's
+pooler, the path vLLM's /pooling takes: the same vector, each input cut to that many tokens.
+`truncation_side` alone is TEI's direction: the side the model's own rule cuts from."""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hf_runtime.errors import InvalidInput
-from hf_runtime.model import ModelRegistry
+from hf_runtime.errors import InvalidInput, Unsupported
+from hf_runtime.model import ModelRegistry, Pooler, ServedModel
 from hf_runtime.protocols.disconnect import cancel_on_disconnect
 from hf_runtime.protocols.json_body import LeanJSONRoute, json_bytes, render_response
 from hf_runtime.protocols.openai.lookup import (
@@ -23,7 +27,12 @@ from hf_runtime.protocols.openai.lookup import (
 from hf_runtime.protocols.openai.responses import log_ignored_fields
 from hf_runtime.protocols.openai.schemas import SPARSE_ENCODING, EmbeddingRequest
 from hf_runtime.routes import OPENAI_EMBEDDINGS
-from hf_runtime.types import EmbeddingResult, SparseEmbeddingResult
+from hf_runtime.types import (
+    EmbeddingResult,
+    PoolingOptions,
+    SparseEmbeddingResult,
+    Truncation,
+)
 
 
 def encode_base64(vector: list[float]) -> str:
@@ -56,6 +65,27 @@ def _embedding_json(
     return json_bytes(body)
 
 
+async def _embed_truncated(
+    model: ServedModel, inputs: list[str] | list[list[int]], body: EmbeddingRequest
+) -> EmbeddingResult:
+    """vLLM's `truncate_prompt_tokens`: served by the model's pooler, which cuts each input
+    as vLLM's /pooling does (the vector is otherwise the one `embed` returns)."""
+    pooler = model.capability(Pooler)
+    if pooler is None or pooler.pooling_task != "embed":
+        raise Unsupported(
+            f"Model {model.name} ({model.task}) does not support truncate_prompt_tokens",
+            param="truncate_prompt_tokens",
+        )
+    options = PoolingOptions(
+        truncate_tokens=body.truncate_prompt_tokens,
+        truncation_side=body.truncation_side,
+        dimensions=body.dimensions,
+        prompt_name=body.prompt_name,
+    )
+    pooled = await pooler.pool(inputs, options)
+    return EmbeddingResult(pooled.outputs, pooled.prompt_tokens)
+
+
 async def create_embeddings(
     registry: ModelRegistry, body: EmbeddingRequest, request: Request
 ) -> Response:
@@ -64,16 +94,25 @@ async def create_embeddings(
     inputs = body.input_batch()
     model = resolve_model(registry, body.model)
     prefix = mount_prefix(request, Endpoint.embeddings)
+    truncation = None if body.truncation_side is None else Truncation(side=body.truncation_side)
     if body.encoding_format == SPARSE_ENCODING:
         sparse = require_sparse_embedder(model, prefix)
-        found = await sparse.embed_sparse(inputs, prompt_name=body.prompt_name)
+        found = await sparse.embed_sparse(
+            inputs, prompt_name=body.prompt_name, truncation=truncation
+        )
         values = sum(len(vector.values) for vector in found.vectors)
         content = await render_response(
             _embedding_json, model.name, found, SPARSE_ENCODING, values=values
         )
         return Response(content=content, media_type="application/json")
     embedder = require_embedder(model, prefix)
-    if body.prompt_name is None:
+    if body.truncate_prompt_tokens is not None:
+        result = await _embed_truncated(model, inputs, body)
+    elif truncation is not None:
+        result = await embedder.embed(
+            inputs, body.dimensions, body.prompt_name, truncation=truncation
+        )
+    elif body.prompt_name is None:
         result = await embedder.embed(inputs, body.dimensions)
     else:
         result = await embedder.embed(inputs, body.dimensions, prompt_name=body.prompt_name)

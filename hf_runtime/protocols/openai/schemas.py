@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictInt
 
@@ -285,8 +285,24 @@ class EmbeddingRequest(OpenAIRequest):
     dimensions: int | None = None
     # TEI's: one of the model's sentence-transformers prompts (None: its default prompt)
     prompt_name: str | None = None
+    # vLLM's: keep at most N tokens of each input (-1: the model's maximum), cut from
+    # `truncation_side` (alone: the side over-long inputs are cut from, as TEI's direction)
+    truncate_prompt_tokens: int | None = None
+    truncation_side: Literal["left", "right"] | None = None
 
     def check(self) -> None:
+        tokens = self.truncate_prompt_tokens
+        if tokens is not None and not (tokens == -1 or tokens >= 1):
+            raise InvalidInput(
+                "truncate_prompt_tokens must be -1 (the model's maximum) or at least 1, got "
+                f"{tokens}",
+                param="truncate_prompt_tokens",
+            )
+        if self.encoding_format == SPARSE_ENCODING and tokens is not None:
+            raise InvalidInput(
+                "truncate_prompt_tokens does not apply to sparse embeddings; truncation_side does",
+                param="truncate_prompt_tokens",
+            )
         if self.encoding_format not in (None, *ENCODING_FORMATS):
             raise InvalidInput(
                 "encoding_format must be 'float' or 'base64' ('sparse' for a sparse "

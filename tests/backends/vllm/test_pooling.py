@@ -164,6 +164,19 @@ def test_pooling_an_embedding_model_equals_its_embeddings(
     assert mine.prompt_tokens == 4 * len(TEXTS)
 
 
+def test_truncated_embeddings_with_dimensions_equal_huggingface(
+    minilm: tuple[Any, Any], run: LoopRunner
+) -> None:
+    """What /v1/embeddings asks the pooler for with truncate_prompt_tokens and dimensions."""
+    ours, theirs = minilm
+    cut = PoolingOptions(truncate_tokens=4, truncation_side="left", dimensions=8)
+    mine = run(require_capability(ours, Pooler).pool(TEXTS, cut))
+    reference = run(theirs.capability(Pooler).pool(TEXTS, cut))
+    assert [len(vector) for vector in mine.outputs] == [8] * len(TEXTS)
+    np.testing.assert_allclose(mine.outputs, reference.outputs, atol=1e-5, rtol=0)
+    assert mine.prompt_tokens == 4 * len(TEXTS)
+
+
 def test_classify_equals_vllms_own_classify_pooler(classifier: Any, run: LoopRunner) -> None:
     """Our /classify scores (the raw logits, with vLLM's activation rule applied here) equal
     what vLLM's own classify pooler returns with its default activation."""

@@ -7,8 +7,12 @@ import base64
 import httpx
 import numpy as np
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from tests.fakes import FakeRegistry
+from hf_runtime.protocols.openai import make_app
+from hf_runtime.types import Truncation
+from tests.fakes import FakeRegistry, FakeServedModel
 from tests.protocols.openai.fakes import EMBEDDING_DIM, fake_embedding
 from tests.protocols.openai.helpers import assert_error
 
@@ -71,3 +75,16 @@ async def test_dimensions_are_passed_and_checked(
         "/v1/embeddings", json={"model": "minilm", "input": "ab", "dimensions": EMBEDDING_DIM + 1}
     )
     assert_error(response, 400, "dimensions", f"embedding size ({EMBEDDING_DIM})")
+
+
+async def test_truncation_side_alone_is_the_models_rule_from_that_side() -> None:
+    """vLLM's truncation_side without truncate_prompt_tokens: TEI's direction (the model's
+    own auto_truncate rule, cutting from that side); neither field: the model's rule as is."""
+    model = FakeServedModel("emb", "text_embedding")
+    app = Starlette(routes=[Mount("/v1", make_app(FakeRegistry([model])))])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for side in ("left", None):
+            body = {"input": "ab", **({"truncation_side": side} if side else {})}
+            assert (await client.post("/v1/embeddings", json=body)).status_code == 200
+    assert model.embed_options == [(Truncation(side="left"), None), (None, None)]

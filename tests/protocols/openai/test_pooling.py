@@ -190,6 +190,53 @@ def test_pooling_an_embedding_model_equals_v1_embeddings(client) -> None:
     np.testing.assert_allclose(vector / np.linalg.norm(vector), body["data"][0]["data"], atol=1e-6)
 
 
+def test_v1_embeddings_truncate_prompt_tokens_as_vllm(client, tiny_models) -> None:
+    """/v1/embeddings takes vLLM's truncate_prompt_tokens: the vector of the cut token ids
+    (the tokenizer's truncation without a side, the ids sliced with one), /pooling's vector
+    for the same fields; with dimensions, that vector's renormalised prefix."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_models["bert-embed"])
+    text = TEXTS[2]
+    full = tokenizer(text)["input_ids"]
+    cases = {
+        None: tokenizer(text, truncation=True, max_length=5)["input_ids"],
+        "left": full[-5:],
+        "right": full[:5],
+    }
+    whole = post(client, "/v1/embeddings", model="embed", input=text)["data"][0]["embedding"]
+    for side, ids in cases.items():
+        extra = {} if side is None else {"truncation_side": side}
+        fields = {"model": "embed", "input": text, "truncate_prompt_tokens": 5, **extra}
+        body = post(client, "/v1/embeddings", **fields)
+        vector = body["data"][0]["embedding"]
+        assert body["usage"]["prompt_tokens"] == 5 and body["object"] == "list"
+        by_ids = post(client, "/v1/embeddings", model="embed", input=ids)
+        np.testing.assert_allclose(vector, by_ids["data"][0]["embedding"], atol=1e-6)
+        assert vector == post(client, "/pooling", **fields)["data"][0]["data"]
+        assert not np.allclose(vector, whole, atol=1e-3)
+        short = post(client, "/v1/embeddings", dimensions=4, **fields)["data"][0]["embedding"]
+        np.testing.assert_allclose(short, vector[:4] / np.linalg.norm(vector[:4]), atol=1e-6)
+    untouched = post(client, "/v1/embeddings", model="embed", input=text, truncate_prompt_tokens=-1)
+    np.testing.assert_allclose(untouched["data"][0]["embedding"], whole, atol=1e-6)
+    assert untouched["usage"]["prompt_tokens"] == len(full)
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "contains"),
+    [
+        ({"truncate_prompt_tokens": 10**6}, "truncate_prompt_tokens", "cannot be greater than"),
+        ({"truncate_prompt_tokens": -2}, "truncate_prompt_tokens", "must be -1"),
+        ({"truncate_prompt_tokens": 0}, "truncate_prompt_tokens", "must be -1"),
+        ({"truncate_prompt_tokens": "all"}, "truncate_prompt_tokens", ""),
+        ({"truncation_side": "middle"}, "truncation_side", ""),
+        ({"truncate_prompt_tokens": 2, "encoding_format": "sparse"}, "truncate_prompt_tokens", ""),
+        ({"truncate_prompt_tokens": 2, "dimensions": 10**4}, "dimensions", ""),
+    ],
+)
+def test_v1_embeddings_refuses_bad_truncation(client, body, param, contains) -> None:
+    response = client.post("/v1/embeddings", json={"model": "embed", "input": "a b c", **body})
+    assert_error(response, 400, param, contains)
+
+
 @pytest.mark.parametrize(
     ("dtype", "endianness", "numpy_type", "atol"),
     [
