@@ -51,8 +51,9 @@ def cpu_markdown(
         "",
         "Event loop: the serving process's main thread; inference thread: the batcher's "
         "(hf-runtime-infer*); compute pool: the native threads Python did not start (ONNX "
-        "Runtime's, OpenMP's and the tokenizer's pools; ONNX Runtime's calling thread, the "
-        "inference thread, computes too); other: the server's other Python threads and "
+        "Runtime's, OpenMP's and the tokenizer's pools; the inference thread computes a share "
+        "of the model too, as ONNX Runtime's and OpenMP's calling thread, and a spinning pool "
+        "counts as busy); other: the server's other Python threads and "
         "processes (BentoML's arbiter); Infinity's inference threads: its batch handler's "
         "thread pool; client: the load generator's own CPU; idle: "
         "the machine's, over the window (others' work included on a shared machine).",
