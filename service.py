@@ -13,7 +13,7 @@ import sys
 
 import bentoml
 
-from hf_runtime import endpoint_labels, fast_path, http_limits
+from hf_runtime import bentoml_timeout, endpoint_labels, fast_path, http_limits
 from hf_runtime.baked import split_hub_weights, with_baked_models
 from hf_runtime.errors import ConfigError
 from hf_runtime.runtime import startup
@@ -28,6 +28,8 @@ runtime = startup.exit_on_startup_error(lambda: Runtime.from_sources(_config_arg
 startup.check_ports(runtime.config, sys.argv)  # in `bentoml serve` itself, before the worker
 # BentoML's per-request work kept off the protocol routes where that loses nothing configured.
 _fast_path = fast_path.decide(runtime.config.server)
+if _fast_path.direct_dispatch:  # BentoML's request timeout without a task per request
+    bentoml_timeout.install()
 # BentoML's traffic metrics labelled by route template, never by a client's raw path.
 endpoint_labels.install()
 # uvicorn without a header timeout, a URL limit or JSON framing errors: see http_limits.

@@ -17,9 +17,11 @@ are in our hands:
   2. dispatch: the gateway hands protocol requests straight to the protocol app that serves
      them, skipping BentoML's router and request-context middleware, which no protocol app
      reads (hf_runtime.protocols.direct_routes); never past BentoML's CORS middleware.
+  3. timeout: BentoML's request timeout runs without a task and a lingering timer per request
+     (hf_runtime.bentoml_timeout; same timeout, same 504).
 
 Kept either way: our request ids and request-duration metrics, BentoML's traffic metrics,
-access log and timeout, /metrics and the lifespan. `server.bentoml_fast_path: false` turns both
+access log and timeout, /metrics and the lifespan. `server.bentoml_fast_path: false` turns all
 off (everything then goes through BentoML exactly as before).
 """
 
@@ -68,7 +70,7 @@ class FastPath:
         """The startup log line."""
         if not (self.direct_dispatch or self.untraced_routes):
             return f"BentoML fast path off ({self.reason}): requests take BentoML's full stack"
-        parts = ["protocol requests dispatched straight to their app"]
+        parts = ["protocol requests dispatched straight to their app", "inline request timeout"]
         if self.untraced_routes:
             parts.append("skip BentoML's OpenTelemetry middleware")
         else:

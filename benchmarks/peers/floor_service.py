@@ -13,7 +13,7 @@ import os
 import bentoml
 
 from benchmarks.peers.floor import make_trivial_app
-from hf_runtime import fast_path
+from hf_runtime import bentoml_timeout, fast_path
 from hf_runtime.config import ServerConfig
 from hf_runtime.protocols.gateway import Gateway, GatewaySettings, InFlight
 
@@ -24,6 +24,8 @@ if MODE not in MODES:
 
 trivial = make_trivial_app()
 decision = fast_path.decide(ServerConfig(bentoml_fast_path=MODE == "fast-path"))
+if decision.direct_dispatch:  # as service.py
+    bentoml_timeout.install()
 
 
 @bentoml.service(
