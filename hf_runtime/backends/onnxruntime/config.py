@@ -11,6 +11,7 @@ from hf_runtime.config import ModelConfig
 from hf_runtime.errors import ConfigError
 
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
+Fusion = Literal["auto", "off"]
 
 
 class OnnxRuntimeConfig(BaseModel):
@@ -26,6 +27,12 @@ class OnnxRuntimeConfig(BaseModel):
     )
     graph_optimization_level: GraphOptimization = Field(
         "all", description="ONNX Runtime's graph optimisations (all: fused attention, GELU...)."
+    )
+    fusion: Fusion = Field(
+        "auto",
+        description="auto: fuse the file offline with ONNX Runtime's transformers optimizer "
+        "(BERT-like architectures; fused attention, embeddings and skip LayerNorms), kept only "
+        "when it matches the unfused file; off: run the file as exported or shipped.",
     )
     intra_op_threads: int | None = Field(
         None, ge=1, description="Threads per forward pass; default: the torch rule (cores)."

@@ -49,10 +49,12 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 @dataclass(frozen=True)
 class OnnxFile:
-    """The ONNX file to run and where it came from (for the log)."""
+    """The ONNX file to run, where it came from (for the log), and the cache key it was made
+    under (None for a checkpoint's own file)."""
 
     path: Path
     origin: str
+    key: Mapping[str, str] | None = None
 
 
 def output_name(head: Head) -> str:
@@ -89,13 +91,13 @@ def locate_onnx(
     key = export_key(source.model_path, task, added_pad_token, len(tokenizer))
     folder = cache_dir() / "onnx" / f"{config.model_name}-{_digest(key)}"
     if (folder / EXPORT_FILE).is_file():
-        return OnnxFile(folder / EXPORT_FILE, f"the cached export {folder}")
+        return OnnxFile(folder / EXPORT_FILE, f"the cached export {folder}", key)
 
     def export(target: Path) -> None:
         export_encoder(config, source, task, tokenizer, added_pad_token, target)
 
     path = cached_build(folder, EXPORT_FILE, key, export)
-    return OnnxFile(path, f"an export cached in {folder}")
+    return OnnxFile(path, f"an export cached in {folder}", key)
 
 
 def _unusable(path: Path, wanted: str, added_pad_token: bool) -> str | None:
@@ -310,7 +312,11 @@ def _check_export(target: Path, names: tuple[str, ...], tensors: tuple[Any, ...]
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: t.numpy() for n, t in zip(names, tensors, strict=True)})[0]
+    # The file takes only the inputs the forward reads (a forward taking **kwargs ignores
+    # token_type_ids, and the exporter drops the unused input).
+    taken = {arg.name for arg in session.get_inputs()}
+    feed = {n: t.numpy() for n, t in zip(names, tensors, strict=True) if n in taken}
+    got = session.run(None, feed)[0]
     error = float(np.abs(got - expected).max())
     if error > EXPORT_CHECK_TOLERANCE:
         raise ConfigError(
