@@ -6,7 +6,9 @@ here (the cores this process may run on, or OMP_NUM_THREADS), one inter-op threa
 execution (one inference thread calls the session; parallel branches would only compete for
 the same cores), and intra-op threads that sleep between forward passes rather than spin (a
 spinning thread takes its core from the event loop and the tokenizer). IO binding with pre-allocated
-outputs was measured and not used: no faster (0.98x) on CPU, where outputs are small. The
+outputs was measured and not used: no faster (0.98x) on CPU, where outputs are small.
+ONNX Runtime's SkipLayerNormFusion is disabled: its CPU SkipLayerNormalization kernel measured
+slower than the Add and LayerNormalization it replaces (see `fusion`). The
 CUDA execution provider comes first when the installed onnxruntime has it (onnxruntime-gpu);
 it is not tested here (no GPU in CI).
 """
@@ -35,6 +37,8 @@ _LEVELS = {
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 INT8_FILE = "model.int8.onnx"
+# Online fusions left out (measured slower on CPU; see the module docstring).
+DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 # Above this an ONNX file keeps its weights in external data (protobuf's 2 GiB limit).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
@@ -69,7 +73,12 @@ def session_options(section: OnnxRuntimeConfig) -> onnxruntime.SessionOptions:
 
 
 def open_session(path: Path, section: OnnxRuntimeConfig) -> onnxruntime.InferenceSession:
-    return onnxruntime.InferenceSession(str(path), session_options(section), providers=providers())
+    return onnxruntime.InferenceSession(
+        str(path),
+        session_options(section),
+        providers=providers(),
+        disabled_optimizers=DISABLED_OPTIMIZERS,
+    )
 
 
 def quantized_int8(model: OnnxFile, name: str) -> OnnxFile:

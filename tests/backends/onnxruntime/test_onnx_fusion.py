@@ -56,9 +56,9 @@ def test_the_fused_file_is_cached_with_its_key(
     fused = backend.onnx_file.path
     assert fused.name == "model.fused.onnx" and fused.is_relative_to(onnx_cache / "onnx")
     assert backend.onnx_file.origin.endswith(", fused")
-    assert {"Attention", "EmbedLayerNormalization", "SkipLayerNormalization"} <= fused_operators(
-        fused
-    )
+    operators = fused_operators(fused)
+    assert {"Attention", "EmbedLayerNormalization"} <= operators
+    assert "SkipLayerNormalization" not in operators  # slower on CPU
     key = json.loads((fused.parent / "key.json").read_text())
     assert {"weights", "opset", "fusion", "onnxruntime"} <= set(key)  # the export's and its own
     assert json.loads((fused.parent / "fusion.json").read_text())["fused"] is True
