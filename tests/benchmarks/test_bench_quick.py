@@ -8,6 +8,7 @@ reported.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -77,3 +78,11 @@ def test_prefix_cache_phase_ran_and_is_reported(quick_results: tuple[dict, str])
     assert row["warm_reused_tokens"] > 0 and row["cold_s"] > 0 and row["warm_s"] > 0
     assert "Prefix cache: time to first token" in summary
     assert any(t["target"].startswith("prefix cache") for t in results["targets"])
+
+
+def test_route_overhead_times_every_encoder_route() -> None:
+    from benchmarks.phases import route_overhead
+
+    for route in route_overhead.ROUTES:
+        result = asyncio.run(route_overhead.measure(route, 16))
+        assert result["route"] == route and result["cpu_us_per_request"] > 0
