@@ -2,8 +2,10 @@
 
 Every test module here is skipped, with the reason shown, when vLLM is not installed. vLLM
 reads its settings from the environment, so the CI values are set before any test imports it.
-Engines are module-scoped and each module owns ONE event loop (`loop`): an AsyncLLM's output
-handler lives on the loop of its first request, so every call on a model must use that loop.
+The package owns ONE event loop (`run`): an AsyncLLM's output handler lives on the loop of its
+first request, so every call on a model must use that loop. Loading an engine is the slowest
+step here (~20-30 s on 2 cores), so the engines several modules use are package-scoped
+fixtures below (`llama`, `hf_llama`, `minilm`, `classifier`); the rest are module-scoped.
 """
 
 from __future__ import annotations
@@ -76,16 +78,28 @@ class LoopRunner:
     def close(self) -> None:
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
-        # Free the module's (shut down) engines now: AsyncLLM.__del__ shuts down again and
-        # fails noisily if it only runs during interpreter teardown.
         gc.collect()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def run() -> Iterator[LoopRunner]:
     runner = LoopRunner()
     yield runner
     runner.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def free_module_engines() -> Iterator[None]:
+    """Frees each module's (shut down) engines when it ends: AsyncLLM.__del__ shuts down again
+    and fails noisily if it only runs during interpreter teardown."""
+    yield
+    gc.collect()
+
+
+def pytest_sessionfinish() -> None:
+    """The same for the package's shared engines: the last test still held them when `run`
+    closed."""
+    gc.collect()
 
 
 def load_vllm(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
@@ -95,6 +109,78 @@ def load_vllm(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> An
 
     config = model_config(folder, **overrides)
     return run(load_on("vllm", config, source_for(folder), task))
+
+
+def load_hf(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
+    """The same encoder model on the huggingface backend (the reference)."""
+    from tests.loading import load_encoder_model
+
+    config = model_config(folder, backend="huggingface", vllm=None, **overrides)
+    return run(load_encoder_model(config, source_for(folder), task))
+
+
+# ---------------------------------------------------------------- engines shared by modules
+
+LLAMA_MAX_MODEL_LEN = 128
+# max_model_len of the shared classifier (bert-seq-cls): under test_pooling_auto_truncate.py's
+# 29-token text, above test_tei_vllm.py's 17-token pair.
+CLASSIFIER_LIMIT = 24
+
+
+@pytest.fixture(scope="package")
+def llama(
+    run: LoopRunner, tiny_llama_dir: Path, tiny_llama_lora: tuple[Path, Path]
+) -> Iterator[Any]:
+    """The tiny Llama on vLLM, with one LoRA adapter ("sql") served beside it
+    (test_generation.py, test_structured.py)."""
+    section = {**ENGINE_SECTION, "lora_modules": [{"name": "sql", "path": str(tiny_llama_lora[0])}]}
+    section["max_lora_rank"] = 8
+    model = load_vllm(
+        run, tiny_llama_dir, Task.text_generation, max_model_len=LLAMA_MAX_MODEL_LEN, vllm=section
+    )
+    yield model
+    run(model.aclose())
+
+
+@pytest.fixture(scope="package")
+def hf_llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
+    """The same tiny Llama on the huggingface backend, the reference for `llama`."""
+    from tests.loading import load_generative_model
+
+    config = model_config(
+        tiny_llama_dir, backend="huggingface", vllm=None, max_model_len=LLAMA_MAX_MODEL_LEN
+    )
+    model = run(load_generative_model(config, source_for(tiny_llama_dir), Task.text_generation))
+    yield model
+    run(model.aclose())
+
+
+@pytest.fixture(scope="package")
+def minilm(run: LoopRunner, minilm_dir: Path) -> Iterator[tuple[Any, Any]]:
+    """(vLLM, huggingface) serving the real MiniLM as a text embedder, 128 tokens at most
+    (test_pooling.py, test_rerank.py)."""
+    ours = load_vllm(run, minilm_dir, Task.text_embedding, max_model_len=128)
+    theirs = load_hf(run, minilm_dir, Task.text_embedding, max_model_len=128)
+    yield ours, theirs
+    run(ours.aclose())
+    run(theirs.aclose())
+
+
+@pytest.fixture(scope="package")
+def classifier(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
+    """The tiny sequence classifier on vLLM, one config for three modules: raw logits
+    (test_pooling.py), no auto_truncate and CLASSIFIER_LIMIT tokens
+    (test_pooling_auto_truncate.py). The other modules' inputs are shorter than the limit."""
+    model = load_vllm(
+        run,
+        tiny_models["bert-seq-cls"],
+        Task.sequence_classification,
+        max_model_len=CLASSIFIER_LIMIT,
+        return_raw_logits=True,
+        auto_truncate=False,
+    )
+    yield model
+    run(model.aclose())
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams
 from tests.backends import admission_scenarios as scenarios
 from tests.backends.vllm.conftest import (
-    ENGINE_SECTION,
+    LLAMA_MAX_MODEL_LEN,
     LoopRunner,
-    load_vllm,
     model_config,
     post_json,
     requires_vllm,
@@ -33,34 +31,8 @@ from tests.observability.support import generation_samples, increase
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
-MAX_MODEL_LEN = 128
+MAX_MODEL_LEN = LLAMA_MAX_MODEL_LEN  # `llama` and `hf_llama` (conftest.py)
 PROMPTS = ["The capital of France is", "Hello world! This is"]
-
-
-@pytest.fixture(scope="module")
-def llama(
-    run: LoopRunner, tiny_llama_dir: Path, tiny_llama_lora: tuple[Path, Path]
-) -> Iterator[Any]:
-    """The tiny Llama on vLLM, with one LoRA adapter ("sql") served beside it."""
-    section = {**ENGINE_SECTION, "lora_modules": [{"name": "sql", "path": str(tiny_llama_lora[0])}]}
-    section["max_lora_rank"] = 8
-    model = load_vllm(
-        run, tiny_llama_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN, vllm=section
-    )
-    yield model
-    run(model.aclose())
-
-
-@pytest.fixture(scope="module")
-def hf_llama(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[Any]:
-    from tests.loading import load_generative_model
-
-    config = model_config(
-        tiny_llama_dir, backend="huggingface", vllm=None, max_model_len=MAX_MODEL_LEN
-    )
-    model = run(load_generative_model(config, source_for(tiny_llama_dir), Task.text_generation))
-    yield model
-    run(model.aclose())
 
 
 async def collect(model: Any, prompt: list[int], **params: Any) -> list[GenerationDelta]:

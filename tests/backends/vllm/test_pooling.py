@@ -1,9 +1,10 @@
-"""Encoder tasks on vLLM's pooling runner give the huggingface backend's KServe bodies."""
+"""Encoder tasks on vLLM's pooling runner give the huggingface backend's KServe bodies.
+
+`minilm` (vLLM, huggingface) and the raw-logits `classifier` are conftest.py's shared engines."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,42 +15,11 @@ from hf_runtime.errors import InvalidInput, Unsupported
 from hf_runtime.model import Embedder, Pooler, ServedModel, TextGenerator, require_capability
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import PoolingOptions
-from tests.backends.vllm.conftest import (
-    LoopRunner,
-    load_vllm,
-    model_config,
-    requires_vllm,
-    source_for,
-)
+from tests.backends.vllm.conftest import LoopRunner, load_hf, requires_vllm
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
 TEXTS = ["Hello world, this is a test.", "the quick brown fox", "Paris is the capital of France"]
-
-
-def load_hf(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
-    from tests.loading import load_encoder_model
-
-    config = model_config(folder, backend="huggingface", vllm=None, **overrides)
-    return run(load_encoder_model(config, source_for(folder), task))
-
-
-@pytest.fixture(scope="module")
-def minilm(run: LoopRunner, minilm_dir: Path) -> Iterator[tuple[Any, Any]]:
-    ours = load_vllm(run, minilm_dir, Task.text_embedding, max_model_len=128)
-    theirs = load_hf(run, minilm_dir, Task.text_embedding, max_model_len=128)
-    yield ours, theirs
-    run(ours.aclose())
-    run(theirs.aclose())
-
-
-@pytest.fixture(scope="module")
-def classifier(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
-    model = load_vllm(
-        run, tiny_models["bert-seq-cls"], Task.sequence_classification, return_raw_logits=True
-    )
-    yield model
-    run(model.aclose())
 
 
 def test_embedding_model_surface(minilm: tuple[Any, Any]) -> None:

@@ -3,33 +3,24 @@ does (the text never reaches the engine); true keeps KServe's truncation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hf_runtime.errors import TooLarge
-from hf_runtime.tasks.registry import Task
-from tests.backends.vllm.conftest import LoopRunner, load_vllm, requires_vllm
+from tests.backends.vllm.conftest import CLASSIFIER_LIMIT, LoopRunner, requires_vllm
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
-LIMIT = 16
+LIMIT = CLASSIFIER_LIMIT
 LONG = "the quick brown fox jumps over the lazy dog " * 3  # 29 tokens with [CLS]/[SEP]
 
 
 @pytest.fixture(scope="module")
-def strict(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
-    model = load_vllm(
-        run,
-        tiny_models["bert-seq-cls"],
-        Task.sequence_classification,
-        max_model_len=LIMIT,
-        auto_truncate=False,
-    )
-    yield model
-    run(model.aclose())
+def strict(classifier: Any) -> Any:
+    """conftest.py's shared classifier: auto_truncate false, LIMIT tokens."""
+    assert classifier.config.auto_truncate is False
+    return classifier
 
 
 def test_backend_tokenizes_without_truncation_on_request(strict: Any) -> None:

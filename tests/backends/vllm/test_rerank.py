@@ -12,8 +12,7 @@ import pytest
 
 from hf_runtime.model import Predictor, Scorer
 from hf_runtime.tasks.registry import Task
-from tests.backends.vllm.conftest import LoopRunner, load_vllm, model_config, requires_vllm
-from tests.backends.vllm.conftest import source_for as vllm_source
+from tests.backends.vllm.conftest import LoopRunner, load_hf, load_vllm, requires_vllm
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
@@ -23,13 +22,6 @@ DOCUMENTS = [
     "Paris is the capital of France.",
     "The quick brown fox jumps over the lazy dog.",
 ]
-
-
-def load_hf(run: LoopRunner, folder: Path, task: Task, **overrides: Any) -> Any:
-    from tests.loading import load_encoder_model
-
-    config = model_config(folder, backend="huggingface", vllm=None, **overrides)
-    return run(load_encoder_model(config, vllm_source(folder), task))
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +47,8 @@ def test_cross_encoder_scores_equal_huggingface(
     # whole units (tests/runtime/test_rerank_model.py checks that).
 
 
-def test_minilm_cosine_equals_huggingface(run: LoopRunner, minilm_dir: Path) -> None:
-    ours = load_vllm(run, minilm_dir, Task.text_embedding, max_model_len=128)
-    theirs = load_hf(run, minilm_dir, Task.text_embedding, max_model_len=128)
-    try:
-        mine, reference = run(ours.score([QUERY], DOCUMENTS)), run(theirs.score([QUERY], DOCUMENTS))
-    finally:
-        run(ours.aclose())
-        run(theirs.aclose())
+def test_minilm_cosine_equals_huggingface(minilm: tuple[Any, Any], run: LoopRunner) -> None:
+    ours, theirs = minilm  # conftest.py's, shared with test_pooling.py
+    mine, reference = run(ours.score([QUERY], DOCUMENTS)), run(theirs.score([QUERY], DOCUMENTS))
     np.testing.assert_allclose(mine.scores, reference.scores, atol=1e-5, rtol=0)
     assert int(np.argmax(mine.scores)) == 1

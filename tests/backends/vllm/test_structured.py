@@ -5,27 +5,17 @@ are the same 400s, checked before vLLM sees them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hf_runtime.errors import InvalidInput
 from hf_runtime.model import TextGenerator
-from hf_runtime.tasks.registry import Task
 from hf_runtime.types import GenerationDelta, GenerationRequest, SamplingParams, StructuredOutput
-from tests.backends.vllm.conftest import (
-    LoopRunner,
-    load_vllm,
-    model_config,
-    requires_vllm,
-    source_for,
-)
+from tests.backends.vllm.conftest import LoopRunner, requires_vllm
 
 pytestmark = [requires_vllm, pytest.mark.vllm]
 
-MAX_MODEL_LEN = 256
 PROMPT = "Hello world! This is"
 
 
@@ -48,18 +38,10 @@ SCHEMAS: dict[str, dict[str, Any] | None] = {
 
 
 @pytest.fixture(scope="module")
-def models(run: LoopRunner, tiny_llama_dir: Path) -> Iterator[tuple[Any, Any]]:
-    """(vLLM, huggingface) serving the same tiny Llama."""
-    from tests.loading import load_generative_model
-
-    ours = load_vllm(run, tiny_llama_dir, Task.text_generation, max_model_len=MAX_MODEL_LEN)
-    config = model_config(
-        tiny_llama_dir, backend="huggingface", vllm=None, max_model_len=MAX_MODEL_LEN
-    )
-    theirs = run(load_generative_model(config, source_for(tiny_llama_dir), Task.text_generation))
-    yield ours, theirs
-    run(ours.aclose())
-    run(theirs.aclose())
+def models(llama: Any, hf_llama: Any) -> tuple[Any, Any]:
+    """(vLLM, huggingface) serving the same tiny Llama: conftest.py's engines, shared with
+    test_generation.py (outputs here are far shorter than their context)."""
+    return llama, hf_llama
 
 
 async def collect(model: Any, prompt: list[int], **params: Any) -> list[GenerationDelta]:

@@ -1,5 +1,6 @@
 """TEI's capabilities on vLLM's pooling runner equal the huggingface backend's: left
-truncation, unpooled token states, class scores for texts and pairs."""
+truncation, unpooled token states, class scores for texts and pairs (on conftest.py's shared
+`classifier`)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,6 @@ LEFT = Truncation(True, "left")
 @pytest.fixture(scope="module")
 def embedder(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
     model = load_vllm(run, tiny_models["bert-embed"], Task.text_embedding, max_model_len=LIMIT)
-    yield model
-    run(model.aclose())
-
-
-@pytest.fixture(scope="module")
-def classifier(run: LoopRunner, tiny_models: dict[str, Path]) -> Iterator[Any]:
-    path = tiny_models["bert-seq-cls"]
-    model = load_vllm(run, path, Task.sequence_classification, max_model_len=LIMIT)
     yield model
     run(model.aclose())
 
