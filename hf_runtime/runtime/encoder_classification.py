@@ -8,43 +8,18 @@ logits becomes TEI's scores (`tasks.sequence_classification.class_scores`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from hf_runtime.backends import Encoding
 from hf_runtime.errors import InvalidInput
-from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
-from hf_runtime.tasks.base import EncoderTaskProcessor
+from hf_runtime.runtime.encoder_jobs import EncoderJobHost
 from hf_runtime.tasks.sequence_classification import class_names, class_scores
 from hf_runtime.types import Classification, TextPair, Truncation
 
-Finish = Callable[[list[Encoding], list[Any]], Any]
 
-
-class EncoderClassification:
+class EncoderClassification(EncoderJobHost):
     """Implements hf_runtime.model.Classifier over the host's jobs (EncoderModel's)."""
-
-    batcher: EncoderBatcher
-    processor: EncoderTaskProcessor
-
-    if TYPE_CHECKING:  # the host's (EncoderModel's) jobs
-
-        def _text_job(
-            self,
-            texts: Sequence[str],
-            param: str,
-            finish: Finish,
-            prompt_length: int = 0,
-            truncation: Truncation | None = None,
-            token_states: bool = False,
-        ) -> EncoderJob: ...
-
-        def _pair_job(
-            self,
-            pairs: list[tuple[str, str]],
-            truncation: Truncation | None = None,
-            finish: Finish | None = None,
-        ) -> EncoderJob: ...
 
     @property
     def max_inputs(self) -> int:

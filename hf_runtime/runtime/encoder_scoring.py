@@ -8,47 +8,23 @@ cosine, each side once (a 1:N query only once).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from hf_runtime.backends import Encoding
 from hf_runtime.errors import InvalidInput
-from hf_runtime.runtime.batcher import EncoderBatcher, EncoderJob
-from hf_runtime.tasks.base import EncoderTaskProcessor
+from hf_runtime.runtime.encoder_jobs import EncoderJobHost
 from hf_runtime.tasks.registry import Task
 from hf_runtime.types import EmbeddingResult, ScoreResult, Truncation
 
 # Score vectors compared on the event loop (a few µs of numpy); more in a worker thread.
 INLINE_COSINE_VECTORS = 16
 
-Finish = Callable[[list[Encoding], list[Any]], Any]
 
-
-class EncoderScoring:
+class EncoderScoring(EncoderJobHost):
     """Implements hf_runtime.model.Scorer over the host's jobs (EncoderModel's)."""
 
-    batcher: EncoderBatcher
-    processor: EncoderTaskProcessor
     _task: Task
-
-    if TYPE_CHECKING:  # the host's (EncoderModel's) jobs
-
-        def _text_job(
-            self,
-            texts: Sequence[str],
-            param: str,
-            finish: Finish,
-            prompt_length: int = 0,
-            truncation: Truncation | None = None,
-            token_states: bool = False,
-        ) -> EncoderJob: ...
-
-        def _pair_job(
-            self,
-            pairs: list[tuple[str, str]],
-            truncation: Truncation | None = None,
-            finish: Finish | None = None,
-        ) -> EncoderJob: ...
 
     @property
     def max_pairs(self) -> int:
