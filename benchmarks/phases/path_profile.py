@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core.settings import REPO_ROOT
+from benchmarks.phases.route_overhead import post_once
 
 # (category, module, attribute path): wrapped when present in the tree being measured.
 PROBES: tuple[tuple[str, str, str], ...] = (
@@ -124,38 +125,11 @@ async def _drive(app: Any, path: str, bodies: list[bytes], requests: int, concur
     ok = 0
     issued = 0
 
-    async def one(body: bytes) -> int:
-        sent = False
-        status = 0
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                await asyncio.sleep(3600)
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 3000),
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        }  # fmt: skip
-        await app(scope, receive, send)
-        return status
-
     async def worker() -> None:
         nonlocal ok, issued
         while issued < requests:
             issued += 1
-            if await one(bodies[issued % len(bodies)]) == 200:
+            if await post_once(app, path, bodies[issued % len(bodies)]) == 200:
                 ok += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -33,7 +33,8 @@ TASKS = 8
 ROUNDS = 5
 
 
-async def _one(app: Any, path: str, body: bytes) -> int:
+async def post_once(app: Any, path: str, body: bytes) -> int:
+    """One JSON POST through `app`'s ASGI interface; the response's status."""
     sent = False
     status = 0
 
@@ -70,7 +71,7 @@ async def measure(route: str, requests: int) -> dict[str, Any]:
 
     async def worker(count: int) -> None:
         for _ in range(count):
-            status = await _one(app, path, body)
+            status = await post_once(app, path, body)
             if status != 200:
                 raise RuntimeError(f"{route} answered {status}")
 
