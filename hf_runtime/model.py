@@ -22,10 +22,10 @@ microseconds is async and does its work off the event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from hf_runtime.errors import ModelLoadFailed, ModelNotReady, Unsupported
+from hf_runtime.errors import HFRuntimeError, ModelLoadFailed, ModelNotReady, Unsupported
 from hf_runtime.types import (
     Classification,
     EmbeddingResult,
@@ -315,6 +315,20 @@ def require_capability(
         raise Unsupported(
             f"Model {model.name} ({model.task}) does not support {label}{hint}", param="model"
         )
+    return found
+
+
+def capable_models(registry: ModelRegistry, capable: Callable[[ServedModel], bool]) -> list[str]:
+    """The served models' names that are `capable` of a request naming no model, for the
+    protocols that pick the one such model (TEI's routes, vLLM's /pooling and /classify). A
+    model still loading (or gone) is not a candidate."""
+    found = []
+    for name in registry.names():
+        try:
+            if capable(registry.get(name)):
+                found.append(name)
+        except HFRuntimeError:
+            continue
     return found
 
 

@@ -7,7 +7,7 @@ from enum import Enum
 
 from fastapi import Request
 
-from hf_runtime.errors import HFRuntimeError, InvalidInput
+from hf_runtime.errors import InvalidInput
 from hf_runtime.model import (
     C,
     Embedder,
@@ -17,6 +17,7 @@ from hf_runtime.model import (
     ServedModel,
     SparseEmbedder,
     TextGenerator,
+    capable_models,
     require_capability,
     require_ready,
 )
@@ -84,8 +85,8 @@ def resolve_capable_model(
     """resolve_model, except that with several models served and none named, the one model
     that is `capable` of the request serves it (as TEI's routes pick theirs). With none or
     several such, `model` is required: the 400 names the capable ones (else every model)."""
-    if requested is None and len(names := registry.names()) > 1:
-        able = [name for name in names if _is_capable(registry, name, capable)]
+    if requested is None and len(registry.names()) > 1:
+        able = capable_models(registry, capable)
         if len(able) == 1:
             requested = able[0]
         elif able:
@@ -94,13 +95,6 @@ def resolve_capable_model(
                 param="model",
             )
     return resolve_model(registry, requested)
-
-
-def _is_capable(registry: ModelRegistry, name: str, capable: Callable[[ServedModel], bool]) -> bool:
-    try:
-        return capable(registry.get(name))
-    except HFRuntimeError:  # a model still loading (or gone) is not a candidate
-        return False
 
 
 def _alternatives(model: ServedModel, prefix: str) -> str:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from hf_runtime.errors import HFRuntimeError, InvalidInput, Unsupported
-from hf_runtime.model import C, ModelRegistry, ServedModel, require_capability, require_ready
+from hf_runtime.errors import InvalidInput, Unsupported
+from hf_runtime.model import (
+    C,
+    ModelRegistry,
+    ServedModel,
+    capable_models,
+    require_capability,
+    require_ready,
+)
 
 
 def resolve(registry: ModelRegistry, requested: str | None, kind: type[C], wanted: str) -> C:
@@ -26,7 +33,7 @@ def model_for(
     if len(names) == 1:
         return registry.get(names[0])
     if kind is not None:
-        able = [name for name in names if _offers(registry, name, kind)]
+        able = capable_models(registry, lambda model: model.capability(kind) is not None)
         if len(able) == 1:
             return registry.get(able[0])
     raise InvalidInput(
@@ -35,10 +42,3 @@ def model_for(
         + ")",
         param="model",
     )
-
-
-def _offers(registry: ModelRegistry, name: str, kind: type) -> bool:
-    try:
-        return registry.get(name).capability(kind) is not None
-    except HFRuntimeError:  # a model still loading (or gone) is not a candidate
-        return False
