@@ -457,3 +457,24 @@ def test_the_gateway_keys_drain_and_limits_cover_the_pooling_routes() -> None:
     busy = FakeRegistry([FakeServedModel("busy", fail_with=Overloaded("full"))])
     with TestClient(make_served_app(busy)) as client:
         assert_error(client.post("/classify", json={"input": "a"}), 429, None, "full")
+
+
+def test_openai_sdk_sends_truncate_prompt_tokens_as_vllm_documents(client) -> None:
+    """The `openai` SDK, unmodified, sends vLLM's extension the way vLLM's docs show it
+    (`extra_body`): the vector /v1/embeddings gives the raw request, and a wrong value comes
+    back as the SDK's BadRequestError naming the field."""
+    import openai
+
+    sdk = openai.OpenAI(
+        base_url=f"{client.base_url}/v1", api_key="x", http_client=client, max_retries=0
+    )
+    fields = {"truncate_prompt_tokens": 5}
+    got = sdk.embeddings.create(model="embed", input=TEXTS[2], extra_body=fields)
+    raw = post(client, "/v1/embeddings", model="embed", input=TEXTS[2], **fields)
+    assert got.data[0].embedding == raw["data"][0]["embedding"]
+    assert got.usage.prompt_tokens == 5
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.embeddings.create(
+            model="embed", input=TEXTS[2], extra_body={"truncate_prompt_tokens": 0}
+        )
+    assert "truncate_prompt_tokens" in str(refused.value)
