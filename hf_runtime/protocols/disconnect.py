@@ -10,6 +10,7 @@ aborts its sequences. gRPC needs no such help: grpc.aio cancels the handler itse
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -31,13 +32,23 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | Resp
     under a cancel scope that a watcher task (the one extra task per request) cancels when
     `receive()` says the client left; a cancellation from outside (the drain's cut-off, the
     server) ends it the same way.
+
+    The watcher looks once before `work` starts: a request whose client left while it waited
+    (for its body, for a worker thread to decode it, for the loop) is never admitted. Admitted
+    and cancelled a moment later, it would hold a place in the model's queue meanwhile, and a
+    burst of abandoned requests could fill the queue against the next live one (a 429).
     """
+    started = False
     with anyio.CancelScope() as gone:
         watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, gone))
         try:
+            await asyncio.sleep(0)  # the watcher's first look
+            started = True
             return await work
         finally:
             watcher.cancel()
+            if not started and inspect.iscoroutine(work):
+                work.close()  # never started: closed, so Python does not warn it was not awaited
     return Response(status_code=CLIENT_CLOSED)  # only reached when `gone` ended the work
 
 

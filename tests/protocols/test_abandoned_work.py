@@ -87,6 +87,31 @@ async def test_a_disconnected_client_frees_its_queue_places(tiny_models, path, b
     await model.aclose()
 
 
+@pytest.mark.parametrize(("path", "body", "texts"), ROUTES, ids=[r[0] for r in ROUTES])
+async def test_a_client_gone_before_admission_is_never_queued(tiny_models, path, body, texts):
+    # Its client left while the request waited (for a worker thread to decode its body, for the
+    # loop): admitted and cancelled a moment later, it would hold queue places meanwhile.
+    model, held = await held_model(tiny_models, texts)
+    admitted: list[int] = []
+    run = model.batcher.run
+
+    async def counting_run(job: Any) -> Any:
+        admitted.append(job.size)
+        return await run(job)
+
+    model.batcher.run = counting_run  # type: ignore[method-assign]
+    app = make_served_app(FakeRegistry([model]))
+    first = await hold(model, held)
+    gone = RawCall(app, path, body, "2.4")
+    gone.disconnected.set()  # the body arrived, then the client left
+    await gone.run()
+    assert gone.messages[0]["status"] == 499
+    assert admitted == [1]  # only the request holding the inference thread
+    held.release.set()
+    await first
+    await model.aclose()
+
+
 def test_a_cancelled_grpc_call_frees_its_queue_places(tiny_models):
     loop = asyncio.new_event_loop()
     model, held = loop.run_until_complete(held_model(tiny_models))
