@@ -108,14 +108,10 @@ async def create_embeddings(
     embedder = require_embedder(model, prefix)
     if body.truncate_prompt_tokens is not None:
         result = await _embed_truncated(model, inputs, body)
-    elif truncation is not None:
+    else:
         result = await embedder.embed(
             inputs, body.dimensions, body.prompt_name, truncation=truncation
         )
-    elif body.prompt_name is None:
-        result = await embedder.embed(inputs, body.dimensions)
-    else:
-        result = await embedder.embed(inputs, body.dimensions, prompt_name=body.prompt_name)
     if body.dimensions is not None and any(len(v) < body.dimensions for v in result.embeddings):
         size = min(len(v) for v in result.embeddings)
         raise InvalidInput(

@@ -32,6 +32,7 @@ from hf_runtime.types import (
     ModelState,
     ModelStatus,
     TokenLogprob,
+    Truncation,
 )
 
 BOS_ID = 0x110000
@@ -326,8 +327,15 @@ class FakeModel:
         self.ready = False
 
     async def embed(
-        self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None
+        self,
+        inputs: Sequence[str] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        prompt_name: str | None = None,
+        *,
+        truncation: Truncation | None = None,
+        normalize: bool | None = None,
     ) -> EmbeddingResult:
+        """The Embedder interface; prompts, truncation and normalize are not modelled."""
         self.embed_calls.append((list(inputs), dimensions))
         if self.fail_with is not None:
             raise self.fail_with

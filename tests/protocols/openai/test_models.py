@@ -125,7 +125,7 @@ async def test_embedding_model_overload_is_429(
 
 async def test_unexpected_error_is_a_500_without_internals(fake_models: FakeRegistry) -> None:
     class Broken(FakeModel):
-        async def embed(self, inputs: Any, dimensions: int | None = None) -> Any:
+        async def embed(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
             raise KeyError("secret internals")
 
     fake_models.models["minilm"] = Broken("minilm", "text_embedding")
