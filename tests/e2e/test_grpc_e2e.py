@@ -21,6 +21,7 @@ import yaml
 from tritonclient.utils import InferenceServerException
 
 from tests.e2e.server import bentoml_serve_process, grpc_url_for
+from tests.e2e.waits import metric, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -159,11 +160,20 @@ def test_sigterm_drain_waits_for_rpcs_in_flight_and_refuses_new_ones(tmp_path: P
 
         running = threading.Thread(target=long_rpc)
         running.start()
-        time.sleep(1.0)  # the RPC is being worked on
+
+        def in_the_model() -> bool:
+            labels = {"model": "minilm", "backend": "huggingface"}
+            texts = sum(
+                metric(served.url, f"hf_runtime_requests_{state}", **labels)
+                for state in ("running", "waiting")
+            )
+            return texts > 0 or not running.is_alive()
+
+        wait_until(in_the_model, "the long RPC reaches the model")  # it is being worked on
         os.kill(served.process.pid, signal.SIGTERM)
-        time.sleep(1.0)
-        assert running.is_alive(), "the long RPC finished before the drain began"
         with triton.InferenceServerClient(served.grpc_url) as other:
+            wait_until(lambda: not other.is_server_ready(), "the worker drains")
+            assert running.is_alive(), "the long RPC finished before the drain began"
             refused = status_of(lambda: grpc_infer_with(other, auth))
             assert refused == "StatusCode.UNAVAILABLE"
             assert other.is_server_live() and not other.is_server_ready()

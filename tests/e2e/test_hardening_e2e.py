@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.drain import assert_sigterm_drains
 from tests.e2e.server import ServedProcess, bentoml_serve_process
+from tests.e2e.waits import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -220,7 +221,8 @@ def test_client_text_never_forges_a_log_line(guarded: ServedProcess) -> None:
             json={"model": "gpt", "messages": [{"role": "user", "content": "hi"}],
                   "max_tokens": 1, f"evil\n{forged}": 1},
         )  # fmt: skip
-    time.sleep(0.5)
+    # The worker's log lines can reach the file after the answers on a loaded machine.
+    wait_until(lambda: "forged line" in guarded.log(), "the forged text is logged")
     lines = guarded.log().splitlines()
     assert not [line for line in lines if line.startswith(forged)]
     assert any("forged line" in line for line in lines)  # it was logged, escaped, in one line
@@ -264,11 +266,13 @@ def test_a_disconnect_storm_leaves_nothing_running(guarded: ServedProcess) -> No
             await asyncio.gather(*(_open_and_drop(client) for _ in range(300)))
 
     asyncio.run(storm())
-    deadline = time.monotonic() + 10
     labels = {"model": "gpt", "backend": "huggingface"}
-    while _metric(guarded.url, "hf_runtime_requests_running", **labels) > 0:
-        assert time.monotonic() < deadline, "sequences still running after the storm"
-        time.sleep(0.1)
+
+    def settled() -> bool:  # the last streams' aborts reach the engine on a later step
+        states = ("running", "waiting")
+        return not any(_metric(guarded.url, f"hf_runtime_requests_{s}", **labels) for s in states)
+
+    wait_until(settled, "no sequence running or waiting after the storm")
     assert _metric(guarded.url, "hf_runtime_requests_waiting", **labels) == 0
     started = time.perf_counter()
     response = httpx.post(
