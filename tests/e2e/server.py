@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,13 @@ from pathlib import Path
 import httpx
 
 from hf_runtime.config import REPO_ROOT
+
+# A deadline for a hung server, not a timing assertion: a loaded 2-core CI machine loading
+# several models at once takes several times what an idle one does.
+READY_TIMEOUT_S = 600.0
+PORT_ATTEMPTS = 3
+# What the server says (hf_runtime.runtime.startup) when its HTTP or gRPC port is taken.
+PORT_TAKEN = re.compile(r"port \d+ \([^)]*\) is already in use|port \d+ cannot be bound")
 
 
 def free_port(range_variable: str = "", exclude: int = 0) -> int:
@@ -77,7 +85,7 @@ def bentoml_serve(
     args: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     log_path: Path,
-    ready_timeout: float = 180.0,
+    ready_timeout: float = READY_TIMEOUT_S,
 ) -> Iterator[str]:
     """Start `bentoml serve service:HFRuntime` on a free port; yield its base URL once ready."""
     with bentoml_serve_process(
@@ -128,39 +136,60 @@ def bentoml_serve_process(
     args: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     log_path: Path,
-    ready_timeout: float = 180.0,
+    ready_timeout: float = READY_TIMEOUT_S,
     ready_path: str = "/readyz",
 ) -> Iterator[ServedProcess]:
     """Like `bentoml_serve`, yielding the process too (for signals and memory readings).
     `ready_path="/livez"`: yield once it listens, whatever its models do (a failed load is
     then no error)."""
-    process, url, grpc_port = start_bentoml_serve(
-        config_path, args=args, env=env, log_path=log_path
-    )
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        process, url, grpc_port = start_bentoml_serve(
+            config_path, args=args, env=env, log_path=log_path
+        )
+        try:
+            ready = _wait_ready(process, url, log_path, ready_timeout, ready_path)
+        except BaseException:
+            stop(process)
+            raise
+        if ready:
+            break
+        # A free port was taken by another process between our pick and the server's bind
+        # (seconds for gRPC: the worker binds it after loading its models). Fresh ports.
+        stop(process)
+        if attempt == PORT_ATTEMPTS:
+            raise RuntimeError(f"ports taken {attempt} times:\n{log_path.read_text()[-4000:]}")
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited:\n{log_path.read_text()[-4000:]}")
-            log_text = log_path.read_text(errors="replace")
-            if ready_path == "/readyz" and "failed to load" in log_text:
-                raise RuntimeError(f"a model failed to load:\n{log_path.read_text()[-6000:]}")
-            try:
-                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"not ready in {ready_timeout}s:\n{log_path.read_text()[-4000:]}"
-                )
-            time.sleep(0.5)
         grpc_url = f"127.0.0.1:{grpc_port}" if grpc_port else ""
         GRPC_URLS[url] = grpc_url
         yield ServedProcess(url, process, log_path, grpc_url)
     finally:
         GRPC_URLS.pop(url, None)
         stop(process)
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float, ready_path: str
+) -> bool:
+    """Poll until `ready_path` answers 200 (True), or the server lost a port it was given
+    (False: start it again); raise when it failed otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        exited = process.poll() is not None
+        log_text = log_path.read_text(errors="replace")
+        if PORT_TAKEN.search(log_text):
+            return False
+        if exited:
+            raise RuntimeError(f"bentoml serve exited:\n{log_text[-4000:]}")
+        if ready_path == "/readyz" and "failed to load" in log_text:
+            raise RuntimeError(f"a model failed to load:\n{log_text[-6000:]}")
+        try:
+            if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready in {timeout}s:\n{log_text[-4000:]}")
+        time.sleep(0.5)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
