@@ -27,7 +27,7 @@ def previous_handler() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, original)
 
 
-async def _until(condition: object, timeout: float = 2.0) -> None:
+async def _until(condition: object, timeout: float = 30.0) -> None:
     for _ in range(int(timeout / 0.01)):
         if condition():  # type: ignore[operator]
             return

@@ -87,6 +87,6 @@ async def test_the_watch_reports_the_death_once(
     await asyncio.sleep(0.05)
     assert watch.live and deaths == []
     model.engine.failure = DEATH
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(task, 30)
     assert deaths == ["a"] and not watch.live
     assert f"model a: {DEATH}" in caplog.messages
