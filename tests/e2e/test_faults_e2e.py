@@ -26,6 +26,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.e2e.conftest import VLLM_ENV, smollm2_generation
 from tests.e2e.server import ServedProcess, bentoml_serve_process, start_bentoml_serve
+from tests.e2e.waits import metric, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -186,7 +187,15 @@ def assert_drain_cuts_off(served: ServedProcess, model: str, target: int) -> Non
         waiting = pool.submit(http.post, "/v1/chat/completions", json=plain)
         lines = stream.iter_lines()
         assert next(line for line in lines if line.startswith("data: "))
-        time.sleep(1.0)  # the plain request is running too
+
+        def both_admitted() -> bool:
+            states = ("running", "waiting")
+            admitted = sum(
+                metric(served.url, f"hf_runtime_requests_{s}", model=model) for s in states
+            )
+            return admitted >= 2 or waiting.done()
+
+        wait_until(both_admitted, "the plain request runs too")
         os.kill(target, signal.SIGTERM)
         sent = time.monotonic()
         events = [line for line in lines if line.startswith("data: ")]
