@@ -39,6 +39,9 @@ from hf_runtime.runtime.batch_hop import (
 )
 
 logger = logging.getLogger("hf_runtime")
+# Event-loop turns a request that finds the queue full waits before its 429, so cancellations
+# already on their way free their places first (see EncoderBatcher._room_for).
+SETTLE_TURNS = 8
 
 
 @dataclass
@@ -118,7 +121,7 @@ class EncoderBatcher:
                 f"this request has {job.size} texts; model {self.name} takes at most "
                 f"{self.max_queue_size} per request (max_queue_size): split it"
             )
-        if self._waiting_items + job.size > self.max_queue_size:
+        if not await self._room_for(job.size):
             self._batch_hop.count("rejected_requests")
             raise Overloaded(
                 f"model {self.name} is overloaded: {self._waiting_items} texts are waiting and "
@@ -133,6 +136,22 @@ class EncoderBatcher:
         self._ensure_runner(loop)
         # A cancelled request cancels its future: see _drop_if_abandoned.
         return await entry.future
+
+    async def _room_for(self, size: int) -> bool:
+        """Whether `size` more texts fit in the queue, once what the server has already been
+        told is taken into account: a full queue is looked at again after SETTLE_TURNS turns
+        of the event loop (stopping as soon as they fit). A client's disconnect that arrived
+        before this request takes a few turns to free its places (the transport's
+        connection_lost, the watcher's receive, the cancellation, the future's callback): a
+        burst of requests whose clients have just left must not turn away the next live one.
+        Only a request that would be refused waits these turns (microseconds)."""
+        for _ in range(SETTLE_TURNS):
+            if self._waiting_items + size <= self.max_queue_size:
+                return True
+            await asyncio.sleep(0)
+            if self._closed:
+                raise ModelNotReady(self.name)
+        return self._waiting_items + size <= self.max_queue_size
 
     def stats(self) -> dict[str, int]:
         """Counters since start (forward passes run, items, largest pass, failed passes, 429s,

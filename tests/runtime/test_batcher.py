@@ -217,6 +217,29 @@ async def test_cancelled_requests_leave_the_queue_at_once():
     await batcher.close()
 
 
+async def test_a_full_queue_frees_places_already_being_cancelled_before_a_429():
+    # A client's disconnect that reached the server before a new request takes a few turns of
+    # the loop to cancel its work; the new request must not be refused meanwhile.
+    forward = RecordingForward(hold_first=True)
+    batcher = batcher_for(forward, max_queue_size=4)
+    first = asyncio.create_task(batcher.submit([item(1)]))
+    await wait_started(forward)
+    gone = asyncio.create_task(batcher.submit([item(9)] * 4))
+    await asyncio.sleep(0)
+    assert batcher.stats()["waiting"] == 4
+    loop = asyncio.get_running_loop()
+    loop.call_soon(loop.call_soon, gone.cancel)  # the cancellation, two turns away
+    kept = asyncio.create_task(batcher.submit([item(2)]))
+    await asyncio.wait([gone])
+    await asyncio.sleep(0)
+    assert batcher.stats()["waiting"] == 1  # admitted, not refused
+    forward.gate.set()
+    assert await kept == [2]
+    await first
+    assert batcher.stats()["rejected_requests"] == 0
+    await batcher.close()
+
+
 async def test_cancelled_request_in_a_running_hop_skips_its_remaining_passes():
     forward = RecordingForward(hold_first=True)
     batcher = batcher_for(forward, max_batch_size=2)
