@@ -15,11 +15,10 @@ import openai
 import psutil
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.drain import assert_sigterm_drains
 from tests.e2e.server import ServedProcess, bentoml_serve_process
-from tests.e2e.waits import wait_until
+from tests.e2e.waits import metric, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -239,15 +238,6 @@ def test_every_response_carries_a_request_id(guarded: ServedProcess) -> None:
 # ------------------------------------------------------------------ disconnect storm
 
 
-def _metric(url: str, name: str, **labels: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    raise AssertionError(f"{name} {labels} not on /metrics")
-
-
 async def _open_and_drop(client: httpx.AsyncClient) -> None:
     body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "stream": True,
             "max_tokens": 200, "min_tokens": 200}  # fmt: skip
@@ -270,10 +260,10 @@ def test_a_disconnect_storm_leaves_nothing_running(guarded: ServedProcess) -> No
 
     def settled() -> bool:  # the last streams' aborts reach the engine on a later step
         states = ("running", "waiting")
-        return not any(_metric(guarded.url, f"hf_runtime_requests_{s}", **labels) for s in states)
+        return not any(metric(guarded.url, f"hf_runtime_requests_{s}", **labels) for s in states)
 
     wait_until(settled, "no sequence running or waiting after the storm")
-    assert _metric(guarded.url, "hf_runtime_requests_waiting", **labels) == 0
+    assert metric(guarded.url, "hf_runtime_requests_waiting", **labels) == 0
     started = time.perf_counter()
     response = httpx.post(
         f"{guarded.url}/v1/chat/completions", headers=AUTH, timeout=30,
